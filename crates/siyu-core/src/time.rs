@@ -1,0 +1,121 @@
+//! Instants and the injectable clock.
+//!
+//! Instants are stored as UTC microseconds since the Unix epoch in a plain 64-bit integer on
+//! both backends: exact, comparable in SQL without dialect differences, and cheap to index.
+//! Business days use the tenant's zone (default Asia/Shanghai, a fixed +08:00 offset).
+
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// UTC microseconds since the Unix epoch.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
+#[serde(transparent)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    pub fn from_unix_secs(s: i64) -> Self {
+        Self(s * 1_000_000)
+    }
+    pub fn unix_secs(self) -> i64 {
+        self.0.div_euclid(1_000_000)
+    }
+    pub fn plus(self, d: Duration) -> Self {
+        Self(
+            self.0
+                .saturating_add(d.as_micros().min(i64::MAX as u128) as i64),
+        )
+    }
+    pub fn minus(self, d: Duration) -> Self {
+        Self(
+            self.0
+                .saturating_sub(d.as_micros().min(i64::MAX as u128) as i64),
+        )
+    }
+    /// RFC 3339 in the given offset (hours east of UTC), e.g. `2026-11-22T18:00:00+08:00`.
+    pub fn to_rfc3339(self, offset_hours: i8) -> String {
+        let off = ::time::UtcOffset::from_hms(offset_hours, 0, 0).unwrap_or(::time::UtcOffset::UTC);
+        ::time::OffsetDateTime::from_unix_timestamp_nanos(self.0 as i128 * 1000)
+            .map(|t| t.to_offset(off))
+            .ok()
+            .and_then(|t| {
+                t.format(&::time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_default()
+    }
+    /// `YYYY-MM-DD HH:MM:SS` in the given offset, for people.
+    pub fn display_local(self, offset_hours: i8) -> String {
+        let off = ::time::UtcOffset::from_hms(offset_hours, 0, 0).unwrap_or(::time::UtcOffset::UTC);
+        let fmt =
+            ::time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+        ::time::OffsetDateTime::from_unix_timestamp_nanos(self.0 as i128 * 1000)
+            .map(|t| t.to_offset(off))
+            .ok()
+            .and_then(|t| t.format(&fmt).ok())
+            .unwrap_or_default()
+    }
+}
+
+/// The only source of "now" in siyu. Production uses [`SystemClock`]; tests use [`ManualClock`].
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> Timestamp;
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        let d = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Timestamp(d.as_micros() as i64)
+    }
+}
+
+/// A clock that moves only when told to.
+#[derive(Clone, Debug, Default)]
+pub struct ManualClock(Arc<AtomicI64>);
+
+impl ManualClock {
+    pub fn at(t: Timestamp) -> Self {
+        Self(Arc::new(AtomicI64::new(t.0)))
+    }
+    pub fn advance(&self, d: Duration) {
+        self.0.fetch_add(d.as_micros() as i64, Ordering::SeqCst);
+    }
+    pub fn set(&self, t: Timestamp) {
+        self.0.store(t.0, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        Timestamp(self.0.load(Ordering::SeqCst))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_in_shanghai_time() {
+        let t = Timestamp::from_unix_secs(1_700_000_000);
+        assert_eq!(t.to_rfc3339(8), "2023-11-15T06:13:20+08:00");
+        assert_eq!(t.display_local(8), "2023-11-15 06:13:20");
+        assert_eq!(t.unix_secs(), 1_700_000_000);
+    }
+
+    #[test]
+    fn manual_clock_moves_only_when_told() {
+        let c = ManualClock::at(Timestamp(10));
+        assert_eq!(c.now(), Timestamp(10));
+        c.advance(Duration::from_micros(5));
+        assert_eq!(c.now(), Timestamp(15));
+    }
+}
