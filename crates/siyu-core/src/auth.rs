@@ -53,14 +53,7 @@ impl Role {
                 AuditRead,
                 JobsRead,
             ],
-            Role::Operator => &[
-                SettingsRead,
-                StoresRead,
-                StoresWrite,
-                StaffRead,
-                StaffWrite,
-                JobsRead,
-            ],
+            Role::Operator => &[SettingsRead, StoresRead, StoresWrite, StaffRead, StaffWrite, JobsRead],
             Role::Guide => &[StoresRead, StaffRead, StaffWriteOwn],
         }
     }
@@ -186,13 +179,7 @@ pub enum ActorKind {
 }
 
 impl Actor {
-    pub fn user(
-        tenant_id: TenantId,
-        user_id: UserId,
-        role: Role,
-        name: String,
-        staff: Option<StaffId>,
-    ) -> Self {
+    pub fn user(tenant_id: TenantId, user_id: UserId, role: Role, name: String, staff: Option<StaffId>) -> Self {
         let data_scope = match (role, staff) {
             (Role::Guide, Some(s)) => DataScope::OwnStaff(s),
             (Role::Guide, None) => DataScope::Nothing,
@@ -200,37 +187,18 @@ impl Actor {
         };
         Actor {
             tenant_id,
-            kind: ActorKind::User {
-                user_id,
-                role,
-                display_name: name,
-            },
+            kind: ActorKind::User { user_id, role, display_name: name },
             scopes: role.scopes().to_vec(),
             data_scope,
         }
     }
 
-    pub fn token(
-        tenant_id: TenantId,
-        token_id: ApiTokenId,
-        name: String,
-        scopes: Vec<Scope>,
-    ) -> Self {
-        Actor {
-            tenant_id,
-            kind: ActorKind::Token { token_id, name },
-            scopes,
-            data_scope: DataScope::Tenant,
-        }
+    pub fn token(tenant_id: TenantId, token_id: ApiTokenId, name: String, scopes: Vec<Scope>) -> Self {
+        Actor { tenant_id, kind: ActorKind::Token { token_id, name }, scopes, data_scope: DataScope::Tenant }
     }
 
     pub fn system(tenant_id: TenantId) -> Self {
-        Actor {
-            tenant_id,
-            kind: ActorKind::System,
-            scopes: Scope::ALL.to_vec(),
-            data_scope: DataScope::Tenant,
-        }
+        Actor { tenant_id, kind: ActorKind::System, scopes: Scope::ALL.to_vec(), data_scope: DataScope::Tenant }
     }
 
     pub fn can(&self, s: Scope) -> bool {
@@ -254,14 +222,8 @@ impl Actor {
     /// `("user", id, name)` style description for the audit log.
     pub fn audit_identity(&self) -> (&'static str, Option<String>, String) {
         match &self.kind {
-            ActorKind::User {
-                user_id,
-                display_name,
-                ..
-            } => ("user", Some(user_id.to_string()), display_name.clone()),
-            ActorKind::Token { token_id, name } => {
-                ("token", Some(token_id.to_string()), name.clone())
-            }
+            ActorKind::User { user_id, display_name, .. } => ("user", Some(user_id.to_string()), display_name.clone()),
+            ActorKind::Token { token_id, name } => ("token", Some(token_id.to_string()), name.clone()),
             ActorKind::System => ("system", None, "siyu".into()),
         }
     }
@@ -306,10 +268,7 @@ pub struct ThrottlePolicy {
 
 impl Default for ThrottlePolicy {
     fn default() -> Self {
-        ThrottlePolicy {
-            max_failures: 5,
-            window: Duration::from_secs(15 * 60),
-        }
+        ThrottlePolicy { max_failures: 5, window: Duration::from_secs(15 * 60) }
     }
 }
 
@@ -318,11 +277,7 @@ impl ThrottlePolicy {
     /// attempt is allowed now; if not, return when it will be.
     pub fn check(&self, failures: &[Timestamp], now: Timestamp) -> Result<(), Timestamp> {
         let since = now.minus(self.window);
-        let mut recent: Vec<Timestamp> = failures
-            .iter()
-            .copied()
-            .filter(|t| *t > since && *t <= now)
-            .collect();
+        let mut recent: Vec<Timestamp> = failures.iter().copied().filter(|t| *t > since && *t <= now).collect();
         if recent.len() < self.max_failures {
             return Ok(());
         }
@@ -340,13 +295,7 @@ mod tests {
     #[test]
     fn guides_hold_no_management_scopes() {
         let g = Role::Guide.scopes();
-        for s in [
-            Scope::UsersRead,
-            Scope::UsersWrite,
-            Scope::TokensManage,
-            Scope::AuditRead,
-            Scope::StaffWrite,
-        ] {
+        for s in [Scope::UsersRead, Scope::UsersWrite, Scope::TokensManage, Scope::AuditRead, Scope::StaffWrite] {
             assert!(!g.contains(&s), "{s:?}");
         }
         assert!(Role::Owner.scopes().contains(&Scope::TokensManage));
@@ -376,52 +325,30 @@ mod tests {
     fn scopes_round_trip_and_tokens_cannot_manage_tokens() {
         for s in Scope::ALL {
             assert_eq!(Scope::parse(s.as_str()), Some(s));
-            assert_eq!(
-                serde_json::to_string(&s).unwrap(),
-                format!("\"{}\"", s.as_str())
-            );
+            assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{}\"", s.as_str()));
         }
         assert!(!Scope::TokensManage.grantable_to_token());
     }
 
     #[test]
     fn password_policy() {
-        assert_eq!(
-            check_password_policy("abc1"),
-            Err(PasswordProblem::TooShort(8))
-        );
-        assert_eq!(
-            check_password_policy("abcdefgh"),
-            Err(PasswordProblem::TooSimple)
-        );
-        assert_eq!(
-            check_password_policy("12345678"),
-            Err(PasswordProblem::TooSimple)
-        );
+        assert_eq!(check_password_policy("abc1"), Err(PasswordProblem::TooShort(8)));
+        assert_eq!(check_password_policy("abcdefgh"), Err(PasswordProblem::TooSimple));
+        assert_eq!(check_password_policy("12345678"), Err(PasswordProblem::TooSimple));
         assert!(check_password_policy("密码安全很重要2026").is_ok());
-        assert_eq!(
-            check_password_policy(&"a1".repeat(65)),
-            Err(PasswordProblem::TooLong(128))
-        );
+        assert_eq!(check_password_policy(&"a1".repeat(65)), Err(PasswordProblem::TooLong(128)));
     }
 
     #[test]
     fn throttle_blocks_after_five_failures_and_releases_as_they_age() {
         let p = ThrottlePolicy::default();
         let t0 = Timestamp::from_unix_secs(1_000_000);
-        let fails: Vec<_> = (0..5)
-            .map(|i| Timestamp::from_unix_secs(1_000_000 + i * 60))
-            .collect();
-        assert!(p
-            .check(&fails[..4], t0.plus(Duration::from_secs(300)))
-            .is_ok());
+        let fails: Vec<_> = (0..5).map(|i| Timestamp::from_unix_secs(1_000_000 + i * 60)).collect();
+        assert!(p.check(&fails[..4], t0.plus(Duration::from_secs(300))).is_ok());
         let now = Timestamp::from_unix_secs(1_000_000 + 300);
         let until = p.check(&fails, now).unwrap_err();
         assert_eq!(until, t0.plus(p.window));
-        assert!(
-            p.check(&fails, until).is_ok(),
-            "the oldest failure has aged out exactly at `until`"
-        );
+        assert!(p.check(&fails, until).is_ok(), "the oldest failure has aged out exactly at `until`");
         // Failures in the future (clock skew between processes) are not counted.
         assert!(p.check(&fails, t0).is_ok());
     }

@@ -27,14 +27,7 @@ impl JobStatus {
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
-        [
-            JobStatus::Queued,
-            JobStatus::Running,
-            JobStatus::Done,
-            JobStatus::Dead,
-        ]
-        .into_iter()
-        .find(|x| x.as_str() == s)
+        [JobStatus::Queued, JobStatus::Running, JobStatus::Done, JobStatus::Dead].into_iter().find(|x| x.as_str() == s)
     }
 }
 
@@ -49,11 +42,7 @@ pub struct Backoff {
 
 impl Default for Backoff {
     fn default() -> Self {
-        Backoff {
-            base: Duration::from_secs(1),
-            cap: Duration::from_secs(3600),
-            max_attempts: 10,
-        }
+        Backoff { base: Duration::from_secs(1), cap: Duration::from_secs(3600), max_attempts: 10 }
     }
 }
 
@@ -64,10 +53,7 @@ impl Backoff {
         if attempt >= self.max_attempts {
             return None;
         }
-        let exp = self.base.saturating_mul(
-            1u32.checked_shl(attempt.saturating_sub(1))
-                .unwrap_or(u32::MAX),
-        );
+        let exp = self.base.saturating_mul(1u32.checked_shl(attempt.saturating_sub(1)).unwrap_or(u32::MAX));
         let full = exp.min(self.cap);
         let j = jitter.clamp(0.0, 0.999_999);
         Some(full.mul_f64(0.5 + 0.5 * j))
@@ -86,10 +72,7 @@ mod tests {
         assert_eq!(b.next_delay(3, 0.0), Some(Duration::from_secs(2)));
         assert_eq!(b.next_delay(9, 0.0), Some(Duration::from_secs(128)));
         assert_eq!(b.next_delay(10, 0.0), None);
-        let capped = Backoff {
-            max_attempts: 100,
-            ..b
-        };
+        let capped = Backoff { max_attempts: 100, ..b };
         assert_eq!(capped.next_delay(40, 0.0), Some(Duration::from_secs(1800)));
     }
 
@@ -105,12 +88,7 @@ mod tests {
 
     #[test]
     fn status_round_trips() {
-        for s in [
-            JobStatus::Queued,
-            JobStatus::Running,
-            JobStatus::Done,
-            JobStatus::Dead,
-        ] {
+        for s in [JobStatus::Queued, JobStatus::Running, JobStatus::Done, JobStatus::Dead] {
             assert_eq!(JobStatus::parse(s.as_str()), Some(s));
         }
     }

@@ -42,40 +42,21 @@ impl TenantSettings {
         let mut v = Violations::new();
         let name = v.text("name", name, 64);
         let timezone = v.text("timezone", timezone, 64);
-        if !timezone.is_empty() && !timezone.contains('/') && timezone != "UTC" {
-            v.push(
-                "timezone",
-                "invalid_format",
-                "timezone must be an IANA zone name such as Asia/Shanghai",
-            );
-        }
+        check_zone(&mut v, &timezone);
         if !matches!(default_locale, "zh-CN" | "en") {
-            v.push(
-                "default_locale",
-                "invalid_value",
-                "default_locale must be zh-CN or en",
-            );
+            v.push("default_locale", "invalid_value", "default_locale must be zh-CN or en");
         }
         let contact_email = v.opt_text("contact_email", contact_email, 128);
         if let Some(e) = &contact_email {
-            let ok = e.split_once('@').is_some_and(|(a, b)| {
-                !a.is_empty() && b.contains('.') && !b.starts_with('.') && !b.ends_with('.')
-            });
+            let ok = e
+                .split_once('@')
+                .is_some_and(|(a, b)| !a.is_empty() && b.contains('.') && !b.starts_with('.') && !b.ends_with('.'));
             if !ok || e.contains(char::is_whitespace) {
-                v.push(
-                    "contact_email",
-                    "invalid_format",
-                    "contact_email must be an email address",
-                );
+                v.push("contact_email", "invalid_format", "contact_email must be an email address");
             }
         }
         v.into_result()?;
-        Ok(TenantSettings {
-            name,
-            timezone,
-            default_locale: default_locale.to_string(),
-            contact_email,
-        })
+        Ok(TenantSettings { name, timezone, default_locale: default_locale.to_string(), contact_email })
     }
 }
 
@@ -197,23 +178,12 @@ impl StoreInput {
         let status = match status {
             None => StoreStatus::Open,
             Some(s) => StoreStatus::parse(s).unwrap_or_else(|| {
-                v.push(
-                    "status",
-                    "invalid_value",
-                    "status must be one of: open, closed",
-                );
+                v.push("status", "invalid_value", "status must be one of: open, closed");
                 StoreStatus::Open
             }),
         };
         v.into_result()?;
-        Ok(StoreInput {
-            code,
-            name,
-            city,
-            address,
-            phone,
-            status,
-        })
+        Ok(StoreInput { code, name, city, address, phone, status })
     }
 }
 
@@ -242,15 +212,8 @@ impl StaffInput {
         // WeCom userids are 1-64 chars of letters, digits and _-.@ (case-insensitive in WeCom).
         let wecom_userid = v.opt_text("wecom_userid", wecom_userid, 64);
         if let Some(u) = &wecom_userid {
-            if !u
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@'))
-            {
-                v.push(
-                    "wecom_userid",
-                    "invalid_format",
-                    "wecom_userid may contain only letters, digits and _ - . @",
-                );
+            if !u.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@')) {
+                v.push("wecom_userid", "invalid_format", "wecom_userid may contain only letters, digits and _ - . @");
             }
         }
         let mobile = v.opt_mobile("mobile", mobile);
@@ -258,43 +221,29 @@ impl StaffInput {
         let status = match status {
             None => StaffStatus::Active,
             Some(s) => StaffStatus::parse(s).unwrap_or_else(|| {
-                v.push(
-                    "status",
-                    "invalid_value",
-                    "status must be one of: active, departed",
-                );
+                v.push("status", "invalid_value", "status must be one of: active, departed");
                 StaffStatus::Active
             }),
         };
         v.into_result()?;
-        Ok(StaffInput {
-            name,
-            wecom_userid,
-            mobile,
-            store_id,
-            title,
-            status,
-        })
+        Ok(StaffInput { name, wecom_userid, mobile, store_id, title, status })
+    }
+}
+
+fn check_zone(v: &mut Violations, tz: &str) {
+    if !tz.is_empty() && crate::time::zone_offset_hours(tz).is_none() {
+        let names: Vec<&str> = crate::time::SUPPORTED_ZONES.iter().map(|(z, _)| *z).collect();
+        v.push("timezone", "invalid_value", format!("timezone must be one of: {}", names.join(", ")));
     }
 }
 
 /// Validated tenant slug and name, for creating a tenant.
-pub fn validate_tenant(
-    slug: &str,
-    name: &str,
-    timezone: &str,
-) -> Result<(String, String, String), Vec<Violation>> {
+pub fn validate_tenant(slug: &str, name: &str, timezone: &str) -> Result<(String, String, String), Vec<Violation>> {
     let mut v = Violations::new();
     let slug = v.code("slug", slug, 32);
     let name = v.text("name", name, 64);
     let tz = v.text("timezone", timezone, 64);
-    if !tz.is_empty() && !tz.contains('/') && tz != "UTC" {
-        v.push(
-            "timezone",
-            "invalid_format",
-            "timezone must be an IANA zone name such as Asia/Shanghai",
-        );
-    }
+    check_zone(&mut v, &tz);
     v.into_result()?;
     Ok((slug, name, tz))
 }
@@ -316,28 +265,16 @@ mod tests {
 
     #[test]
     fn staff_input_normalises_mobile_and_checks_userid() {
-        let s = StaffInput::validate(
-            "王芳",
-            Some("wangfang"),
-            Some("138 0013 8000"),
-            None,
-            None,
-            None,
-        )
-        .unwrap();
+        let s = StaffInput::validate("王芳", Some("wangfang"), Some("138 0013 8000"), None, None, None).unwrap();
         assert_eq!(s.mobile.as_deref(), Some("+8613800138000"));
-        let e = StaffInput::validate("王芳", Some("wang fang"), Some("123"), None, None, None)
-            .unwrap_err();
+        let e = StaffInput::validate("王芳", Some("wang fang"), Some("123"), None, None, None).unwrap_err();
         assert_eq!(e.len(), 2);
     }
 
     #[test]
     fn tenant_settings_validation() {
-        assert!(
-            TenantSettings::validate("品牌", "Asia/Shanghai", "en", Some("ops@brand.cn")).is_ok()
-        );
-        let e =
-            TenantSettings::validate("品牌", "Asia/Shanghai", "fr", Some("ops@brand")).unwrap_err();
+        assert!(TenantSettings::validate("品牌", "Asia/Shanghai", "en", Some("ops@brand.cn")).is_ok());
+        let e = TenantSettings::validate("品牌", "Asia/Shanghai", "fr", Some("ops@brand")).unwrap_err();
         let f: Vec<_> = e.iter().map(|x| x.field.as_str()).collect();
         assert_eq!(f, vec!["default_locale", "contact_email"]);
     }
@@ -345,9 +282,6 @@ mod tests {
     #[test]
     fn tenant_validation() {
         assert!(validate_tenant("demo", "演示品牌", "Asia/Shanghai").is_ok());
-        assert_eq!(
-            validate_tenant("Demo!", "", "Shanghai").unwrap_err().len(),
-            3
-        );
+        assert_eq!(validate_tenant("Demo!", "", "Shanghai").unwrap_err().len(), 3);
     }
 }

@@ -20,10 +20,7 @@ pub struct PageRequest {
 
 impl Default for PageRequest {
     fn default() -> Self {
-        PageRequest {
-            limit: DEFAULT_LIMIT,
-            before: None,
-        }
+        PageRequest { limit: DEFAULT_LIMIT, before: None }
     }
 }
 
@@ -77,22 +74,12 @@ impl<T> Page<T> {
     pub fn from_rows(mut rows: Vec<T>, req: &PageRequest, id_of: impl Fn(&T) -> Uuid) -> Self {
         let more = rows.len() > req.limit as usize;
         rows.truncate(req.limit as usize);
-        let next_cursor = if more {
-            rows.last().map(|r| encode_cursor(id_of(r)))
-        } else {
-            None
-        };
-        Page {
-            items: rows,
-            next_cursor,
-        }
+        let next_cursor = if more { rows.last().map(|r| encode_cursor(id_of(r))) } else { None };
+        Page { items: rows, next_cursor }
     }
 
     pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
-        Page {
-            items: self.items.into_iter().map(f).collect(),
-            next_cursor: self.next_cursor,
-        }
+        Page { items: self.items.into_iter().map(f).collect(), next_cursor: self.next_cursor }
     }
 }
 
@@ -103,22 +90,10 @@ mod tests {
 
     #[test]
     fn rejects_bad_limits_and_foreign_cursors() {
-        assert_eq!(
-            PageRequest::parse(Some(0), None),
-            Err(PagingError::BadLimit)
-        );
-        assert_eq!(
-            PageRequest::parse(Some(201), None),
-            Err(PagingError::BadLimit)
-        );
-        assert_eq!(
-            PageRequest::parse(None, Some("%%%")),
-            Err(PagingError::BadCursor)
-        );
-        assert_eq!(
-            PageRequest::parse(None, Some("AAAA")),
-            Err(PagingError::BadCursor)
-        );
+        assert_eq!(PageRequest::parse(Some(0), None), Err(PagingError::BadLimit));
+        assert_eq!(PageRequest::parse(Some(201), None), Err(PagingError::BadLimit));
+        assert_eq!(PageRequest::parse(None, Some("%%%")), Err(PagingError::BadCursor));
+        assert_eq!(PageRequest::parse(None, Some("AAAA")), Err(PagingError::BadCursor));
         assert_eq!(PageRequest::parse(None, Some("")).unwrap().before, None);
     }
 

@@ -10,9 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// UTC microseconds since the Unix epoch.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
 #[serde(transparent)]
 pub struct Timestamp(pub i64);
 
@@ -24,16 +22,10 @@ impl Timestamp {
         self.0.div_euclid(1_000_000)
     }
     pub fn plus(self, d: Duration) -> Self {
-        Self(
-            self.0
-                .saturating_add(d.as_micros().min(i64::MAX as u128) as i64),
-        )
+        Self(self.0.saturating_add(d.as_micros().min(i64::MAX as u128) as i64))
     }
     pub fn minus(self, d: Duration) -> Self {
-        Self(
-            self.0
-                .saturating_sub(d.as_micros().min(i64::MAX as u128) as i64),
-        )
+        Self(self.0.saturating_sub(d.as_micros().min(i64::MAX as u128) as i64))
     }
     /// RFC 3339 in the given offset (hours east of UTC), e.g. `2026-11-22T18:00:00+08:00`.
     pub fn to_rfc3339(self, offset_hours: i8) -> String {
@@ -41,23 +33,39 @@ impl Timestamp {
         ::time::OffsetDateTime::from_unix_timestamp_nanos(self.0 as i128 * 1000)
             .map(|t| t.to_offset(off))
             .ok()
-            .and_then(|t| {
-                t.format(&::time::format_description::well_known::Rfc3339)
-                    .ok()
-            })
+            .and_then(|t| t.format(&::time::format_description::well_known::Rfc3339).ok())
             .unwrap_or_default()
     }
     /// `YYYY-MM-DD HH:MM:SS` in the given offset, for people.
     pub fn display_local(self, offset_hours: i8) -> String {
         let off = ::time::UtcOffset::from_hms(offset_hours, 0, 0).unwrap_or(::time::UtcOffset::UTC);
-        let fmt =
-            ::time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+        let fmt = ::time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
         ::time::OffsetDateTime::from_unix_timestamp_nanos(self.0 as i128 * 1000)
             .map(|t| t.to_offset(off))
             .ok()
             .and_then(|t| t.format(&fmt).ok())
             .unwrap_or_default()
     }
+}
+
+/// Time zones a tenant may choose, with their UTC offsets in hours. All of them are free of
+/// daylight saving, so a fixed offset is exact; supporting a zone with DST means adding a
+/// tz database first.
+pub const SUPPORTED_ZONES: &[(&str, i8)] = &[
+    ("Asia/Shanghai", 8),
+    ("Asia/Hong_Kong", 8),
+    ("Asia/Macau", 8),
+    ("Asia/Taipei", 8),
+    ("Asia/Singapore", 8),
+    ("Asia/Kuala_Lumpur", 8),
+    ("Asia/Tokyo", 9),
+    ("Asia/Seoul", 9),
+    ("UTC", 0),
+];
+
+/// The UTC offset of a supported zone.
+pub fn zone_offset_hours(zone: &str) -> Option<i8> {
+    SUPPORTED_ZONES.iter().find(|(z, _)| *z == zone).map(|(_, o)| *o)
 }
 
 /// The only source of "now" in siyu. Production uses [`SystemClock`]; tests use [`ManualClock`].
@@ -70,9 +78,7 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
-        let d = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
+        let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         Timestamp(d.as_micros() as i64)
     }
 }

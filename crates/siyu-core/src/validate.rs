@@ -21,11 +21,7 @@ impl Violations {
         Self::default()
     }
     pub fn push(&mut self, field: &str, code: &'static str, message: impl Into<String>) {
-        self.0.push(Violation {
-            field: field.to_string(),
-            code,
-            message: message.into(),
-        });
+        self.0.push(Violation { field: field.to_string(), code, message: message.into() });
     }
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
@@ -44,11 +40,7 @@ impl Violations {
         if v.is_empty() {
             self.push(field, "required", format!("{field} is required"));
         } else if v.chars().count() > max {
-            self.push(
-                field,
-                "too_long",
-                format!("{field} must be at most {max} characters"),
-            );
+            self.push(field, "too_long", format!("{field} must be at most {max} characters"));
         }
         v.to_string()
     }
@@ -57,11 +49,7 @@ impl Violations {
     pub fn opt_text(&mut self, field: &str, value: Option<&str>, max: usize) -> Option<String> {
         let v = value.map(str::trim).filter(|v| !v.is_empty())?;
         if v.chars().count() > max {
-            self.push(
-                field,
-                "too_long",
-                format!("{field} must be at most {max} characters"),
-            );
+            self.push(field, "too_long", format!("{field} must be at most {max} characters"));
         }
         Some(v.to_string())
     }
@@ -75,7 +63,9 @@ impl Violations {
             self.push(
                 field,
                 "invalid_format",
-                format!("{field} must be 2-{max} lower-case letters, digits, '-' or '_', starting with a letter or digit"),
+                format!(
+                    "{field} must be 2-{max} lower-case letters, digits, '-' or '_', starting with a letter or digit"
+                ),
             );
         }
         v
@@ -87,11 +77,7 @@ impl Violations {
         match normalize_cn_mobile(v) {
             Some(m) => Some(m),
             None => {
-                self.push(
-                    field,
-                    "invalid_format",
-                    format!("{field} must be an 11-digit mainland mobile number"),
-                );
+                self.push(field, "invalid_format", format!("{field} must be an 11-digit mainland mobile number"));
                 Some(v.to_string())
             }
         }
@@ -102,9 +88,7 @@ impl Violations {
         if v.is_empty() {
             self.push(field, "required", format!("{field} is required"));
         } else if v.chars().count() > 64
-            || !v
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@' | '+'))
+            || !v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@' | '+'))
         {
             self.push(
                 field,
@@ -119,18 +103,14 @@ impl Violations {
 pub fn is_code(v: &str, max: usize) -> bool {
     let n = v.len();
     (2..=max).contains(&n)
-        && v.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        && v.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
         && v.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
 }
 
 /// `+86 138-0013-8000` → `+8613800138000`; `None` when not a valid mainland mobile.
 pub fn normalize_cn_mobile(v: &str) -> Option<String> {
     let digits: String = v.chars().filter(|c| !matches!(c, ' ' | '-')).collect();
-    let local = digits
-        .strip_prefix("+86")
-        .or_else(|| digits.strip_prefix("0086"))
-        .unwrap_or(&digits);
+    let local = digits.strip_prefix("+86").or_else(|| digits.strip_prefix("0086")).unwrap_or(&digits);
     if local.len() == 11 && local.starts_with('1') && local.chars().all(|c| c.is_ascii_digit()) {
         Some(format!("+86{local}"))
     } else {
@@ -150,14 +130,7 @@ mod tests {
         v.code("code", "Bad Code", 32);
         let errs = v.into_result().unwrap_err();
         let got: Vec<_> = errs.iter().map(|e| (e.field.as_str(), e.code)).collect();
-        assert_eq!(
-            got,
-            vec![
-                ("name", "required"),
-                ("title", "too_long"),
-                ("code", "invalid_format")
-            ]
-        );
+        assert_eq!(got, vec![("name", "required"), ("title", "too_long"), ("code", "invalid_format")]);
     }
 
     #[test]
@@ -169,14 +142,8 @@ mod tests {
 
     #[test]
     fn mobiles_normalise_to_e164() {
-        assert_eq!(
-            normalize_cn_mobile("138-0013-8000").as_deref(),
-            Some("+8613800138000")
-        );
-        assert_eq!(
-            normalize_cn_mobile("+86 13800138000").as_deref(),
-            Some("+8613800138000")
-        );
+        assert_eq!(normalize_cn_mobile("138-0013-8000").as_deref(), Some("+8613800138000"));
+        assert_eq!(normalize_cn_mobile("+86 13800138000").as_deref(), Some("+8613800138000"));
         assert_eq!(normalize_cn_mobile("23800138000"), None);
         assert_eq!(normalize_cn_mobile("1380013800"), None);
     }

@@ -28,8 +28,7 @@ pub const SESSION_MAX: Duration = Duration::from_secs(7 * 24 * 3600);
 pub fn split_credential(s: &str, sep: char) -> Option<(TenantId, &str)> {
     let (t, secret) = s.split_once(sep)?;
     let tenant = Uuid::try_parse(t).ok()?;
-    (secret.len() == 64 && secret.bytes().all(|b| b.is_ascii_hexdigit()))
-        .then_some((TenantId(tenant), secret))
+    (secret.len() == 64 && secret.bytes().all(|b| b.is_ascii_hexdigit())).then_some((TenantId(tenant), secret))
 }
 
 pub struct NewSession {
@@ -100,18 +99,12 @@ struct SessionRow {
     user: crate::org::UserRow,
 }
 
-const TOKEN_COLS: &str =
-    "id, name, prefix, scopes, created_by, created_at, expires_at, last_used_at, revoked_at";
+const TOKEN_COLS: &str = "id, name, prefix, scopes, created_by, created_at, expires_at, last_used_at, revoked_at";
 
 impl Store {
     // ---- sessions ------------------------------------------------------------------------
 
-    pub async fn create_session(
-        &self,
-        user: &User,
-        ip: Option<&str>,
-        user_agent: Option<&str>,
-    ) -> Result<NewSession> {
+    pub async fn create_session(&self, user: &User, ip: Option<&str>, user_agent: Option<&str>) -> Result<NewSession> {
         let secret = random_secret();
         let csrf = random_secret();
         let now = self.now();
@@ -132,11 +125,7 @@ impl Store {
         .execute(p)
         .await?.rows_affected()
         });
-        Ok(NewSession {
-            cookie: format!("{}.{}", user.tenant_id.0.simple(), secret),
-            csrf_token: csrf,
-            expires_at,
-        })
+        Ok(NewSession { cookie: format!("{}.{}", user.tenant_id.0.simple(), secret), csrf_token: csrf, expires_at })
     }
 
     /// Resolves a session cookie. Expired sessions and disabled users resolve to `None`.
@@ -151,18 +140,11 @@ impl Store {
                    u.tenant_id, u.id, u.login, u.display_name, u.role, u.staff_id, u.disabled, u.created_at, u.updated_at \
                    FROM sessions s JOIN users u ON u.tenant_id = s.tenant_id AND u.id = s.user_id \
                    WHERE s.tenant_id = $1 AND s.secret_hash = $2";
-        let row: Option<SessionRow> = on_read!(self, |p| sqlx::query_as(sql)
-            .bind(tenant.0)
-            .bind(&hash)
-            .fetch_optional(p)
-            .await?);
+        let row: Option<SessionRow> =
+            on_read!(self, |p| sqlx::query_as(sql).bind(tenant.0).bind(&hash).fetch_optional(p).await?);
         let Some(row) = row else { return Ok(None) };
-        let (csrf, expires_at, created, last_seen) = (
-            row.csrf_token,
-            Timestamp(row.expires_at),
-            Timestamp(row.s_created),
-            Timestamp(row.last_seen_at),
-        );
+        let (csrf, expires_at, created, last_seen) =
+            (row.csrf_token, Timestamp(row.expires_at), Timestamp(row.s_created), Timestamp(row.last_seen_at));
         let user: User = row.user.into();
         if user.disabled || now >= expires_at || now >= created.plus(SESSION_MAX) {
             return Ok(None);
@@ -171,32 +153,29 @@ impl Store {
         if now.0 - last_seen.0 > 60_000_000 {
             expires_at = now.plus(SESSION_IDLE).min(created.plus(SESSION_MAX));
             on_write!(self, |p| {
-                sqlx::query("UPDATE sessions SET last_seen_at = $3, expires_at = $4 WHERE tenant_id = $1 AND secret_hash = $2")
+                sqlx::query(
+                    "UPDATE sessions SET last_seen_at = $3, expires_at = $4 WHERE tenant_id = $1 AND secret_hash = $2",
+                )
                 .bind(tenant.0)
                 .bind(&hash)
                 .bind(now.0)
                 .bind(expires_at.0)
                 .execute(p)
-                .await?.rows_affected()
+                .await?
+                .rows_affected()
             });
         }
-        Ok(Some(SessionInfo {
-            user,
-            csrf_token: csrf,
-            expires_at,
-        }))
+        Ok(Some(SessionInfo { user, csrf_token: csrf, expires_at }))
     }
 
     pub async fn delete_session(&self, cookie: &str) -> Result<()> {
         if let Some((tenant, secret)) = split_credential(cookie, '.') {
-            on_write!(self, |p| sqlx::query(
-                "DELETE FROM sessions WHERE tenant_id = $1 AND secret_hash = $2"
-            )
-            .bind(tenant.0)
-            .bind(sha256_hex(secret))
-            .execute(p)
-            .await?
-            .rows_affected());
+            on_write!(self, |p| sqlx::query("DELETE FROM sessions WHERE tenant_id = $1 AND secret_hash = $2")
+                .bind(tenant.0)
+                .bind(sha256_hex(secret))
+                .execute(p)
+                .await?
+                .rows_affected());
         }
         Ok(())
     }
@@ -206,24 +185,20 @@ impl Store {
     pub async fn record_login_failure(&self, tenant: TenantId, login: &str) -> Result<()> {
         let now = self.now();
         on_write!(self, |p| {
-            sqlx::query(
-                "INSERT INTO login_failures (tenant_id, login, id, at) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(tenant.0)
-            .bind(login)
-            .bind(Uuid::now_v7())
-            .bind(now.0)
-            .execute(p)
-            .await?;
+            sqlx::query("INSERT INTO login_failures (tenant_id, login, id, at) VALUES ($1, $2, $3, $4)")
+                .bind(tenant.0)
+                .bind(login)
+                .bind(Uuid::now_v7())
+                .bind(now.0)
+                .execute(p)
+                .await?;
             // Keep the table small: failures older than a day no longer matter to any policy.
-            sqlx::query(
-                "DELETE FROM login_failures WHERE tenant_id = $1 AND login = $2 AND at < $3",
-            )
-            .bind(tenant.0)
-            .bind(login)
-            .bind(now.minus(Duration::from_secs(86_400)).0)
-            .execute(p)
-            .await?;
+            sqlx::query("DELETE FROM login_failures WHERE tenant_id = $1 AND login = $2 AND at < $3")
+                .bind(tenant.0)
+                .bind(login)
+                .bind(now.minus(Duration::from_secs(86_400)).0)
+                .execute(p)
+                .await?;
         });
         Ok(())
     }
@@ -246,14 +221,12 @@ impl Store {
     }
 
     pub async fn clear_login_failures(&self, tenant: TenantId, login: &str) -> Result<()> {
-        on_write!(self, |p| sqlx::query(
-            "DELETE FROM login_failures WHERE tenant_id = $1 AND login = $2"
-        )
-        .bind(tenant.0)
-        .bind(login)
-        .execute(p)
-        .await?
-        .rows_affected());
+        on_write!(self, |p| sqlx::query("DELETE FROM login_failures WHERE tenant_id = $1 AND login = $2")
+            .bind(tenant.0)
+            .bind(login)
+            .execute(p)
+            .await?
+            .rows_affected());
         Ok(())
     }
 
@@ -297,25 +270,12 @@ impl Store {
             .bind(expires_at.map(|t| t.0))
             .execute(&mut *tx)
             .await?;
-            audit!(
-                tx,
-                self,
-                actor,
-                "api_token.create",
-                "api_token",
-                tok.id,
-                None,
-                snapshot(&tok)
-            );
+            audit!(tx, self, actor, "api_token.create", "api_token", tok.id, None, snapshot(&tok));
         });
         Ok((tok, plaintext))
     }
 
-    pub async fn list_tokens(
-        &self,
-        tenant: TenantId,
-        page: &PageRequest,
-    ) -> Result<Page<ApiToken>> {
+    pub async fn list_tokens(&self, tenant: TenantId, page: &PageRequest) -> Result<Page<ApiToken>> {
         let sql = format!("SELECT {TOKEN_COLS} FROM api_tokens WHERE tenant_id = $1 AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3");
         let rows: Vec<TokenRow> = on_read!(self, |p| sqlx::query_as(&sql)
             .bind(tenant.0)
@@ -328,11 +288,8 @@ impl Store {
 
     pub async fn token(&self, tenant: TenantId, id: ApiTokenId) -> Result<ApiToken> {
         let sql = format!("SELECT {TOKEN_COLS} FROM api_tokens WHERE tenant_id = $1 AND id = $2");
-        let r: Option<TokenRow> = on_read!(self, |p| sqlx::query_as(&sql)
-            .bind(tenant.0)
-            .bind(id.0)
-            .fetch_optional(p)
-            .await?);
+        let r: Option<TokenRow> =
+            on_read!(self, |p| sqlx::query_as(&sql).bind(tenant.0).bind(id.0).fetch_optional(p).await?);
         r.map(Into::into).ok_or(StoreError::NotFound)
     }
 
@@ -342,27 +299,17 @@ impl Store {
             return Ok(before);
         }
         let now = self.now();
-        let after = ApiToken {
-            revoked_at: Some(now),
-            ..before.clone()
-        };
+        let after = ApiToken { revoked_at: Some(now), ..before.clone() };
         in_tx!(self, |tx| {
-            sqlx::query("UPDATE api_tokens SET revoked_at = $3 WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL")
-                .bind(actor.tenant_id.0)
-                .bind(id.0)
-                .bind(now.0)
-                .execute(&mut *tx)
-                .await?;
-            audit!(
-                tx,
-                self,
-                actor,
-                "api_token.revoke",
-                "api_token",
-                id,
-                snapshot(&before),
-                snapshot(&after)
-            );
+            sqlx::query(
+                "UPDATE api_tokens SET revoked_at = $3 WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL",
+            )
+            .bind(actor.tenant_id.0)
+            .bind(id.0)
+            .bind(now.0)
+            .execute(&mut *tx)
+            .await?;
+            audit!(tx, self, actor, "api_token.revoke", "api_token", id, snapshot(&before), snapshot(&after));
         });
         Ok(after)
     }
@@ -375,14 +322,9 @@ impl Store {
         let Some((tenant, secret)) = split_credential(rest, '_') else {
             return Ok(None);
         };
-        let sql = format!(
-            "SELECT {TOKEN_COLS} FROM api_tokens WHERE tenant_id = $1 AND secret_hash = $2"
-        );
-        let r: Option<TokenRow> = on_read!(self, |p| sqlx::query_as(&sql)
-            .bind(tenant.0)
-            .bind(sha256_hex(secret))
-            .fetch_optional(p)
-            .await?);
+        let sql = format!("SELECT {TOKEN_COLS} FROM api_tokens WHERE tenant_id = $1 AND secret_hash = $2");
+        let r: Option<TokenRow> =
+            on_read!(self, |p| sqlx::query_as(&sql).bind(tenant.0).bind(sha256_hex(secret)).fetch_optional(p).await?);
         let Some(tok) = r.map(ApiToken::from) else {
             return Ok(None);
         };

@@ -62,7 +62,9 @@ impl Store {
                 let mut n = 0;
                 // 7 parameters a row; 2,000 rows stay well inside SQLite's 32,766-parameter limit.
                 for chunk in rows.chunks(2000) {
-                    let mut qb = QueryBuilder::new("INSERT INTO staff (tenant_id, id, name, wecom_userid, status, created_at, updated_at) ");
+                    let mut qb = QueryBuilder::new(
+                        "INSERT INTO staff (tenant_id, id, name, wecom_userid, status, created_at, updated_at) ",
+                    );
                     qb.push_values(chunk, |mut b, r| {
                         b.push_bind(tenant.0)
                             .push_bind(Uuid::now_v7())
@@ -81,12 +83,7 @@ impl Store {
     }
 
     /// Baseline for the bulk benchmark: the database generates `n` staff rows by itself.
-    pub async fn generate_staff_in_db(
-        &self,
-        tenant: TenantId,
-        n: i64,
-        prefix: &str,
-    ) -> Result<u64> {
+    pub async fn generate_staff_in_db(&self, tenant: TenantId, n: i64, prefix: &str) -> Result<u64> {
         let now: Timestamp = self.now();
         let r = match &self.db {
             Db::Postgres(p) => sqlx::query(

@@ -23,11 +23,7 @@ pub enum Claim {
     /// First use of the key: run the request, then [`Store::idempotency_complete`].
     Fresh,
     /// The key was used before with the same request: replay this response.
-    Replay {
-        status: u16,
-        content_type: String,
-        body: Vec<u8>,
-    },
+    Replay { status: u16, content_type: String, body: Vec<u8> },
     /// The first request with this key has not finished yet.
     InProgress,
     /// The key was used before with a different request body or path.
@@ -59,10 +55,8 @@ impl Store {
         if inserted == 1 {
             return Ok(Claim::Fresh);
         }
-        let row: Option<(String, Option<i32>, Option<String>, Option<Vec<u8>>, i64)> = on_read!(
-            self,
-            |p| {
-                sqlx::query_as(
+        let row: Option<(String, Option<i32>, Option<String>, Option<Vec<u8>>, i64)> = on_read!(self, |p| {
+            sqlx::query_as(
             "SELECT request_hash, status_code, content_type, response_body, created_at FROM idempotency_keys WHERE tenant_id = $1 AND actor_key = $2 AND key = $3"
         )
         .bind(tenant.0)
@@ -70,8 +64,7 @@ impl Store {
         .bind(key)
         .fetch_optional(p)
         .await?
-            }
-        );
+        });
         let Some((hash, status, ct, body, created)) = row else {
             // Deleted between our insert attempt and read (an abandoned claim): try again once.
             return Box::pin(self.idempotency_claim(tenant, actor_key, key, request_hash)).await;
@@ -100,11 +93,7 @@ impl Store {
                 .await?
                 .rows_affected()
                 });
-                Ok(if n == 1 {
-                    Claim::Fresh
-                } else {
-                    Claim::InProgress
-                })
+                Ok(if n == 1 { Claim::Fresh } else { Claim::InProgress })
             }
             None => Ok(Claim::InProgress),
         }
@@ -136,12 +125,7 @@ impl Store {
     }
 
     /// Releases a claim whose request failed on the server side, so a retry runs afresh.
-    pub async fn idempotency_abandon(
-        &self,
-        tenant: TenantId,
-        actor_key: &str,
-        key: &str,
-    ) -> Result<()> {
+    pub async fn idempotency_abandon(&self, tenant: TenantId, actor_key: &str, key: &str) -> Result<()> {
         on_write!(self, |p| {
             sqlx::query("DELETE FROM idempotency_keys WHERE tenant_id = $1 AND actor_key = $2 AND key = $3 AND status_code IS NULL")
             .bind(tenant.0)
@@ -156,13 +140,11 @@ impl Store {
     /// Deletes stored responses past retention; run by the `system.housekeeping` job.
     pub async fn purge_idempotency_keys(&self) -> Result<u64> {
         let cutoff = self.now().minus(RETENTION);
-        let n = on_write!(self, |p| sqlx::query(
-            "DELETE FROM idempotency_keys WHERE created_at < $1"
-        )
-        .bind(cutoff.0)
-        .execute(p)
-        .await?
-        .rows_affected());
+        let n = on_write!(self, |p| sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+            .bind(cutoff.0)
+            .execute(p)
+            .await?
+            .rows_affected());
         Ok(n)
     }
 }

@@ -34,14 +34,7 @@ pub struct NewJob {
 
 impl NewJob {
     pub fn new(kind: &str, payload: serde_json::Value) -> Self {
-        NewJob {
-            kind: kind.into(),
-            tenant_id: None,
-            payload,
-            run_at: None,
-            dedupe_key: None,
-            max_attempts: 10,
-        }
+        NewJob { kind: kind.into(), tenant_id: None, payload, run_at: None, dedupe_key: None, max_attempts: 10 }
     }
     pub fn tenant(mut self, t: TenantId) -> Self {
         self.tenant_id = Some(t);
@@ -154,15 +147,14 @@ impl Store {
         if inserted == 1 {
             return Ok(id);
         }
-        let existing: Option<Uuid> = on_read!(self, |p| sqlx::query_scalar(
-            "SELECT id FROM jobs WHERE dedupe_key = $1"
-        )
-        .bind(&j.dedupe_key)
-        .fetch_optional(p)
-        .await?);
-        existing.map(JobId).ok_or_else(|| {
-            StoreError::Conflict("job insert conflicted but no job holds its dedupe key".into())
-        })
+        let existing: Option<Uuid> =
+            on_read!(self, |p| sqlx::query_scalar("SELECT id FROM jobs WHERE dedupe_key = $1")
+                .bind(&j.dedupe_key)
+                .fetch_optional(p)
+                .await?);
+        existing
+            .map(JobId)
+            .ok_or_else(|| StoreError::Conflict("job insert conflicted but no job holds its dedupe key".into()))
     }
 
     /// Leases up to `limit` due jobs to `worker` for `lease`. Jobs whose previous lease
@@ -177,39 +169,21 @@ impl Store {
                     "UPDATE jobs SET status = 'running', locked_by = $1, locked_until = $2, attempts = attempts + 1, updated_at = $3 \
                      WHERE id IN ({pick} FOR UPDATE SKIP LOCKED) RETURNING {JOB_COLS}"
                 );
-                sqlx::query_as(&sql)
-                    .bind(worker)
-                    .bind(until.0)
-                    .bind(now.0)
-                    .bind(limit as i64)
-                    .fetch_all(p)
-                    .await?
+                sqlx::query_as(&sql).bind(worker).bind(until.0).bind(now.0).bind(limit as i64).fetch_all(p).await?
             }
             Db::Sqlite { write, .. } => {
                 let sql = format!(
                     "UPDATE jobs SET status = 'running', locked_by = $1, locked_until = $2, attempts = attempts + 1, updated_at = $3 \
                      WHERE id IN ({pick}) RETURNING {JOB_COLS}"
                 );
-                sqlx::query_as(&sql)
-                    .bind(worker)
-                    .bind(until.0)
-                    .bind(now.0)
-                    .bind(limit as i64)
-                    .fetch_all(write)
-                    .await?
+                sqlx::query_as(&sql).bind(worker).bind(until.0).bind(now.0).bind(limit as i64).fetch_all(write).await?
             }
         };
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
     /// Extends a lease. `false` means the lease was lost and the worker must stop.
-    pub async fn heartbeat_job(
-        &self,
-        id: JobId,
-        worker: &str,
-        attempt: u32,
-        lease: Duration,
-    ) -> Result<bool> {
+    pub async fn heartbeat_job(&self, id: JobId, worker: &str, attempt: u32, lease: Duration) -> Result<bool> {
         let now = self.now();
         let n = on_write!(self, |p| {
             sqlx::query(
@@ -284,20 +258,12 @@ impl Store {
 
     pub async fn job(&self, id: JobId) -> Result<Job> {
         let sql = format!("SELECT {JOB_COLS} FROM jobs WHERE id = $1");
-        let r: Option<JobRow> = on_read!(self, |p| sqlx::query_as(&sql)
-            .bind(id.0)
-            .fetch_optional(p)
-            .await?);
+        let r: Option<JobRow> = on_read!(self, |p| sqlx::query_as(&sql).bind(id.0).fetch_optional(p).await?);
         r.map(Into::into).ok_or(StoreError::NotFound)
     }
 
     /// A tenant's jobs, newest first.
-    pub async fn list_jobs(
-        &self,
-        tenant: TenantId,
-        f: &JobFilter,
-        page: &PageRequest,
-    ) -> Result<Page<Job>> {
+    pub async fn list_jobs(&self, tenant: TenantId, f: &JobFilter, page: &PageRequest) -> Result<Page<Job>> {
         let sql = format!(
             "SELECT {JOB_COLS} FROM jobs WHERE tenant_id = $1 AND ($2 IS NULL OR status = $2) AND ($3 IS NULL OR kind = $3) \
              AND ($4 IS NULL OR id < $4) ORDER BY id DESC LIMIT $5"
@@ -337,13 +303,11 @@ impl Store {
     /// Deletes finished jobs older than `age`.
     pub async fn purge_finished_jobs(&self, age: Duration) -> Result<u64> {
         let cutoff = self.now().minus(age);
-        let n = on_write!(self, |p| sqlx::query(
-            "DELETE FROM jobs WHERE status = 'done' AND finished_at < $1"
-        )
-        .bind(cutoff.0)
-        .execute(p)
-        .await?
-        .rows_affected());
+        let n = on_write!(self, |p| sqlx::query("DELETE FROM jobs WHERE status = 'done' AND finished_at < $1")
+            .bind(cutoff.0)
+            .execute(p)
+            .await?
+            .rows_affected());
         Ok(n)
     }
 
@@ -363,12 +327,10 @@ impl Store {
 
     /// How many times the probe effect of `job` was applied (0 or 1, if all is well).
     pub async fn probe_results(&self, job: JobId) -> Result<i64> {
-        let n: i64 = on_read!(self, |p| sqlx::query_scalar(
-            "SELECT COUNT(*) FROM job_probe_results WHERE job_id = $1"
-        )
-        .bind(job.0)
-        .fetch_one(p)
-        .await?);
+        let n: i64 = on_read!(self, |p| sqlx::query_scalar("SELECT COUNT(*) FROM job_probe_results WHERE job_id = $1")
+            .bind(job.0)
+            .fetch_one(p)
+            .await?);
         Ok(n)
     }
 }

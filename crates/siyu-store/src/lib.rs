@@ -14,9 +14,7 @@
 //! audit row in the same transaction as the change. This crate never speaks HTTP.
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -172,11 +170,7 @@ pub fn redact_url(url: &str) -> String {
 
 impl StoreConfig {
     pub fn new(url: impl Into<String>) -> Self {
-        StoreConfig {
-            url: url.into(),
-            max_connections: 16,
-            pg_schema: None,
-        }
+        StoreConfig { url: url.into(), max_connections: 16, pg_schema: None }
     }
     pub fn backend(&self) -> Backend {
         if self.url.starts_with("postgres://") || self.url.starts_with("postgresql://") {
@@ -219,11 +213,8 @@ impl Store {
                 Db::Postgres(pool)
             }
             Backend::Sqlite => {
-                let path = cfg
-                    .url
-                    .strip_prefix("sqlite://")
-                    .or_else(|| cfg.url.strip_prefix("sqlite:"))
-                    .unwrap_or(&cfg.url);
+                let path =
+                    cfg.url.strip_prefix("sqlite://").or_else(|| cfg.url.strip_prefix("sqlite:")).unwrap_or(&cfg.url);
                 if let Some(parent) = std::path::Path::new(path).parent() {
                     if !parent.as_os_str().is_empty() {
                         std::fs::create_dir_all(parent).map_err(sqlx::Error::Io)?;
@@ -294,10 +285,7 @@ impl Store {
 
     /// Readiness: the database answers a trivial query.
     pub async fn ping(&self) -> Result<()> {
-        on_read!(self, |p| sqlx::query("SELECT 1")
-            .execute(p)
-            .await?
-            .rows_affected());
+        on_read!(self, |p| sqlx::query("SELECT 1").execute(p).await?.rows_affected());
         Ok(())
     }
 
@@ -318,14 +306,8 @@ mod tests {
 
     #[test]
     fn urls_are_redacted() {
-        assert_eq!(
-            redact_url("postgres://siyu:hunter2@db:5432/siyu"),
-            "postgres://siyu:***@db:5432/siyu"
-        );
-        assert_eq!(
-            redact_url("sqlite://siyu-data/siyu.db"),
-            "sqlite://siyu-data/siyu.db"
-        );
+        assert_eq!(redact_url("postgres://siyu:hunter2@db:5432/siyu"), "postgres://siyu:***@db:5432/siyu");
+        assert_eq!(redact_url("sqlite://siyu-data/siyu.db"), "sqlite://siyu-data/siyu.db");
         let dbg = format!("{:?}", StoreConfig::new("postgres://a:pw@h/d"));
         assert!(!dbg.contains("pw"), "{dbg}");
     }

@@ -6,8 +6,7 @@ use uuid::Uuid;
 
 use siyu_core::auth::{Actor, DataScope, Role};
 use siyu_core::org::{
-    Staff, StaffInput, StaffStatus, Store as StoreRec, StoreInput, StoreStatus, Tenant,
-    TenantSettings, User,
+    Staff, StaffInput, StaffStatus, Store as StoreRec, StoreInput, StoreStatus, Tenant, TenantSettings, User,
 };
 use siyu_core::paging::{Page, PageRequest};
 use siyu_core::{StaffId, StoreId, TenantId, Timestamp, UserId};
@@ -42,8 +41,7 @@ impl From<TenantRow> for Tenant {
     }
 }
 
-const TENANT_COLS: &str =
-    "id, slug, name, timezone, default_locale, contact_email, created_at, updated_at";
+const TENANT_COLS: &str = "id, slug, name, timezone, default_locale, contact_email, created_at, updated_at";
 
 #[derive(FromRow)]
 struct StoreRow {
@@ -76,8 +74,7 @@ impl From<StoreRow> for StoreRec {
     }
 }
 
-const STORE_COLS: &str =
-    "tenant_id, id, code, name, city, address, phone, status, created_at, updated_at";
+const STORE_COLS: &str = "tenant_id, id, code, name, city, address, phone, status, created_at, updated_at";
 
 #[derive(FromRow)]
 struct StaffRow {
@@ -110,8 +107,7 @@ impl From<StaffRow> for Staff {
     }
 }
 
-const STAFF_COLS: &str =
-    "tenant_id, id, name, wecom_userid, mobile, store_id, title, status, created_at, updated_at";
+const STAFF_COLS: &str = "tenant_id, id, name, wecom_userid, mobile, store_id, title, status, created_at, updated_at";
 
 #[derive(FromRow)]
 pub(crate) struct UserRow {
@@ -150,8 +146,7 @@ struct UserWithHash {
     password_hash: String,
 }
 
-const USER_COLS: &str =
-    "tenant_id, id, login, display_name, role, staff_id, disabled, created_at, updated_at";
+const USER_COLS: &str = "tenant_id, id, login, display_name, role, staff_id, disabled, created_at, updated_at";
 
 /// Binds a [`DataScope`] as `(all_rows: bool, own_staff: uuid)`: the SQL fragment
 /// `($n OR <staff column> = $n+1)` then admits every row, one staff member's rows, or none.
@@ -249,35 +244,20 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(|e| StoreError::constraint(e, "slug"))?;
-            audit!(
-                tx,
-                self,
-                actor,
-                "tenant.create",
-                "tenant",
-                t.id,
-                None,
-                snapshot(&t)
-            );
+            audit!(tx, self, actor, "tenant.create", "tenant", t.id, None, snapshot(&t));
         });
         Ok(t)
     }
 
     pub async fn tenant(&self, id: TenantId) -> Result<Tenant> {
         let sql = format!("SELECT {TENANT_COLS} FROM tenants WHERE id = $1");
-        let r: Option<TenantRow> = on_read!(self, |p| sqlx::query_as(&sql)
-            .bind(id.0)
-            .fetch_optional(p)
-            .await?);
+        let r: Option<TenantRow> = on_read!(self, |p| sqlx::query_as(&sql).bind(id.0).fetch_optional(p).await?);
         r.map(Into::into).ok_or(StoreError::NotFound)
     }
 
     pub async fn tenant_by_slug(&self, slug: &str) -> Result<Option<Tenant>> {
         let sql = format!("SELECT {TENANT_COLS} FROM tenants WHERE slug = $1");
-        let r: Option<TenantRow> = on_read!(self, |p| sqlx::query_as(&sql)
-            .bind(slug)
-            .fetch_optional(p)
-            .await?);
+        let r: Option<TenantRow> = on_read!(self, |p| sqlx::query_as(&sql).bind(slug).fetch_optional(p).await?);
         Ok(r.map(Into::into))
     }
 
@@ -287,11 +267,7 @@ impl Store {
         Ok(r.into_iter().map(Into::into).collect())
     }
 
-    pub async fn update_tenant_settings(
-        &self,
-        actor: &Actor,
-        s: &TenantSettings,
-    ) -> Result<Tenant> {
+    pub async fn update_tenant_settings(&self, actor: &Actor, s: &TenantSettings) -> Result<Tenant> {
         let before = self.tenant(actor.tenant_id).await?;
         let now = self.now();
         let after = Tenant {
@@ -312,16 +288,7 @@ impl Store {
                 .bind(now.0)
                 .execute(&mut *tx)
                 .await?;
-            audit!(
-                tx,
-                self,
-                actor,
-                "tenant.update",
-                "tenant",
-                actor.tenant_id,
-                snapshot(&before),
-                snapshot(&after)
-            );
+            audit!(tx, self, actor, "tenant.update", "tenant", actor.tenant_id, snapshot(&before), snapshot(&after));
         });
         Ok(after)
     }
@@ -333,16 +300,8 @@ impl Store {
             (SELECT COUNT(*) FROM users WHERE tenant_id = $1 AND disabled = FALSE), \
             (SELECT COUNT(*) FROM api_tokens WHERE tenant_id = $1 AND revoked_at IS NULL)";
         let (stores, staff, users, api_tokens): (i64, i64, i64, i64) =
-            on_read!(self, |p| sqlx::query_as(SQL)
-                .bind(tenant.0)
-                .fetch_one(p)
-                .await?);
-        Ok(OrgCounts {
-            stores,
-            staff,
-            users,
-            api_tokens,
-        })
+            on_read!(self, |p| sqlx::query_as(SQL).bind(tenant.0).fetch_one(p).await?);
+        Ok(OrgCounts { stores, staff, users, api_tokens })
     }
 
     // ---- stores --------------------------------------------------------------------------
@@ -377,36 +336,19 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(|e| StoreError::constraint(e, "code"))?;
-            audit!(
-                tx,
-                self,
-                actor,
-                "store.create",
-                "store",
-                rec.id,
-                None,
-                snapshot(&rec)
-            );
+            audit!(tx, self, actor, "store.create", "store", rec.id, None, snapshot(&rec));
         });
         Ok(rec)
     }
 
     pub async fn store(&self, tenant: TenantId, id: StoreId) -> Result<StoreRec> {
         let sql = format!("SELECT {STORE_COLS} FROM stores WHERE tenant_id = $1 AND id = $2");
-        let r: Option<StoreRow> = on_read!(self, |p| sqlx::query_as(&sql)
-            .bind(tenant.0)
-            .bind(id.0)
-            .fetch_optional(p)
-            .await?);
+        let r: Option<StoreRow> =
+            on_read!(self, |p| sqlx::query_as(&sql).bind(tenant.0).bind(id.0).fetch_optional(p).await?);
         r.map(Into::into).ok_or(StoreError::NotFound)
     }
 
-    pub async fn list_stores(
-        &self,
-        tenant: TenantId,
-        f: &StoreFilter,
-        page: &PageRequest,
-    ) -> Result<Page<StoreRec>> {
+    pub async fn list_stores(&self, tenant: TenantId, f: &StoreFilter, page: &PageRequest) -> Result<Page<StoreRec>> {
         let sql = format!(
             "SELECT {STORE_COLS} FROM stores WHERE tenant_id = $1 \
              AND ($2 IS NULL OR LOWER(name) LIKE $2 OR LOWER(code) LIKE $2 OR LOWER(city) LIKE $2) \
@@ -423,12 +365,7 @@ impl Store {
         Ok(Page::from_rows(rows, page, |r| r.id).map(Into::into))
     }
 
-    pub async fn update_store(
-        &self,
-        actor: &Actor,
-        id: StoreId,
-        input: &StoreInput,
-    ) -> Result<StoreRec> {
+    pub async fn update_store(&self, actor: &Actor, id: StoreId, input: &StoreInput) -> Result<StoreRec> {
         let before = self.store(actor.tenant_id, id).await?;
         let now = self.now();
         let after = StoreRec {
@@ -461,16 +398,7 @@ impl Store {
             if n != 1 {
                 return Err(StoreError::NotFound);
             }
-            audit!(
-                tx,
-                self,
-                actor,
-                "store.update",
-                "store",
-                id,
-                snapshot(&before),
-                snapshot(&after)
-            );
+            audit!(tx, self, actor, "store.update", "store", id, snapshot(&before), snapshot(&after));
         });
         Ok(after)
     }
@@ -479,33 +407,20 @@ impl Store {
     pub async fn delete_store(&self, actor: &Actor, id: StoreId) -> Result<()> {
         let before = self.store(actor.tenant_id, id).await?;
         in_tx!(self, |tx| {
-            let n: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM staff WHERE tenant_id = $1 AND store_id = $2",
-            )
-            .bind(actor.tenant_id.0)
-            .bind(id.0)
-            .fetch_one(&mut *tx)
-            .await?;
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM staff WHERE tenant_id = $1 AND store_id = $2")
+                .bind(actor.tenant_id.0)
+                .bind(id.0)
+                .fetch_one(&mut *tx)
+                .await?;
             if n > 0 {
-                return Err(StoreError::Conflict(format!(
-                    "store still has {n} staff member(s); move them first"
-                )));
+                return Err(StoreError::Conflict(format!("store still has {n} staff member(s); move them first")));
             }
             sqlx::query("DELETE FROM stores WHERE tenant_id = $1 AND id = $2")
                 .bind(actor.tenant_id.0)
                 .bind(id.0)
                 .execute(&mut *tx)
                 .await?;
-            audit!(
-                tx,
-                self,
-                actor,
-                "store.delete",
-                "store",
-                id,
-                snapshot(&before),
-                None
-            );
+            audit!(tx, self, actor, "store.delete", "store", id, snapshot(&before), None);
         });
         Ok(())
     }
@@ -542,16 +457,7 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(|e| staff_constraint(e))?;
-            audit!(
-                tx,
-                self,
-                actor,
-                "staff.create",
-                "staff",
-                rec.id,
-                None,
-                snapshot(&rec)
-            );
+            audit!(tx, self, actor, "staff.create", "staff", rec.id, None, snapshot(&rec));
         });
         Ok(rec)
     }
@@ -559,9 +465,7 @@ impl Store {
     /// One staff member, if `scope` admits them; otherwise `NotFound` (a guide cannot even
     /// learn that another guide's record exists).
     pub async fn staff(&self, tenant: TenantId, scope: DataScope, id: StaffId) -> Result<Staff> {
-        let sql = format!(
-            "SELECT {STAFF_COLS} FROM staff WHERE tenant_id = $1 AND id = $2 AND ($3 OR id = $4)"
-        );
+        let sql = format!("SELECT {STAFF_COLS} FROM staff WHERE tenant_id = $1 AND id = $2 AND ($3 OR id = $4)");
         let (all, own) = scope_binds(scope);
         let r: Option<StaffRow> = on_read!(self, |p| sqlx::query_as(&sql)
             .bind(tenant.0)
@@ -601,12 +505,7 @@ impl Store {
         Ok(Page::from_rows(rows, page, |r| r.id).map(Into::into))
     }
 
-    pub async fn update_staff(
-        &self,
-        actor: &Actor,
-        id: StaffId,
-        input: &StaffInput,
-    ) -> Result<Staff> {
+    pub async fn update_staff(&self, actor: &Actor, id: StaffId, input: &StaffInput) -> Result<Staff> {
         let before = self.staff(actor.tenant_id, actor.data_scope, id).await?;
         let now = self.now();
         let after = Staff {
@@ -643,16 +542,7 @@ impl Store {
             if n != 1 {
                 return Err(StoreError::NotFound);
             }
-            audit!(
-                tx,
-                self,
-                actor,
-                "staff.update",
-                "staff",
-                id,
-                snapshot(&before),
-                snapshot(&after)
-            );
+            audit!(tx, self, actor, "staff.update", "staff", id, snapshot(&before), snapshot(&after));
         });
         Ok(after)
     }
@@ -688,39 +578,21 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(user_constraint)?;
-            audit!(
-                tx,
-                self,
-                actor,
-                "user.create",
-                "user",
-                rec.id,
-                None,
-                snapshot(&rec)
-            );
+            audit!(tx, self, actor, "user.create", "user", rec.id, None, snapshot(&rec));
         });
         Ok(rec)
     }
 
     pub async fn user(&self, tenant: TenantId, id: UserId) -> Result<User> {
         let sql = format!("SELECT {USER_COLS} FROM users WHERE tenant_id = $1 AND id = $2");
-        let r: Option<UserRow> = on_read!(self, |p| sqlx::query_as(&sql)
-            .bind(tenant.0)
-            .bind(id.0)
-            .fetch_optional(p)
-            .await?);
+        let r: Option<UserRow> =
+            on_read!(self, |p| sqlx::query_as(&sql).bind(tenant.0).bind(id.0).fetch_optional(p).await?);
         r.map(Into::into).ok_or(StoreError::NotFound)
     }
 
     /// The user with this login and their password hash, for password checks.
-    pub async fn user_for_login(
-        &self,
-        tenant: TenantId,
-        login: &str,
-    ) -> Result<Option<(User, String)>> {
-        let sql = format!(
-            "SELECT {USER_COLS}, password_hash FROM users WHERE tenant_id = $1 AND login = $2"
-        );
+    pub async fn user_for_login(&self, tenant: TenantId, login: &str) -> Result<Option<(User, String)>> {
+        let sql = format!("SELECT {USER_COLS}, password_hash FROM users WHERE tenant_id = $1 AND login = $2");
         let r: Option<UserWithHash> = on_read!(self, |p| sqlx::query_as(&sql)
             .bind(tenant.0)
             .bind(login.to_lowercase())
@@ -729,12 +601,7 @@ impl Store {
         Ok(r.map(|r| (r.user.into(), r.password_hash)))
     }
 
-    pub async fn list_users(
-        &self,
-        tenant: TenantId,
-        f: &UserFilter,
-        page: &PageRequest,
-    ) -> Result<Page<User>> {
+    pub async fn list_users(&self, tenant: TenantId, f: &UserFilter, page: &PageRequest) -> Result<Page<User>> {
         let sql = format!(
             "SELECT {USER_COLS} FROM users WHERE tenant_id = $1 \
              AND ($2 IS NULL OR LOWER(login) LIKE $2 OR LOWER(display_name) LIKE $2) \
@@ -755,10 +622,7 @@ impl Store {
         let before = self.user(actor.tenant_id, id).await?;
         let now = self.now();
         let after = User {
-            display_name: patch
-                .display_name
-                .clone()
-                .unwrap_or(before.display_name.clone()),
+            display_name: patch.display_name.clone().unwrap_or(before.display_name.clone()),
             role: patch.role.unwrap_or(before.role),
             staff_id: patch.staff_id.unwrap_or(before.staff_id),
             disabled: patch.disabled.unwrap_or(before.disabled),
@@ -776,9 +640,7 @@ impl Store {
                 .fetch_one(&mut *tx)
                 .await?;
                 if owners == 0 {
-                    return Err(StoreError::Conflict(
-                        "a tenant must keep at least one active owner".into(),
-                    ));
+                    return Err(StoreError::Conflict("a tenant must keep at least one active owner".into()));
                 }
             }
             sqlx::query("UPDATE users SET display_name = $3, role = $4, staff_id = $5, disabled = $6, updated_at = $7 WHERE tenant_id = $1 AND id = $2")
@@ -800,16 +662,7 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
-            audit!(
-                tx,
-                self,
-                actor,
-                "user.update",
-                "user",
-                id,
-                snapshot(&before),
-                snapshot(&after)
-            );
+            audit!(tx, self, actor, "user.update", "user", id, snapshot(&before), snapshot(&after));
         });
         Ok(after)
     }
@@ -817,14 +670,15 @@ impl Store {
     /// Sets a new password hash and ends every session of the user.
     pub async fn set_password(&self, actor: &Actor, id: UserId, hash: &str) -> Result<()> {
         in_tx!(self, |tx| {
-            let n = sqlx::query("UPDATE users SET password_hash = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2")
-                .bind(actor.tenant_id.0)
-                .bind(id.0)
-                .bind(hash)
-                .bind(self.now().0)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+            let n =
+                sqlx::query("UPDATE users SET password_hash = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2")
+                    .bind(actor.tenant_id.0)
+                    .bind(id.0)
+                    .bind(hash)
+                    .bind(self.now().0)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
             if n != 1 {
                 return Err(StoreError::NotFound);
             }
@@ -833,16 +687,7 @@ impl Store {
                 .bind(id.0)
                 .execute(&mut *tx)
                 .await?;
-            audit!(
-                tx,
-                self,
-                actor,
-                "user.password_reset",
-                "user",
-                id,
-                None,
-                Some(json!({"password": "changed"}))
-            );
+            audit!(tx, self, actor, "user.password_reset", "user", id, None, Some(json!({"password": "changed"})));
         });
         Ok(())
     }

@@ -4,19 +4,14 @@
 //! so a plain SHA-256 at rest is enough: nobody can brute-force the preimage, and lookups stay
 //! a single indexed equality.
 
-use argon2::password_hash::{
-    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
-};
+use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 pub fn hash_password(pw: &str) -> String {
     let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(pw.as_bytes(), &salt)
-        .expect("argon2 with default params cannot fail")
-        .to_string()
+    Argon2::default().hash_password(pw.as_bytes(), &salt).expect("argon2 with default params cannot fail").to_string()
 }
 
 /// Constant-time verification; a malformed stored hash simply fails.
@@ -63,9 +58,6 @@ mod tests {
     fn secrets_are_unique_and_hashes_stable() {
         assert_ne!(random_secret(), random_secret());
         assert_eq!(random_secret().len(), 64);
-        assert_eq!(
-            sha256_hex("abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     }
 }

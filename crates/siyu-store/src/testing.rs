@@ -29,7 +29,7 @@ pub struct TestStore {
 /// Removes a test database when dropped.
 pub enum Cleanup {
     Dir(PathBuf),
-    Schema(String),
+    Schema(String, String),
 }
 
 impl std::ops::Deref for TestStore {
@@ -46,31 +46,29 @@ impl TestStore {
 
     pub async fn with_clock(backend: Backend, clock: Arc<dyn Clock>) -> TestStore {
         let (config, cleanup) = fresh_config(backend).await;
-        let store = Store::connect_with_clock(&config, clock)
-            .await
-            .expect("connect to test database");
+        let store = Store::connect_with_clock(&config, clock).await.expect("connect to test database");
         store.migrate().await.expect("migrate test database");
-        TestStore {
-            store,
-            config,
-            _cleanup: cleanup,
-        }
+        TestStore { store, config, _cleanup: cleanup }
     }
 }
 
 /// Settings for a fresh, empty database on `backend` (used by tests that start `siyu serve`
 /// as a separate process and need a URL rather than a store).
 pub async fn fresh_config(backend: Backend) -> (StoreConfig, Cleanup) {
+    fresh_config_at(backend, &test_pg_url()).await
+}
+
+/// Like [`fresh_config`], with PostgreSQL schemas created on the server at `pg_url`.
+pub async fn fresh_config_at(backend: Backend, pg_url: &str) -> (StoreConfig, Cleanup) {
     match backend {
         Backend::Sqlite => {
-            let dir =
-                std::env::temp_dir().join(format!("siyu-test-{}", uuid::Uuid::now_v7().simple()));
+            let dir = std::env::temp_dir().join(format!("siyu-test-{}", uuid::Uuid::now_v7().simple()));
             std::fs::create_dir_all(&dir).expect("create temp dir");
             let cfg = StoreConfig::new(format!("sqlite://{}", dir.join("siyu.db").display()));
             (cfg, Cleanup::Dir(dir))
         }
         Backend::Postgres => {
-            let url = test_pg_url();
+            let url = pg_url.to_string();
             let schema = format!("siyu_t_{}", uuid::Uuid::now_v7().simple());
             let admin = sqlx::PgPool::connect(&url).await.unwrap_or_else(|e| {
                 panic!(
@@ -79,15 +77,12 @@ pub async fn fresh_config(backend: Backend) -> (StoreConfig, Cleanup) {
                     crate::redact_url(&url)
                 )
             });
-            sqlx::query(&format!("CREATE SCHEMA {schema}"))
-                .execute(&admin)
-                .await
-                .expect("create test schema");
+            sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&admin).await.expect("create test schema");
             admin.close().await;
-            let mut cfg = StoreConfig::new(url);
+            let mut cfg = StoreConfig::new(url.clone());
             cfg.pg_schema = Some(schema.clone());
             cfg.max_connections = 8;
-            (cfg, Cleanup::Schema(schema))
+            (cfg, Cleanup::Schema(schema, url))
         }
     }
 }
@@ -109,21 +104,15 @@ impl Drop for Cleanup {
             Cleanup::Dir(d) => {
                 let _ = std::fs::remove_dir_all(d);
             }
-            Cleanup::Schema(s) => {
-                let schema = s.clone();
+            Cleanup::Schema(s, url) => {
+                let (schema, url) = (s.clone(), url.clone());
                 // Drop runs inside the test's runtime, which cannot block on itself: use a
                 // short-lived runtime on a plain thread.
                 let _ = std::thread::spawn(move || {
-                    let rt = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .ok()?;
+                    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
                     rt.block_on(async {
-                        let admin = sqlx::PgPool::connect(&test_pg_url()).await.ok()?;
-                        sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-                            .execute(&admin)
-                            .await
-                            .ok()?;
+                        let admin = sqlx::PgPool::connect(&url).await.ok()?;
+                        sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).execute(&admin).await.ok()?;
                         admin.close().await;
                         Some(())
                     })

@@ -26,12 +26,8 @@ fn staff_input(name: &str, userid: &str) -> StaffInput {
 
 both_backends!(numbered_placeholders_bind_by_number, |s| async move {
     // SQL is written once with `$N`; SQLite must bind by number, not by order of appearance.
-    let (a, b): (i64, String) = on_read!(s.store, |p| sqlx::query_as("SELECT $2, $1")
-        .bind("one")
-        .bind(2i64)
-        .fetch_one(p)
-        .await
-        .unwrap());
+    let (a, b): (i64, String) =
+        on_read!(s.store, |p| sqlx::query_as("SELECT $2, $1").bind("one").bind(2i64).fetch_one(p).await.unwrap());
     assert_eq!((a, b.as_str()), (2, "one"));
 });
 
@@ -42,75 +38,32 @@ both_backends!(migrations_are_idempotent, |s| async move {
 });
 
 both_backends!(tenants_never_see_each_other, |s| async move {
-    let a = s
-        .create_tenant("brand-a", "品牌A", "Asia/Shanghai")
-        .await
-        .unwrap();
-    let b = s
-        .create_tenant("brand-b", "品牌B", "Asia/Shanghai")
-        .await
-        .unwrap();
+    let a = s.create_tenant("brand-a", "品牌A", "Asia/Shanghai").await.unwrap();
+    let b = s.create_tenant("brand-b", "品牌B", "Asia/Shanghai").await.unwrap();
     let (aa, ab) = (Actor::system(a.id), Actor::system(b.id));
-    let sa = s
-        .create_store(&aa, &store_input("sh-01", "上海店"))
-        .await
-        .unwrap();
+    let sa = s.create_store(&aa, &store_input("sh-01", "上海店")).await.unwrap();
     // Same code in another tenant is fine: uniqueness is per tenant.
-    let sb = s
-        .create_store(&ab, &store_input("sh-01", "上海店"))
-        .await
-        .unwrap();
-    let page = s
-        .list_stores(a.id, &StoreFilter::default(), &PageRequest::default())
-        .await
-        .unwrap();
-    assert_eq!(
-        page.items.iter().map(|x| x.id).collect::<Vec<_>>(),
-        vec![sa.id]
-    );
-    assert!(matches!(
-        s.store(a.id, sb.id).await,
-        Err(StoreError::NotFound)
-    ));
-    assert!(matches!(
-        s.update_store(&aa, sb.id, &store_input("x1", "偷改")).await,
-        Err(StoreError::NotFound)
-    ));
+    let sb = s.create_store(&ab, &store_input("sh-01", "上海店")).await.unwrap();
+    let page = s.list_stores(a.id, &StoreFilter::default(), &PageRequest::default()).await.unwrap();
+    assert_eq!(page.items.iter().map(|x| x.id).collect::<Vec<_>>(), vec![sa.id]);
+    assert!(matches!(s.store(a.id, sb.id).await, Err(StoreError::NotFound)));
+    assert!(matches!(s.update_store(&aa, sb.id, &store_input("x1", "偷改")).await, Err(StoreError::NotFound)));
     assert_eq!(s.store(b.id, sb.id).await.unwrap().name, "上海店");
     let staff_b = s.create_staff(&ab, &staff_input("乙", "yi")).await.unwrap();
-    assert!(matches!(
-        s.staff(a.id, DataScope::Tenant, staff_b.id).await,
-        Err(StoreError::NotFound)
-    ));
+    assert!(matches!(s.staff(a.id, DataScope::Tenant, staff_b.id).await, Err(StoreError::NotFound)));
     // A tenant cannot point its staff at another tenant's store.
     let mut bad = staff_input("甲", "jia");
     bad.store_id = Some(sb.id);
-    assert!(matches!(
-        s.create_staff(&aa, &bad).await,
-        Err(StoreError::BadReference("store_id"))
-    ));
+    assert!(matches!(s.create_staff(&aa, &bad).await, Err(StoreError::BadReference("store_id"))));
 });
 
 both_backends!(duplicates_name_their_field, |s| async move {
-    let t = s
-        .create_tenant("dup", "Dup", "Asia/Shanghai")
-        .await
-        .unwrap();
-    assert!(matches!(
-        s.create_tenant("dup", "Again", "UTC").await,
-        Err(StoreError::Duplicate("slug"))
-    ));
+    let t = s.create_tenant("dup", "Dup", "Asia/Shanghai").await.unwrap();
+    assert!(matches!(s.create_tenant("dup", "Again", "UTC").await, Err(StoreError::Duplicate("slug"))));
     let a = Actor::system(t.id);
-    s.create_store(&a, &store_input("bj-01", "北京店"))
-        .await
-        .unwrap();
-    assert!(matches!(
-        s.create_store(&a, &store_input("bj-01", "北京二店")).await,
-        Err(StoreError::Duplicate("code"))
-    ));
-    s.create_staff(&a, &staff_input("王芳", "wangfang"))
-        .await
-        .unwrap();
+    s.create_store(&a, &store_input("bj-01", "北京店")).await.unwrap();
+    assert!(matches!(s.create_store(&a, &store_input("bj-01", "北京二店")).await, Err(StoreError::Duplicate("code"))));
+    s.create_staff(&a, &staff_input("王芳", "wangfang")).await.unwrap();
     assert!(matches!(
         s.create_staff(&a, &staff_input("王芳2", "wangfang")).await,
         Err(StoreError::Duplicate("wecom_userid"))
@@ -123,138 +76,58 @@ both_backends!(duplicates_name_their_field, |s| async move {
         password_hash: "h".into(),
     };
     s.create_user(&a, nu("ops")).await.unwrap();
-    assert!(matches!(
-        s.create_user(&a, nu("ops")).await,
-        Err(StoreError::Duplicate("login"))
-    ));
+    assert!(matches!(s.create_user(&a, nu("ops")).await, Err(StoreError::Duplicate("login"))));
 });
 
 both_backends!(guides_see_only_their_own_staff_record, |s| async move {
     let t = s.create_tenant("g", "G", "Asia/Shanghai").await.unwrap();
     let a = Actor::system(t.id);
     let me = s.create_staff(&a, &staff_input("我", "me")).await.unwrap();
-    let other = s
-        .create_staff(&a, &staff_input("别人", "other"))
-        .await
-        .unwrap();
+    let other = s.create_staff(&a, &staff_input("别人", "other")).await.unwrap();
     let guide = Actor::user(t.id, UserId::new(), Role::Guide, "g".into(), Some(me.id));
-    let list = s
-        .list_staff(
-            t.id,
-            guide.data_scope,
-            &StaffFilter::default(),
-            &PageRequest::default(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        list.items.iter().map(|x| x.id).collect::<Vec<_>>(),
-        vec![me.id]
-    );
-    assert!(matches!(
-        s.staff(t.id, guide.data_scope, other.id).await,
-        Err(StoreError::NotFound)
-    ));
-    assert!(matches!(
-        s.update_staff(&guide, other.id, &staff_input("改", "other"))
-            .await,
-        Err(StoreError::NotFound)
-    ));
-    assert_eq!(
-        s.staff(t.id, DataScope::Tenant, other.id)
-            .await
-            .unwrap()
-            .name,
-        "别人"
-    );
-    s.update_staff(&guide, me.id, &staff_input("我自己", "me"))
-        .await
-        .unwrap();
+    let list = s.list_staff(t.id, guide.data_scope, &StaffFilter::default(), &PageRequest::default()).await.unwrap();
+    assert_eq!(list.items.iter().map(|x| x.id).collect::<Vec<_>>(), vec![me.id]);
+    assert!(matches!(s.staff(t.id, guide.data_scope, other.id).await, Err(StoreError::NotFound)));
+    assert!(matches!(s.update_staff(&guide, other.id, &staff_input("改", "other")).await, Err(StoreError::NotFound)));
+    assert_eq!(s.staff(t.id, DataScope::Tenant, other.id).await.unwrap().name, "别人");
+    s.update_staff(&guide, me.id, &staff_input("我自己", "me")).await.unwrap();
     let unlinked = Actor::user(t.id, UserId::new(), Role::Guide, "u".into(), None);
-    let none = s
-        .list_staff(
-            t.id,
-            unlinked.data_scope,
-            &StaffFilter::default(),
-            &PageRequest::default(),
-        )
-        .await
-        .unwrap();
+    let none = s.list_staff(t.id, unlinked.data_scope, &StaffFilter::default(), &PageRequest::default()).await.unwrap();
     assert!(none.items.is_empty());
 });
 
-both_backends!(
-    every_change_is_audited_with_before_and_after,
-    |s| async move {
-        let t = s
-            .create_tenant("aud", "Aud", "Asia/Shanghai")
-            .await
-            .unwrap();
-        let a = Actor::user(t.id, UserId::new(), Role::Admin, "管理员".into(), None);
-        let st = s
-            .create_store(&a, &store_input("gz-01", "广州店"))
-            .await
-            .unwrap();
-        s.update_store(&a, st.id, &store_input("gz-01", "广州旗舰店"))
-            .await
-            .unwrap();
-        s.update_tenant_settings(
-            &a,
-            &TenantSettings::validate("新名字", "Asia/Shanghai", "en", None).unwrap(),
-        )
+both_backends!(every_change_is_audited_with_before_and_after, |s| async move {
+    let t = s.create_tenant("aud", "Aud", "Asia/Shanghai").await.unwrap();
+    let a = Actor::user(t.id, UserId::new(), Role::Admin, "管理员".into(), None);
+    let st = s.create_store(&a, &store_input("gz-01", "广州店")).await.unwrap();
+    s.update_store(&a, st.id, &store_input("gz-01", "广州旗舰店")).await.unwrap();
+    s.update_tenant_settings(&a, &TenantSettings::validate("新名字", "Asia/Shanghai", "en", None).unwrap())
         .await
         .unwrap();
-        let f = AuditFilter {
-            entity_type: Some("store".into()),
-            ..Default::default()
-        };
-        let log = s
-            .list_audit(t.id, &f, &PageRequest::default())
-            .await
-            .unwrap()
-            .items;
-        assert_eq!(
-            log.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
-            vec!["store.update", "store.create"]
-        );
-        assert_eq!(log[0].before.as_ref().unwrap()["name"], "广州店");
-        assert_eq!(log[0].after.as_ref().unwrap()["name"], "广州旗舰店");
-        assert_eq!(log[0].actor_name, "管理员");
-        assert!(log[1].before.is_none());
-        // A rejected change leaves no audit row.
-        let _ = s
-            .create_store(&a, &store_input("gz-01", "重复"))
-            .await
-            .unwrap_err();
-        let all = s
-            .list_audit(t.id, &AuditFilter::default(), &PageRequest::default())
-            .await
-            .unwrap()
-            .items;
-        assert_eq!(
-            all.len(),
-            4,
-            "tenant.create, store.create, store.update, tenant.update"
-        );
-    }
-);
+    let f = AuditFilter { entity_type: Some("store".into()), ..Default::default() };
+    let log = s.list_audit(t.id, &f, &PageRequest::default()).await.unwrap().items;
+    assert_eq!(log.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), vec!["store.update", "store.create"]);
+    assert_eq!(log[0].before.as_ref().unwrap()["name"], "广州店");
+    assert_eq!(log[0].after.as_ref().unwrap()["name"], "广州旗舰店");
+    assert_eq!(log[0].actor_name, "管理员");
+    assert!(log[1].before.is_none());
+    // A rejected change leaves no audit row.
+    let _ = s.create_store(&a, &store_input("gz-01", "重复")).await.unwrap_err();
+    let all = s.list_audit(t.id, &AuditFilter::default(), &PageRequest::default()).await.unwrap().items;
+    assert_eq!(all.len(), 4, "tenant.create, store.create, store.update, tenant.update");
+});
 
 both_backends!(paging_walks_every_store_once, |s| async move {
     let t = s.create_tenant("pg", "P", "Asia/Shanghai").await.unwrap();
     let a = Actor::system(t.id);
     for i in 0..23 {
-        s.create_store(&a, &store_input(&format!("s-{i:02}"), &format!("店{i}")))
-            .await
-            .unwrap();
+        s.create_store(&a, &store_input(&format!("s-{i:02}"), &format!("店{i}"))).await.unwrap();
     }
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
         let req = PageRequest::parse(Some(5), cursor.as_deref()).unwrap();
-        let page = s
-            .list_stores(t.id, &StoreFilter::default(), &req)
-            .await
-            .unwrap();
+        let page = s.list_stores(t.id, &StoreFilter::default(), &req).await.unwrap();
         seen.extend(page.items.iter().map(|x| x.code.clone()));
         match page.next_cursor {
             Some(c) => cursor = Some(c),
@@ -263,18 +136,8 @@ both_backends!(paging_walks_every_store_once, |s| async move {
     }
     let expected: Vec<String> = (0..23).rev().map(|i| format!("s-{i:02}")).collect();
     assert_eq!(seen, expected);
-    let q = StoreFilter {
-        q: Some("S-1".into()),
-        ..Default::default()
-    };
-    assert_eq!(
-        s.list_stores(t.id, &q, &PageRequest::default())
-            .await
-            .unwrap()
-            .items
-            .len(),
-        10
-    );
+    let q = StoreFilter { q: Some("S-1".into()), ..Default::default() };
+    assert_eq!(s.list_stores(t.id, &q, &PageRequest::default()).await.unwrap().items.len(), 10);
 });
 
 both_backends!(last_owner_cannot_be_demoted, |s| async move {
@@ -293,22 +156,10 @@ both_backends!(last_owner_cannot_be_demoted, |s| async move {
         )
         .await
         .unwrap();
-    let demote = UserPatch {
-        role: Some(Role::Admin),
-        ..Default::default()
-    };
-    assert!(matches!(
-        s.update_user(&a, owner.id, &demote).await,
-        Err(StoreError::Conflict(_))
-    ));
-    let disable = UserPatch {
-        disabled: Some(true),
-        ..Default::default()
-    };
-    assert!(matches!(
-        s.update_user(&a, owner.id, &disable).await,
-        Err(StoreError::Conflict(_))
-    ));
+    let demote = UserPatch { role: Some(Role::Admin), ..Default::default() };
+    assert!(matches!(s.update_user(&a, owner.id, &demote).await, Err(StoreError::Conflict(_))));
+    let disable = UserPatch { disabled: Some(true), ..Default::default() };
+    assert!(matches!(s.update_user(&a, owner.id, &disable).await, Err(StoreError::Conflict(_))));
 });
 
 both_backends!(sessions_expire_and_die_with_the_user, |s| async move {
@@ -333,30 +184,15 @@ both_backends!(sessions_expire_and_die_with_the_user, |s| async move {
         )
         .await
         .unwrap();
-    let sess = s
-        .create_session(&u, Some("127.0.0.1"), Some("test"))
-        .await
-        .unwrap();
-    assert_eq!(
-        s.session(&sess.cookie).await.unwrap().unwrap().user.id,
-        u.id
-    );
+    let sess = s.create_session(&u, Some("127.0.0.1"), Some("test")).await.unwrap();
+    assert_eq!(s.session(&sess.cookie).await.unwrap().unwrap().user.id, u.id);
     assert!(s.session("garbage").await.unwrap().is_none());
     // Idle past the limit: gone.
     clock.advance(siyu_store::auth::SESSION_IDLE + Duration::from_secs(1));
     assert!(s.session(&sess.cookie).await.unwrap().is_none());
     // A new session ends when the user is disabled.
     let sess = s.create_session(&u, None, None).await.unwrap();
-    s.update_user(
-        &a,
-        u.id,
-        &UserPatch {
-            disabled: Some(true),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    s.update_user(&a, u.id, &UserPatch { disabled: Some(true), ..Default::default() }).await.unwrap();
     assert!(s.session(&sess.cookie).await.unwrap().is_none());
     let (found, hash) = s.user_for_login(t.id, "OPS").await.unwrap().unwrap();
     assert_eq!(found.id, u.id);
@@ -366,35 +202,18 @@ both_backends!(sessions_expire_and_die_with_the_user, |s| async move {
 both_backends!(tokens_resolve_until_revoked_or_expired, |s| async move {
     let t = s.create_tenant("tok", "T", "Asia/Shanghai").await.unwrap();
     let a = Actor::system(t.id);
-    let (tok, plain) = s
-        .create_token(&a, "ERP", &[Scope::StoresRead], None)
-        .await
-        .unwrap();
+    let (tok, plain) = s.create_token(&a, "ERP", &[Scope::StoresRead], None).await.unwrap();
     assert!(plain.starts_with("siyu_"));
     let (tenant, found) = s.token_by_secret(&plain).await.unwrap().unwrap();
     assert_eq!((tenant, found.id), (t.id, tok.id));
     assert_eq!(found.scopes, vec![Scope::StoresRead]);
     // A token string with a forged tenant does not resolve.
-    let other = s
-        .create_tenant("tok2", "T2", "Asia/Shanghai")
-        .await
-        .unwrap();
-    let forged = plain.replace(
-        &t.id.0.simple().to_string(),
-        &other.id.0.simple().to_string(),
-    );
+    let other = s.create_tenant("tok2", "T2", "Asia/Shanghai").await.unwrap();
+    let forged = plain.replace(&t.id.0.simple().to_string(), &other.id.0.simple().to_string());
     assert!(s.token_by_secret(&forged).await.unwrap().is_none());
     s.revoke_token(&a, tok.id).await.unwrap();
     assert!(s.token_by_secret(&plain).await.unwrap().is_none());
-    let (_, expired) = s
-        .create_token(
-            &a,
-            "old",
-            &[Scope::StoresRead],
-            Some(Timestamp(s.now().0 - 1)),
-        )
-        .await
-        .unwrap();
+    let (_, expired) = s.create_token(&a, "old", &[Scope::StoresRead], Some(Timestamp(s.now().0 - 1))).await.unwrap();
     assert!(s.token_by_secret(&expired).await.unwrap().is_none());
 });
 
@@ -405,112 +224,43 @@ both_backends!(login_failures_are_counted_per_login, |s| async move {
         s.record_login_failure(t.id, "ops").await.unwrap();
     }
     s.record_login_failure(t.id, "other").await.unwrap();
-    assert_eq!(
-        s.login_failures_since(t.id, "ops", since)
-            .await
-            .unwrap()
-            .len(),
-        3
-    );
+    assert_eq!(s.login_failures_since(t.id, "ops", since).await.unwrap().len(), 3);
     s.clear_login_failures(t.id, "ops").await.unwrap();
-    assert!(s
-        .login_failures_since(t.id, "ops", since)
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(s.login_failures_since(t.id, "ops", since).await.unwrap().is_empty());
 });
 
-both_backends!(
-    idempotency_claims_replay_and_detect_misuse,
-    |s| async move {
-        let t = s.create_tenant("idem", "I", "Asia/Shanghai").await.unwrap();
-        assert_eq!(
-            s.idempotency_claim(t.id, "user:1", "k1", "h1")
-                .await
-                .unwrap(),
-            Claim::Fresh
-        );
-        assert_eq!(
-            s.idempotency_claim(t.id, "user:1", "k1", "h1")
-                .await
-                .unwrap(),
-            Claim::InProgress
-        );
-        assert_eq!(
-            s.idempotency_claim(t.id, "user:1", "k1", "h2")
-                .await
-                .unwrap(),
-            Claim::Mismatch
-        );
-        // Another actor with the same key is independent.
-        assert_eq!(
-            s.idempotency_claim(t.id, "user:2", "k1", "h9")
-                .await
-                .unwrap(),
-            Claim::Fresh
-        );
-        s.idempotency_complete(t.id, "user:1", "k1", 201, "application/json", b"{\"id\":1}")
-            .await
-            .unwrap();
-        assert_eq!(
-            s.idempotency_claim(t.id, "user:1", "k1", "h1")
-                .await
-                .unwrap(),
-            Claim::Replay {
-                status: 201,
-                content_type: "application/json".into(),
-                body: b"{\"id\":1}".to_vec()
-            }
-        );
-        s.idempotency_abandon(t.id, "user:2", "k1").await.unwrap();
-        assert_eq!(
-            s.idempotency_claim(t.id, "user:2", "k1", "h9")
-                .await
-                .unwrap(),
-            Claim::Fresh
-        );
-    }
-);
+both_backends!(idempotency_claims_replay_and_detect_misuse, |s| async move {
+    let t = s.create_tenant("idem", "I", "Asia/Shanghai").await.unwrap();
+    assert_eq!(s.idempotency_claim(t.id, "user:1", "k1", "h1").await.unwrap(), Claim::Fresh);
+    assert_eq!(s.idempotency_claim(t.id, "user:1", "k1", "h1").await.unwrap(), Claim::InProgress);
+    assert_eq!(s.idempotency_claim(t.id, "user:1", "k1", "h2").await.unwrap(), Claim::Mismatch);
+    // Another actor with the same key is independent.
+    assert_eq!(s.idempotency_claim(t.id, "user:2", "k1", "h9").await.unwrap(), Claim::Fresh);
+    s.idempotency_complete(t.id, "user:1", "k1", 201, "application/json", b"{\"id\":1}").await.unwrap();
+    assert_eq!(
+        s.idempotency_claim(t.id, "user:1", "k1", "h1").await.unwrap(),
+        Claim::Replay { status: 201, content_type: "application/json".into(), body: b"{\"id\":1}".to_vec() }
+    );
+    s.idempotency_abandon(t.id, "user:2", "k1").await.unwrap();
+    assert_eq!(s.idempotency_claim(t.id, "user:2", "k1", "h9").await.unwrap(), Claim::Fresh);
+});
 
 both_backends!(jobs_lease_retry_and_fence, |s| async move {
-    let id = s
-        .enqueue(NewJob::new("test.kind", serde_json::json!({"n": 1})).dedupe("once"))
-        .await
-        .unwrap();
-    assert_eq!(
-        s.enqueue(NewJob::new("test.kind", serde_json::json!({"n": 2})).dedupe("once"))
-            .await
-            .unwrap(),
-        id
-    );
+    let id = s.enqueue(NewJob::new("test.kind", serde_json::json!({"n": 1})).dedupe("once")).await.unwrap();
+    assert_eq!(s.enqueue(NewJob::new("test.kind", serde_json::json!({"n": 2})).dedupe("once")).await.unwrap(), id);
     let lease = Duration::from_millis(300);
     let got = s.claim_jobs("w1", 10, lease).await.unwrap();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].attempts, 1);
-    assert!(
-        s.claim_jobs("w2", 10, lease).await.unwrap().is_empty(),
-        "a leased job is not handed out twice"
-    );
+    assert!(s.claim_jobs("w2", 10, lease).await.unwrap().is_empty(), "a leased job is not handed out twice");
     // w1 dies; after its lease expires w2 gets the job with a new attempt number.
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let again = s
-        .claim_jobs("w2", 10, Duration::from_secs(30))
-        .await
-        .unwrap();
+    let again = s.claim_jobs("w2", 10, Duration::from_secs(30)).await.unwrap();
     assert_eq!((again.len(), again[0].attempts), (1, 2));
-    assert!(
-        !s.complete_job(id, "w1", 1).await.unwrap(),
-        "a worker that lost its lease cannot complete"
-    );
+    assert!(!s.complete_job(id, "w1", 1).await.unwrap(), "a worker that lost its lease cannot complete");
     assert!(!s.heartbeat_job(id, "w1", 1, lease).await.unwrap());
-    assert!(s
-        .fail_job(id, "w2", 2, "boom", Some(s.now()))
-        .await
-        .unwrap());
-    let third = s
-        .claim_jobs("w3", 10, Duration::from_secs(30))
-        .await
-        .unwrap();
+    assert!(s.fail_job(id, "w2", 2, "boom", Some(s.now())).await.unwrap());
+    let third = s.claim_jobs("w3", 10, Duration::from_secs(30)).await.unwrap();
     assert_eq!(third[0].attempts, 3);
     assert!(s.complete_job(id, "w3", 3).await.unwrap());
     let j = s.job(id).await.unwrap();
@@ -520,9 +270,7 @@ both_backends!(jobs_lease_retry_and_fence, |s| async move {
 
 both_backends!(concurrent_claimers_never_share_a_job, |s| async move {
     for i in 0..200 {
-        s.enqueue(NewJob::new("test.kind", serde_json::json!({ "i": i })))
-            .await
-            .unwrap();
+        s.enqueue(NewJob::new("test.kind", serde_json::json!({ "i": i }))).await.unwrap();
     }
     let mut tasks = Vec::new();
     for w in 0..8 {
@@ -530,18 +278,12 @@ both_backends!(concurrent_claimers_never_share_a_job, |s| async move {
         tasks.push(tokio::spawn(async move {
             let mut mine = Vec::new();
             loop {
-                let got = st
-                    .claim_jobs(&format!("w{w}"), 7, Duration::from_secs(60))
-                    .await
-                    .unwrap();
+                let got = st.claim_jobs(&format!("w{w}"), 7, Duration::from_secs(60)).await.unwrap();
                 if got.is_empty() {
                     break;
                 }
                 for j in got {
-                    assert!(st
-                        .complete_job(j.id, &format!("w{w}"), j.attempts)
-                        .await
-                        .unwrap());
+                    assert!(st.complete_job(j.id, &format!("w{w}"), j.attempts).await.unwrap());
                     mine.push(j.id);
                 }
             }
@@ -558,54 +300,25 @@ both_backends!(concurrent_claimers_never_share_a_job, |s| async move {
 
 both_backends!(dead_jobs_can_be_retried_by_their_tenant, |s| async move {
     let t = s.create_tenant("dj", "D", "Asia/Shanghai").await.unwrap();
-    let id = s
-        .enqueue(
-            NewJob::new("test.kind", serde_json::json!({}))
-                .tenant(t.id)
-                .attempts(1),
-        )
-        .await
-        .unwrap();
-    let j = s
-        .claim_jobs("w", 1, Duration::from_secs(30))
-        .await
-        .unwrap()
-        .remove(0);
+    let id = s.enqueue(NewJob::new("test.kind", serde_json::json!({})).tenant(t.id).attempts(1)).await.unwrap();
+    let j = s.claim_jobs("w", 1, Duration::from_secs(30)).await.unwrap().remove(0);
     s.fail_job(id, "w", j.attempts, "no", None).await.unwrap();
-    assert_eq!(
-        s.job(id).await.unwrap().status,
-        siyu_core::jobs::JobStatus::Dead
-    );
+    assert_eq!(s.job(id).await.unwrap().status, siyu_core::jobs::JobStatus::Dead);
     let other = s.create_tenant("dj2", "D2", "Asia/Shanghai").await.unwrap();
-    assert!(matches!(
-        s.retry_dead_job(other.id, id).await,
-        Err(StoreError::NotFound)
-    ));
+    assert!(matches!(s.retry_dead_job(other.id, id).await, Err(StoreError::NotFound)));
     s.retry_dead_job(t.id, id).await.unwrap();
-    assert_eq!(
-        s.job(id).await.unwrap().status,
-        siyu_core::jobs::JobStatus::Queued
-    );
+    assert_eq!(s.job(id).await.unwrap().status, siyu_core::jobs::JobStatus::Queued);
 });
 
 both_backends!(bulk_paths_insert_exactly, |s| async move {
     let t = s.create_tenant("bulk", "B", "Asia/Shanghai").await.unwrap();
     let rows: Vec<_> = (0..5000)
-        .map(|i| siyu_store::bulk::StaffSeed {
-            name: format!("员工, \"{i}\""),
-            wecom_userid: format!("u{i}"),
-        })
+        .map(|i| siyu_store::bulk::StaffSeed { name: format!("员工, \"{i}\""), wecom_userid: format!("u{i}") })
         .collect();
     assert_eq!(s.bulk_insert_staff(t.id, &rows).await.unwrap(), 5000);
     assert_eq!(s.generate_staff_in_db(t.id, 3000, "g").await.unwrap(), 3000);
     assert_eq!(s.org_counts(t.id).await.unwrap().staff, 8000);
-    let f = StaffFilter {
-        q: Some("u4999".into()),
-        ..Default::default()
-    };
-    let found = s
-        .list_staff(t.id, DataScope::Tenant, &f, &PageRequest::default())
-        .await
-        .unwrap();
+    let f = StaffFilter { q: Some("u4999".into()), ..Default::default() };
+    let found = s.list_staff(t.id, DataScope::Tenant, &f, &PageRequest::default()).await.unwrap();
     assert_eq!(found.items[0].name, "员工, \"4999\"");
 });

@@ -16,22 +16,37 @@ use siyu_store::StoreError;
 pub enum ApiError {
     /// No or invalid credentials.
     Unauthenticated,
+    /// A login attempt with a wrong tenant, login or password.
+    InvalidCredentials,
     /// Authenticated, but the actor lacks a scope.
     Forbidden(Scope),
     /// Authenticated, but the action is not allowed for another reason.
-    ForbiddenField { field: String, message: String },
+    ForbiddenField {
+        field: String,
+        message: String,
+    },
     NotFound,
     /// The body is not JSON at all.
     MalformedJson(String),
     /// The request is syntactically wrong in a named place (query parameter, header).
-    BadRequest { code: &'static str, field: Option<String>, message: String },
+    BadRequest {
+        code: &'static str,
+        field: Option<String>,
+        message: String,
+    },
     /// Fields failed validation (missing, wrong type, out of range).
     Validation(Vec<Violation>),
-    Conflict { code: &'static str, field: Option<String>, message: String },
+    Conflict {
+        code: &'static str,
+        field: Option<String>,
+        message: String,
+    },
     CsrfFailed,
     IdempotencyInProgress,
     IdempotencyMismatch,
-    TooManyRequests { retry_after_secs: u64 },
+    TooManyRequests {
+        retry_after_secs: u64,
+    },
     PayloadTooLarge,
     Internal(String),
 }
@@ -70,7 +85,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         use ApiError::*;
         match self {
-            Unauthenticated => StatusCode::UNAUTHORIZED,
+            Unauthenticated | InvalidCredentials => StatusCode::UNAUTHORIZED,
             Forbidden(_) | ForbiddenField { .. } | CsrfFailed => StatusCode::FORBIDDEN,
             NotFound => StatusCode::NOT_FOUND,
             MalformedJson(_) | BadRequest { .. } => StatusCode::BAD_REQUEST,
@@ -86,6 +101,7 @@ impl ApiError {
         use ApiError::*;
         match self {
             Unauthenticated => "unauthenticated",
+            InvalidCredentials => "invalid_credentials",
             Forbidden(_) => "forbidden",
             ForbiddenField { .. } => "forbidden_field",
             NotFound => "not_found",
@@ -106,7 +122,12 @@ impl ApiError {
         use ApiError::*;
         let status = self.status();
         let (detail, field, errors) = match self {
-            Unauthenticated => ("Log in, or send a valid API token as `Authorization: Bearer …`.".to_string(), None, vec![]),
+            Unauthenticated => {
+                ("Log in, or send a valid API token as `Authorization: Bearer …`.".to_string(), None, vec![])
+            }
+            InvalidCredentials => {
+                ("The tenant, login or password is wrong.".to_string(), Some("password".to_string()), vec![])
+            }
             Forbidden(s) => (format!("This action needs the `{}` permission.", s.as_str()), None, vec![]),
             ForbiddenField { field, message } => (message.clone(), Some(field.clone()), vec![]),
             NotFound => ("No such resource in this tenant.".to_string(), None, vec![]),
@@ -116,21 +137,33 @@ impl ApiError {
                 let detail = v.iter().map(|e| e.message.clone()).collect::<Vec<_>>().join("; ");
                 let errs = v
                     .iter()
-                    .map(|e| FieldError { field: e.field.clone(), code: e.code.to_string(), message: e.message.clone() })
+                    .map(|e| FieldError {
+                        field: e.field.clone(),
+                        code: e.code.to_string(),
+                        message: e.message.clone(),
+                    })
                     .collect();
                 (detail, v.first().map(|e| e.field.clone()), errs)
             }
             Conflict { field, message, .. } => (message.clone(), field.clone(), vec![]),
             CsrfFailed => ("Missing or wrong CSRF token; reload the page and try again.".to_string(), None, vec![]),
-            IdempotencyInProgress => ("A request with this Idempotency-Key is still being processed; retry shortly.".to_string(), None, vec![]),
+            IdempotencyInProgress => (
+                "A request with this Idempotency-Key is still being processed; retry shortly.".to_string(),
+                None,
+                vec![],
+            ),
             IdempotencyMismatch => (
                 "This Idempotency-Key was already used for a different request.".to_string(),
                 Some("Idempotency-Key".to_string()),
                 vec![],
             ),
-            TooManyRequests { retry_after_secs } => (format!("Too many attempts; try again in {retry_after_secs} s."), None, vec![]),
+            TooManyRequests { retry_after_secs } => {
+                (format!("Too many attempts; try again in {retry_after_secs} s."), None, vec![])
+            }
             PayloadTooLarge => ("The request body is too large.".to_string(), None, vec![]),
-            Internal(_) => ("Something went wrong on our side. Quote the request id when reporting it.".to_string(), None, vec![]),
+            Internal(_) => {
+                ("Something went wrong on our side. Quote the request id when reporting it.".to_string(), None, vec![])
+            }
         };
         Problem {
             type_: format!("https://siyu.dev/problems/{}", self.code()),
@@ -171,10 +204,14 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => ApiError::NotFound,
-            StoreError::Duplicate(field) => {
-                ApiError::Conflict { code: "duplicate", field: Some(field.into()), message: format!("{field} is already in use") }
+            StoreError::Duplicate(field) => ApiError::Conflict {
+                code: "duplicate",
+                field: Some(field.into()),
+                message: format!("{field} is already in use"),
+            },
+            StoreError::BadReference(field) => {
+                ApiError::validation(field, "unknown_reference", format!("{field} does not exist"))
             }
-            StoreError::BadReference(field) => ApiError::validation(field, "unknown_reference", format!("{field} does not exist")),
             StoreError::Conflict(m) => ApiError::Conflict { code: "conflict", field: None, message: m },
             other => ApiError::Internal(other.to_string()),
         }

@@ -50,9 +50,9 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             let path = e.path().to_string();
             let inner = e.into_inner();
             match inner.classify() {
-                serde_json::error::Category::Syntax | serde_json::error::Category::Eof | serde_json::error::Category::Io => {
-                    Err(ApiError::MalformedJson(inner.to_string()))
-                }
+                serde_json::error::Category::Syntax
+                | serde_json::error::Category::Eof
+                | serde_json::error::Category::Io => Err(ApiError::MalformedJson(inner.to_string())),
                 serde_json::error::Category::Data => Err(data_error(&path, &inner.to_string())),
             }
         }
@@ -91,7 +91,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(q.as_bytes()));
         serde_path_to_error::deserialize(de).map(Query).map_err(|e| {
             let field = e.path().to_string();
-            ApiError::BadRequest { code: "invalid_query", field: Some(field.clone()), message: format!("query parameter {field}: {}", e.into_inner()) }
+            ApiError::BadRequest {
+                code: "invalid_query",
+                field: Some(field.clone()),
+                message: format!("query parameter {field}: {}", e.into_inner()),
+            }
         })
     }
 }
@@ -109,6 +113,17 @@ pub struct PageParams {
 impl PageParams {
     pub fn request(&self) -> Result<PageRequest, ApiError> {
         Ok(PageRequest::parse(self.limit, self.cursor.as_deref())?)
+    }
+}
+
+/// The socket peer's address, when the server was started with connect info.
+pub struct PeerIp(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for PeerIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(PeerIp(parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip())))
     }
 }
 
@@ -219,13 +234,19 @@ mod tests {
 
     #[test]
     fn json_errors_name_the_field() {
-        assert_eq!(field_of(parse_json::<Body>(b"{\"name\": 1, \"items\": []}").unwrap_err()), (422, Some("name".into())));
+        assert_eq!(
+            field_of(parse_json::<Body>(b"{\"name\": 1, \"items\": []}").unwrap_err()),
+            (422, Some("name".into()))
+        );
         assert_eq!(field_of(parse_json::<Body>(b"{\"items\": []}").unwrap_err()), (422, Some("name".into())));
         assert_eq!(
             field_of(parse_json::<Body>(b"{\"name\": \"a\", \"items\": [{\"qty\": 1}, {\"qty\": -1}]}").unwrap_err()),
             (422, Some("items[1].qty".into()))
         );
-        assert_eq!(field_of(parse_json::<Body>(b"{\"name\": \"a\", \"items\": [{}]}").unwrap_err()), (422, Some("items[0].qty".into())));
+        assert_eq!(
+            field_of(parse_json::<Body>(b"{\"name\": \"a\", \"items\": [{}]}").unwrap_err()),
+            (422, Some("items[0].qty".into()))
+        );
         assert_eq!(parse_json::<Body>(b"{\"name\": ").unwrap_err().problem(None).status, 400);
         assert_eq!(parse_json::<Body>(b"not json").unwrap_err().problem(None).code, "malformed_json");
     }

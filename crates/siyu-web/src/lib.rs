@@ -1,1 +1,88 @@
-//! placeholder
+//! siyu's HTTP edge: the JSON API under `/api/v1`, the server-rendered console under
+//! `/console`, and operations endpoints (`/healthz`, `/readyz`, `/metrics`,
+//! `/api/openapi.json`).
+//!
+//! Handlers are thin: parse, authorise, call the store (and, as capabilities arrive, the pure
+//! core), respond. Each capability exports its router; [`app`] composes them. This crate
+//! holds no SQL and no business rule that the console and the API could disagree on.
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::Router;
+
+use siyu_store::Store;
+
+pub mod api;
+pub mod console;
+pub mod error;
+pub mod extract;
+pub mod i18n;
+pub mod middleware;
+pub mod ops;
+
+/// Settings of the HTTP edge. Holds no secrets.
+#[derive(Clone, Debug, Default)]
+pub struct WebConfig {
+    /// Mark cookies `Secure` (set when siyu is served over HTTPS, directly or via a proxy).
+    pub secure_cookies: bool,
+    /// Take the client address from `X-Forwarded-For` (only behind a trusted reverse proxy).
+    pub trust_proxy: bool,
+    /// Shown on the login page when running the demo.
+    pub demo_login: Option<DemoLogin>,
+}
+
+#[derive(Clone, Debug)]
+pub struct DemoLogin {
+    pub tenant: String,
+    pub login: String,
+    pub password: String,
+}
+
+pub struct Inner {
+    pub store: Store,
+    pub config: WebConfig,
+    pub ip_throttle: api::auth::IpThrottle,
+}
+
+/// The one state every handler gets.
+#[derive(Clone)]
+pub struct AppState(pub Arc<Inner>);
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(store: Store, config: WebConfig) -> AppState {
+        AppState(Arc::new(Inner { store, config, ip_throttle: Default::default() }))
+    }
+}
+
+/// The whole application.
+pub fn app(state: AppState) -> Router {
+    let (api, openapi) = api::router().split_for_parts();
+    let openapi = Arc::new(openapi);
+    Router::new()
+        .merge(api.layer(from_fn_with_state(state.clone(), middleware::idempotency)))
+        .merge(ops::router(openapi))
+        .merge(console::router())
+        .route_layer(from_fn(ops::record_metrics))
+        .fallback(ops::fallback)
+        .layer(DefaultBodyLimit::max(middleware::MAX_BODY))
+        .layer(from_fn(middleware::request_context))
+        .with_state(state)
+}
+
+/// The OpenAPI document, for tooling that wants it without starting a server.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api::router().split_for_parts().1
+}
+
+/// Kind of the built-in diagnostic job: holds its lease for `hold_ms`, then records that it
+/// ran, once per job id.
+pub const PROBE_JOB: &str = "system.probe";

@@ -1,0 +1,163 @@
+//! A real siyu server on a loopback port over a fresh store, plus seeded tenants.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+
+use reqwest::{Client, Method, Response};
+use serde_json::{json, Value};
+
+use siyu_core::auth::{Actor, Role, Scope};
+use siyu_core::org::{StaffInput, StoreInput};
+use siyu_core::{StaffId, TenantId};
+use siyu_store::org::NewUser;
+use siyu_store::secrets::hash_password;
+use siyu_store::testing::TestStore;
+use siyu_store::Backend;
+
+pub const PASSWORD: &str = "test-pass-2026";
+
+pub struct App {
+    pub addr: SocketAddr,
+    pub store: TestStore,
+}
+
+impl App {
+    pub async fn start(backend: Backend) -> App {
+        let store = TestStore::new(backend).await;
+        let state = siyu_web::AppState::new(store.store.clone(), Default::default());
+        let app = siyu_web::app(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap();
+        });
+        App { addr, store }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// A tenant with an owner, a guide linked to a staff member, a second staff member and
+    /// a store.
+    pub async fn seed(&self, slug: &str) -> Seed {
+        let s = &self.store;
+        let t = s.create_tenant(slug, &format!("品牌 {slug}"), "Asia/Shanghai").await.unwrap();
+        let sys = Actor::system(t.id);
+        let store = s
+            .create_store(&sys, &StoreInput::validate("main", "总店", Some("上海"), None, None, None).unwrap())
+            .await
+            .unwrap();
+        let me = s
+            .create_staff(
+                &sys,
+                &StaffInput::validate("导购甲", Some(&format!("{slug}-g1")), None, Some(store.id), None, None).unwrap(),
+            )
+            .await
+            .unwrap();
+        let other = s
+            .create_staff(
+                &sys,
+                &StaffInput::validate("导购乙", Some(&format!("{slug}-g2")), None, Some(store.id), None, None).unwrap(),
+            )
+            .await
+            .unwrap();
+        let hash = hash_password(PASSWORD);
+        for (login, role, staff) in [("owner", Role::Owner, None), ("guide", Role::Guide, Some(me.id))] {
+            s.create_user(
+                &sys,
+                NewUser {
+                    login: login.into(),
+                    display_name: login.into(),
+                    role,
+                    staff_id: staff,
+                    password_hash: hash.clone(),
+                },
+            )
+            .await
+            .unwrap();
+        }
+        let scopes: Vec<Scope> = Scope::ALL.into_iter().filter(|x| x.grantable_to_token()).collect();
+        let (_, token) = s.create_token(&sys, "all", &scopes, None).await.unwrap();
+        Seed { tenant: t.id, slug: slug.into(), token, store_id: store.id.0, guide_staff: me.id, other_staff: other.id }
+    }
+
+    /// Logs in over the API; returns a cookie-carrying client and the CSRF token.
+    pub async fn session(&self, slug: &str, login: &str) -> Session {
+        let client = Client::builder().cookie_store(true).build().unwrap();
+        let r = client
+            .post(self.url("/api/v1/auth/login"))
+            .json(&json!({"tenant": slug, "login": login, "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "login {slug}/{login}");
+        let body: Value = r.json().await.unwrap();
+        Session { client, csrf: body["csrf_token"].as_str().unwrap().to_string() }
+    }
+}
+
+pub struct Seed {
+    pub tenant: TenantId,
+    pub slug: String,
+    pub token: String,
+    pub store_id: uuid::Uuid,
+    pub guide_staff: StaffId,
+    pub other_staff: StaffId,
+}
+
+pub struct Session {
+    pub client: Client,
+    pub csrf: String,
+}
+
+impl Session {
+    pub async fn send(&self, app: &App, method: Method, path: &str, body: Option<&Value>) -> Response {
+        let mut r = self.client.request(method, app.url(path)).header("x-csrf-token", &self.csrf);
+        if let Some(b) = body {
+            r = r.json(b);
+        }
+        r.send().await.unwrap()
+    }
+}
+
+pub async fn bearer(app: &App, token: &str, method: Method, path: &str, body: Option<&Value>) -> Response {
+    let mut r = Client::new().request(method, app.url(path)).bearer_auth(token);
+    if let Some(b) = body {
+        r = r.json(b);
+    }
+    r.send().await.unwrap()
+}
+
+/// Asserts a problem+json response and returns its body.
+pub async fn problem(r: Response, status: u16) -> Value {
+    assert_eq!(r.status(), status, "status");
+    let ct = r.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    assert_eq!(ct, "application/problem+json", "content type");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["status"], status);
+    assert!(v["code"].is_string(), "stable code present: {v}");
+    v
+}
+
+/// Declares one test per backend: `both!(name, |app| async move { … })`.
+#[macro_export]
+macro_rules! both {
+    ($name:ident, |$app:ident| $body:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let $app = $crate::common::App::start(siyu_store::Backend::Sqlite).await;
+                $body.await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let $app = $crate::common::App::start(siyu_store::Backend::Postgres).await;
+                $body.await
+            }
+        }
+    };
+}

@@ -1,0 +1,300 @@
+//! The benchmark harness. Every figure is printed beside a baseline measured in the same run
+//! on the same machine, and the ratio between them is the number to compare across runs:
+//! absolute timings on a shared 2-core machine are noise, ratios are signal.
+//!
+//! Scenarios:
+//! - `http-get`: authenticated `GET /api/v1/stores?limit=20` over loopback HTTP against a
+//!   tenant of `--tenant-stores` stores, beside `GET /healthz` (a static 200 from the same
+//!   server, same client, same concurrency).
+//! - `bulk-insert`: `--rows` staff rows through siyu's bulk path (COPY on PostgreSQL,
+//!   multi-row INSERT on SQLite), beside the database generating the same rows by itself.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+
+use siyu_core::auth::{Actor, Scope};
+use siyu_core::org::StoreInput;
+use siyu_store::bulk::StaffSeed;
+use siyu_store::testing::{fresh_config_at, test_pg_url};
+use siyu_store::{Backend, Store};
+
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// Scenarios to run, comma-separated: http-get, bulk-insert [default: all].
+    #[arg(long, value_delimiter = ',')]
+    scenarios: Vec<String>,
+    /// Backends, comma-separated: sqlite, postgres [default: both].
+    #[arg(long, value_delimiter = ',')]
+    backends: Vec<String>,
+    /// PostgreSQL server for the postgres backend; each measurement gets a fresh schema that
+    /// is dropped afterwards. Env: SIYU_BENCH_DATABASE_URL [default: SIYU_TEST_DATABASE_URL or
+    /// the local server].
+    #[arg(long, env = "SIYU_BENCH_DATABASE_URL")]
+    pg_url: Option<String>,
+    /// Stores in the tenant the HTTP scenario reads from.
+    #[arg(long, default_value_t = 1000)]
+    tenant_stores: usize,
+    /// Requests per HTTP measurement (after a warm-up of a tenth as many).
+    #[arg(long, default_value_t = 20_000)]
+    requests: usize,
+    /// Concurrent HTTP clients.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Rows for the bulk-insert scenario.
+    #[arg(long, default_value_t = 1_000_000)]
+    rows: usize,
+    /// Where to write the JSON results.
+    #[arg(long, default_value = "bench-results/latest.json")]
+    json: PathBuf,
+}
+
+#[derive(Serialize, Clone)]
+struct Figure {
+    value: f64,
+    unit: &'static str,
+}
+
+#[derive(Serialize)]
+struct Row {
+    scenario: String,
+    backend: String,
+    metric: String,
+    siyu: Figure,
+    baseline_name: String,
+    baseline: Figure,
+    /// siyu ÷ baseline. For throughput higher is better; for latency lower is better.
+    ratio: f64,
+}
+
+#[derive(Serialize)]
+struct Report {
+    started_at: String,
+    machine: Machine,
+    rows: Vec<Row>,
+}
+
+#[derive(Serialize)]
+struct Machine {
+    cpus: usize,
+    os: String,
+}
+
+pub async fn run(a: BenchArgs) -> Result<()> {
+    let scenarios =
+        if a.scenarios.is_empty() { vec!["http-get".into(), "bulk-insert".into()] } else { a.scenarios.clone() };
+    let backends = if a.backends.is_empty() { vec!["sqlite".into(), "postgres".into()] } else { a.backends.clone() };
+    let pg_url = a.pg_url.clone().unwrap_or_else(test_pg_url);
+    let mut rows = Vec::new();
+    for b in &backends {
+        let backend = match b.as_str() {
+            "sqlite" => Backend::Sqlite,
+            "postgres" => Backend::Postgres,
+            other => bail!("unknown backend {other}: use sqlite or postgres"),
+        };
+        for s in &scenarios {
+            eprintln!("== {s} on {b}");
+            match s.as_str() {
+                "http-get" => {
+                    rows.extend(http_get(&a, backend, &pg_url).await.with_context(|| format!("http-get on {b}"))?)
+                }
+                "bulk-insert" => {
+                    rows.extend(bulk_insert(&a, backend, &pg_url).await.with_context(|| format!("bulk-insert on {b}"))?)
+                }
+                other => bail!("unknown scenario {other}: use http-get or bulk-insert"),
+            }
+        }
+    }
+    print_table(&rows);
+    let report = Report {
+        started_at: siyu_core::time::SystemClock.now_rfc3339(),
+        machine: Machine {
+            cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            os: std::env::consts::OS.into(),
+        },
+        rows,
+    };
+    if let Some(dir) = a.json.parent() {
+        std::fs::create_dir_all(dir).ok();
+    }
+    std::fs::write(&a.json, serde_json::to_vec_pretty(&report)?)
+        .with_context(|| format!("writing {}", a.json.display()))?;
+    println!("\nJSON written to {}", a.json.display());
+    Ok(())
+}
+
+trait NowRfc3339 {
+    fn now_rfc3339(&self) -> String;
+}
+
+impl NowRfc3339 for siyu_core::time::SystemClock {
+    fn now_rfc3339(&self) -> String {
+        use siyu_core::Clock;
+        self.now().to_rfc3339(0)
+    }
+}
+
+fn print_table(rows: &[Row]) {
+    println!(
+        "\n{:<12} {:<9} {:<16} {:>14} {:<22} {:>14} {:>8}",
+        "scenario", "backend", "metric", "siyu", "baseline", "value", "ratio"
+    );
+    println!("{}", "-".repeat(101));
+    for r in rows {
+        println!(
+            "{:<12} {:<9} {:<16} {:>10.1} {:<3} {:<22} {:>10.1} {:<3} {:>8.3}",
+            r.scenario,
+            r.backend,
+            r.metric,
+            r.siyu.value,
+            r.siyu.unit,
+            r.baseline_name,
+            r.baseline.value,
+            r.baseline.unit,
+            r.ratio
+        );
+    }
+}
+
+struct Load {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+/// Sends `n` GETs from `c` concurrent keep-alive clients and measures throughput and latency.
+async fn load(client: &reqwest::Client, url: &str, token: Option<&str>, n: usize, c: usize) -> Result<Load> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..c {
+        let (client, url, next) = (client.clone(), url.to_string(), next.clone());
+        let token = token.map(str::to_string);
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            while next.fetch_add(1, Ordering::Relaxed) < n {
+                let t = Instant::now();
+                let mut req = client.get(&url);
+                if let Some(tok) = &token {
+                    req = req.bearer_auth(tok);
+                }
+                let res = req.send().await?;
+                let status = res.status();
+                let _ = res.bytes().await?;
+                if !status.is_success() {
+                    anyhow::bail!("{url} answered {status}");
+                }
+                lat.push(t.elapsed().as_micros() as u64);
+            }
+            Ok::<_, anyhow::Error>(lat)
+        }));
+    }
+    let mut all = Vec::with_capacity(n);
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    let secs = started.elapsed().as_secs_f64();
+    all.sort_unstable();
+    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)] as f64 / 1000.0;
+    Ok(Load { rps: all.len() as f64 / secs, p50_ms: pct(0.50), p99_ms: pct(0.99) })
+}
+
+async fn http_get(a: &BenchArgs, backend: Backend, pg_url: &str) -> Result<Vec<Row>> {
+    let (cfg, _cleanup) = fresh_config_at(backend, pg_url).await;
+    let store = Store::connect(&cfg).await?;
+    store.migrate().await?;
+    let tenant = store.create_tenant("bench", "Bench", "Asia/Shanghai").await?;
+    let actor = Actor::system(tenant.id);
+    for i in 0..a.tenant_stores {
+        let input = StoreInput::validate(&format!("s-{i:06}"), &format!("门店 {i}"), Some("上海"), None, None, None)
+            .map_err(|v| anyhow::anyhow!("{v:?}"))?;
+        store.create_store(&actor, &input).await?;
+    }
+    let (_, token) = store.create_token(&actor, "bench", &[Scope::StoresRead], None).await?;
+    let app = siyu_web::app(siyu_web::AppState::new(store.clone(), Default::default()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let client =
+        reqwest::Client::builder().pool_max_idle_per_host(a.concurrency).timeout(Duration::from_secs(30)).build()?;
+    let api = format!("http://{addr}/api/v1/stores?limit=20");
+    let stat = format!("http://{addr}/healthz");
+    let warm = (a.requests / 10).max(100);
+    load(&client, &api, Some(&token), warm, a.concurrency).await?;
+    load(&client, &stat, None, warm, a.concurrency).await?;
+    // Interleave the two measurements so drift in machine load hits both alike.
+    let half = a.requests / 2;
+    let s1 = load(&client, &stat, None, half, a.concurrency).await?;
+    let g1 = load(&client, &api, Some(&token), half, a.concurrency).await?;
+    let g2 = load(&client, &api, Some(&token), half, a.concurrency).await?;
+    let s2 = load(&client, &stat, None, half, a.concurrency).await?;
+    server.abort();
+    store.close().await;
+    let avg = |x: &Load, y: &Load, f: fn(&Load) -> f64| (f(x) + f(y)) / 2.0;
+    let b = backend.as_str().to_string();
+    let mk = |metric: &str, unit: &'static str, siyu: f64, base: f64| Row {
+        scenario: "http-get".into(),
+        backend: b.clone(),
+        metric: metric.into(),
+        siyu: Figure { value: siyu, unit },
+        baseline_name: "static 200 (/healthz)".into(),
+        baseline: Figure { value: base, unit },
+        ratio: if base > 0.0 { siyu / base } else { f64::NAN },
+    };
+    Ok(vec![
+        mk("throughput", "r/s", avg(&g1, &g2, |l| l.rps), avg(&s1, &s2, |l| l.rps)),
+        mk("p50 latency", "ms", avg(&g1, &g2, |l| l.p50_ms), avg(&s1, &s2, |l| l.p50_ms)),
+        mk("p99 latency", "ms", avg(&g1, &g2, |l| l.p99_ms), avg(&s1, &s2, |l| l.p99_ms)),
+    ])
+}
+
+async fn bulk_insert(a: &BenchArgs, backend: Backend, pg_url: &str) -> Result<Vec<Row>> {
+    let seeds: Vec<StaffSeed> =
+        (0..a.rows).map(|i| StaffSeed { name: format!("员工 {i}"), wecom_userid: format!("u{i:08}") }).collect();
+    // Each measurement gets a fresh database so neither pays for the other's index growth.
+    let siyu_secs = {
+        let (cfg, _cleanup) = fresh_config_at(backend, pg_url).await;
+        let store = Store::connect(&cfg).await?;
+        store.migrate().await?;
+        let t = store.create_tenant("bulk", "Bulk", "Asia/Shanghai").await?;
+        let started = Instant::now();
+        let mut n = 0;
+        for chunk in seeds.chunks(100_000) {
+            n += store.bulk_insert_staff(t.id, chunk).await?;
+        }
+        let secs = started.elapsed().as_secs_f64();
+        if n as usize != a.rows {
+            bail!("bulk path inserted {n} rows, expected {}", a.rows);
+        }
+        store.close().await;
+        secs
+    };
+    let base_secs = {
+        let (cfg, _cleanup) = fresh_config_at(backend, pg_url).await;
+        let store = Store::connect(&cfg).await?;
+        store.migrate().await?;
+        let t = store.create_tenant("bulk", "Bulk", "Asia/Shanghai").await?;
+        let started = Instant::now();
+        let n = store.generate_staff_in_db(t.id, a.rows as i64, "g").await?;
+        let secs = started.elapsed().as_secs_f64();
+        if n as usize != a.rows {
+            bail!("baseline inserted {n} rows, expected {}", a.rows);
+        }
+        store.close().await;
+        secs
+    };
+    let (siyu, base) = (a.rows as f64 / siyu_secs, a.rows as f64 / base_secs);
+    Ok(vec![Row {
+        scenario: "bulk-insert".into(),
+        backend: backend.as_str().into(),
+        metric: format!("{} rows", a.rows),
+        siyu: Figure { value: siyu, unit: "r/s" },
+        baseline_name: "in-database generation".into(),
+        baseline: Figure { value: base, unit: "r/s" },
+        ratio: siyu / base,
+    }])
+}

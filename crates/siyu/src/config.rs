@@ -1,0 +1,146 @@
+//! Configuration: built-in defaults, then a TOML file (`siyu.toml` in the working directory,
+//! or `--config FILE` / `SIYU_CONFIG`), then `SIYU_*` environment variables (nested keys with
+//! `__`, e.g. `SIYU_JOBS__WORKERS=8`), then command-line flags. Secrets (the database URL's
+//! password) never reach logs: `Debug` redacts them.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://siyu-data/siyu.db";
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: String,
+    /// `sqlite://PATH` (embedded default) or `postgres://USER:PASSWORD@HOST:PORT/DB`.
+    pub database_url: String,
+    pub database_max_connections: u32,
+    /// `text` for people, `json` for log pipelines.
+    pub log_format: String,
+    /// A tracing filter such as `info` or `siyu=debug,sqlx=warn`.
+    pub log_level: String,
+    /// Mark cookies `Secure`; set when serving over HTTPS (directly or behind a proxy).
+    pub secure_cookies: bool,
+    /// Trust `X-Forwarded-For` for the client address (only behind your own reverse proxy).
+    pub trust_proxy: bool,
+    pub jobs: JobsConfig,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobsConfig {
+    /// Run background jobs in this process.
+    pub enabled: bool,
+    /// Jobs run at once by this process.
+    pub workers: usize,
+    /// Seconds a claimed job stays leased without a heartbeat before another process may
+    /// take it over.
+    pub lease_secs: u64,
+    /// How often an idle worker looks for due jobs, in milliseconds.
+    pub poll_ms: u64,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        JobsConfig { enabled: true, workers: 4, lease_secs: 30, poll_ms: 500 }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:8080".into(),
+            database_url: DEFAULT_DATABASE_URL.into(),
+            database_max_connections: 16,
+            log_format: "text".into(),
+            log_level: "info".into(),
+            secure_cookies: false,
+            trust_proxy: false,
+            jobs: JobsConfig::default(),
+        }
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("database_url", &siyu_store::redact_url(&self.database_url))
+            .field("database_max_connections", &self.database_max_connections)
+            .field("log_format", &self.log_format)
+            .field("log_level", &self.log_level)
+            .field("secure_cookies", &self.secure_cookies)
+            .field("trust_proxy", &self.trust_proxy)
+            .field("jobs", &self.jobs)
+            .finish()
+    }
+}
+
+impl Config {
+    /// Loads the layered configuration. `file` is an explicit config file, which must exist.
+    pub fn load(file: Option<PathBuf>) -> Result<Config, String> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(f) => {
+                if !f.exists() {
+                    return Err(format!("config file {} does not exist", f.display()));
+                }
+                fig = fig.merge(Toml::file(f));
+            }
+            None => fig = fig.merge(Toml::file("siyu.toml")),
+        }
+        fig = fig.merge(Env::prefixed("SIYU_").split("__").ignore(&[
+            "config",
+            "test_database_url",
+            "bench_database_url",
+        ]));
+        fig.extract().map_err(|e| format!("invalid configuration: {e}"))
+    }
+
+    pub fn store(&self) -> siyu_store::StoreConfig {
+        let mut c = siyu_store::StoreConfig::new(&self.database_url);
+        c.max_connections = self.database_max_connections;
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_redacts_the_database_password() {
+        let c = Config { database_url: "postgres://siyu:s3cret@db/siyu".into(), ..Config::default() };
+        let s = format!("{c:?}");
+        assert!(!s.contains("s3cret"), "{s}");
+        assert!(s.contains("siyu:***@db"));
+    }
+
+    #[test]
+    fn files_and_environment_layer_over_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("siyu.toml", "listen = \"0.0.0.0:9000\"\n[jobs]\nworkers = 2\n")?;
+            jail.set_env("SIYU_JOBS__LEASE_SECS", "7");
+            jail.set_env("SIYU_DATABASE_URL", "postgres://u@h/d");
+            let c = Config::load(None).map_err(figment::Error::from)?;
+            assert_eq!(c.listen, "0.0.0.0:9000");
+            assert_eq!((c.jobs.workers, c.jobs.lease_secs), (2, 7));
+            assert_eq!(c.database_url, "postgres://u@h/d");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("siyu.toml", "lisen = \"typo\"\n")?;
+            assert!(Config::load(None).unwrap_err().contains("lisen"));
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,73 @@
+//! The demo tenant: a brand with stores, staff and users of every role, created once and left
+//! alone afterwards (running `siyu serve --demo` again changes nothing). Later capabilities add
+//! their own demo data here.
+
+use siyu_core::auth::{Actor, Role};
+use siyu_core::org::{StaffInput, StoreInput};
+use siyu_store::org::NewUser;
+use siyu_store::secrets::hash_password;
+use siyu_store::{Store, StoreError};
+
+pub const TENANT: &str = "demo";
+pub const PASSWORD: &str = "siyu-demo-2026";
+pub const OWNER: &str = "owner";
+
+/// Creates the demo tenant unless it exists. Returns whether it was created now.
+pub async fn ensure(store: &Store) -> Result<bool, StoreError> {
+    if store.tenant_by_slug(TENANT).await?.is_some() {
+        return Ok(false);
+    }
+    let tenant = match store.create_tenant(TENANT, "鹿野咖啡 · 演示品牌", "Asia/Shanghai").await {
+        Ok(t) => t,
+        // Another process seeded it at the same moment.
+        Err(StoreError::Duplicate(_)) => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let sys = Actor::system(tenant.id);
+    let stores = [
+        ("sh-jingan", "上海静安店", Some("上海"), Some("静安区南京西路 1601 号"), Some("021-62880001")),
+        ("bj-sanlitun", "北京三里屯店", Some("北京"), Some("朝阳区三里屯路 19 号"), Some("010-64160002")),
+        ("hz-hubin", "杭州湖滨店", Some("杭州"), Some("上城区湖滨路 28 号"), Some("0571-87000003")),
+        ("online", "线上商城", None, None, None),
+    ];
+    let mut ids = Vec::new();
+    for (code, name, city, address, phone) in stores {
+        let input = StoreInput::validate(code, name, city, address, phone, None)
+            .map_err(|v| StoreError::Conflict(format!("{v:?}")))?;
+        ids.push(store.create_store(&sys, &input).await?.id);
+    }
+    let staff = [
+        ("王芳", "wangfang", "13800138001", 0, "导购", "active"),
+        ("李娜", "lina", "13800138002", 0, "店长", "active"),
+        ("张伟", "zhangwei", "13800138003", 1, "导购", "active"),
+        ("刘洋", "liuyang", "13800138004", 2, "导购", "active"),
+        ("陈静", "chenjing", "13800138005", 3, "运营", "active"),
+        ("赵磊", "zhaolei", "13800138006", 1, "导购", "departed"),
+    ];
+    let mut staff_ids = Vec::new();
+    for (name, userid, mobile, store_ix, title, status) in staff {
+        let input =
+            StaffInput::validate(name, Some(userid), Some(mobile), Some(ids[store_ix]), Some(title), Some(status))
+                .map_err(|v| StoreError::Conflict(format!("{v:?}")))?;
+        staff_ids.push(store.create_staff(&sys, &input).await?.id);
+    }
+    let hash = tokio::task::spawn_blocking(|| hash_password(PASSWORD))
+        .await
+        .map_err(|e| StoreError::Conflict(e.to_string()))?;
+    let users = [
+        (OWNER, "周总", Role::Owner, None),
+        ("admin", "系统管理员", Role::Admin, None),
+        ("chenjing", "陈静", Role::Operator, Some(staff_ids[4])),
+        ("wangfang", "王芳", Role::Guide, Some(staff_ids[0])),
+        ("zhangwei", "张伟", Role::Guide, Some(staff_ids[2])),
+    ];
+    for (login, name, role, staff_id) in users {
+        store
+            .create_user(
+                &sys,
+                NewUser { login: login.into(), display_name: name.into(), role, staff_id, password_hash: hash.clone() },
+            )
+            .await?;
+    }
+    Ok(true)
+}

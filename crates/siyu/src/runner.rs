@@ -1,0 +1,210 @@
+//! The jobs runner: claims due jobs from the store, runs their handlers, keeps their leases
+//! alive, and records success, retry (with backoff) or death.
+//!
+//! Delivery is at least once, so handlers must be idempotent: a job whose process is killed
+//! mid-run is claimed again after its lease expires and runs again from the start. A handler
+//! whose lease is lost while it runs (another process took the job) is cancelled.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use rand::Rng;
+use tokio::sync::{watch, Semaphore};
+use tracing::Instrument;
+
+use siyu_core::jobs::Backoff;
+use siyu_store::jobs::Job;
+use siyu_store::Store;
+
+/// What a handler gets: the job and the store.
+#[derive(Clone)]
+pub struct JobCtx {
+    pub job: Job,
+    pub store: Store,
+    pub worker: String,
+}
+
+pub type Handler = Arc<dyn Fn(JobCtx) -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
+
+#[derive(Clone, Default)]
+pub struct Registry(HashMap<String, Handler>);
+
+impl Registry {
+    pub fn register<F, Fut>(&mut self, kind: &str, f: F)
+    where
+        F: Fn(JobCtx) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<(), String>> + Send + 'static,
+    {
+        self.0.insert(kind.to_string(), Arc::new(move |c| Box::pin(f(c))));
+    }
+}
+
+pub struct Runner {
+    pub store: Store,
+    pub registry: Registry,
+    pub worker: String,
+    pub workers: usize,
+    pub lease: Duration,
+    pub poll: Duration,
+    pub backoff: Backoff,
+}
+
+impl Runner {
+    /// Runs until `shutdown` turns true, then waits for the jobs in flight.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let slots = Arc::new(Semaphore::new(self.workers.max(1)));
+        let this = Arc::new(self);
+        tracing::info!(worker = %this.worker, workers = this.workers, "jobs runner started");
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let free = slots.available_permits();
+            let mut claimed = 0;
+            if free > 0 {
+                match this.store.claim_jobs(&this.worker, free as u32, this.lease).await {
+                    Ok(jobs) => {
+                        claimed = jobs.len();
+                        for job in jobs {
+                            let permit = slots.clone().acquire_owned().await.expect("semaphore is never closed");
+                            let me = this.clone();
+                            tokio::spawn(async move {
+                                me.run_one(job).await;
+                                drop(permit);
+                            });
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "claiming jobs failed"),
+                }
+            }
+            // A full batch means more may be due: look again at once.
+            if claimed == 0 || claimed < free {
+                tokio::select! {
+                    _ = tokio::time::sleep(this.poll) => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+        }
+        // Let running jobs finish; their leases keep others off them meanwhile.
+        let _ = slots.acquire_many(this.workers.max(1) as u32).await;
+        tracing::info!(worker = %this.worker, "jobs runner stopped");
+    }
+
+    async fn run_one(&self, job: Job) {
+        let span = tracing::info_span!("job", job_id = %job.id, kind = %job.kind, attempt = job.attempts);
+        let request_id = format!("job-{}", job.id);
+        let fut = async {
+            if job.attempts > job.max_attempts {
+                // Claimed again after dying mid-run too often: give up rather than loop.
+                let _ = self
+                    .store
+                    .fail_job(job.id, &self.worker, job.attempts, "attempts exhausted (worker died repeatedly)", None)
+                    .await;
+                return;
+            }
+            let Some(handler) = self.registry.0.get(&job.kind).cloned() else {
+                self.finish(&job, Err(format!("no handler for job kind {}", job.kind))).await;
+                return;
+            };
+            let ctx = JobCtx { job: job.clone(), store: self.store.clone(), worker: self.worker.clone() };
+            let (lost_tx, mut lost_rx) = watch::channel(false);
+            let hb = {
+                let store = self.store.clone();
+                let worker = self.worker.clone();
+                let lease = self.lease;
+                let (id, attempt) = (job.id, job.attempts);
+                tokio::spawn(async move {
+                    loop {
+                        tokio::time::sleep(lease / 3).await;
+                        match store.heartbeat_job(id, &worker, attempt, lease).await {
+                            Ok(true) => {}
+                            Ok(false) => {
+                                let _ = lost_tx.send(true);
+                                return;
+                            }
+                            Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+                        }
+                    }
+                })
+            };
+            let result = tokio::select! {
+                r = handler(ctx) => Some(r),
+                _ = lost_rx.wait_for(|lost| *lost) => None,
+            };
+            hb.abort();
+            match result {
+                Some(r) => self.finish(&job, r).await,
+                None => tracing::warn!("lease lost while running; another worker owns the job now"),
+            }
+        };
+        siyu_store::audit::REQUEST_ID.scope(request_id, fut).instrument(span).await
+    }
+
+    async fn finish(&self, job: &Job, result: Result<(), String>) {
+        let outcome = match result {
+            Ok(()) => self.store.complete_job(job.id, &self.worker, job.attempts).await,
+            Err(err) => {
+                let retry_at = self
+                    .backoff
+                    .next_delay(job.attempts.min(job.max_attempts), rand::thread_rng().gen::<f64>())
+                    .filter(|_| job.attempts < job.max_attempts)
+                    .map(|d| self.store.now().plus(d));
+                if retry_at.is_none() {
+                    tracing::error!(error = %err, "job failed for the last time; moved to dead letters");
+                } else {
+                    tracing::warn!(error = %err, "job failed; will retry");
+                }
+                self.store.fail_job(job.id, &self.worker, job.attempts, &err, retry_at).await
+            }
+        };
+        match outcome {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!("job outcome not recorded: lease was lost"),
+            Err(e) => tracing::error!(error = %e, "recording job outcome failed"),
+        }
+    }
+}
+
+/// The handlers built into siyu itself.
+pub fn builtin_registry() -> Registry {
+    let mut r = Registry::default();
+    r.register(siyu_web::PROBE_JOB, probe);
+    r.register(HOUSEKEEPING_JOB, housekeeping);
+    r
+}
+
+pub const HOUSEKEEPING_JOB: &str = "system.housekeeping";
+
+/// Holds its lease for `hold_ms`, then records that it ran, once per job id: the effect of a
+/// job re-run after a crash is applied exactly once.
+async fn probe(ctx: JobCtx) -> Result<(), String> {
+    let hold = ctx.job.payload.get("hold_ms").and_then(|v| v.as_u64()).unwrap_or(0).min(60_000);
+    tokio::time::sleep(Duration::from_millis(hold)).await;
+    ctx.store.record_probe(ctx.job.id, &ctx.worker).await.map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Purges expired idempotency keys and old finished jobs, then schedules its next run.
+async fn housekeeping(ctx: JobCtx) -> Result<(), String> {
+    let keys = ctx.store.purge_idempotency_keys().await.map_err(|e| e.to_string())?;
+    let jobs = ctx.store.purge_finished_jobs(Duration::from_secs(7 * 86_400)).await.map_err(|e| e.to_string())?;
+    tracing::info!(keys, jobs, "housekeeping done");
+    schedule_housekeeping(&ctx.store).await.map_err(|e| e.to_string())
+}
+
+/// Ensures one housekeeping run is scheduled for the next hour. The dedupe key names the hour,
+/// so any number of processes calling this schedule it once.
+pub async fn schedule_housekeeping(store: &Store) -> Result<(), siyu_store::StoreError> {
+    let hour = store.now().unix_secs() / 3600 + 1;
+    let at = siyu_core::Timestamp::from_unix_secs(hour * 3600);
+    store
+        .enqueue(
+            siyu_store::jobs::NewJob::new(HOUSEKEEPING_JOB, serde_json::json!({}))
+                .at(at)
+                .dedupe(format!("housekeeping:{hour}")),
+        )
+        .await
+        .map(|_| ())
+}
