@@ -127,6 +127,8 @@ pub struct Ctx {
     pub csrf: String,
     pub lang: Lang,
     pub path: String,
+    /// `http://host:port` as the browser addressed us, for copy-paste examples.
+    pub origin: String,
 }
 
 impl FromRequestParts<AppState> for Ctx {
@@ -145,7 +147,10 @@ impl FromRequestParts<AppState> for Ctx {
         let lang = lang_from(&parts.headers).unwrap_or_else(|| Lang::parse(&tenant.default_locale).unwrap_or(Lang::Zh));
         let u = &sess.user;
         let actor = Actor::user(u.tenant_id, u.id, u.role, u.display_name.clone(), u.staff_id);
-        Ok(Ctx { actor, user: sess.user, tenant, csrf: sess.csrf_token, lang, path })
+        let host = parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+        let scheme = if state.config.secure_cookies { "https" } else { "http" };
+        let origin = format!("{scheme}://{host}");
+        Ok(Ctx { actor, user: sess.user, tenant, csrf: sess.csrf_token, lang, path, origin })
     }
 }
 
@@ -199,6 +204,7 @@ impl Ctx {
         m.insert("active".into(), json!(active));
         m.insert("title".into(), json!(self.t(title_key)));
         m.insert("path".into(), json!(self.path));
+        m.insert("origin".into(), json!(self.origin));
         m.insert(
             "me".into(),
             json!({

@@ -1,0 +1,287 @@
+//! The console in headless Chromium, driven over WebDriver: a person logs in, walks every page
+//! of the organisation area, fills forms (with mistakes first), switches language, and a guide
+//! finds only their own data. Needs Debian's `chromium` and `chromium-driver` (`.ci/run`
+//! installs them); without them the test fails and says so. Screenshots of each page land in
+//! `target/screenshots/` for review.
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+use siyu_store::testing::{fresh_config, url_for_child};
+use siyu_store::Backend;
+
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn which(cands: &[&str]) -> Option<PathBuf> {
+    cands.iter().map(PathBuf::from).find(|p| p.exists())
+}
+
+async fn browser() -> (Client, Driver) {
+    let driver = std::env::var("SIYU_CHROMEDRIVER").map(PathBuf::from).ok().or_else(|| which(&["/usr/bin/chromedriver"])).unwrap_or_else(|| {
+        panic!("browser tests need chromedriver: `apt-get install chromium chromium-driver` (or set SIYU_CHROMEDRIVER)")
+    });
+    let chrome = std::env::var("SIYU_CHROMIUM")
+        .map(PathBuf::from)
+        .ok()
+        .or_else(|| which(&["/usr/bin/chromium"]))
+        .unwrap_or_else(|| {
+            panic!("browser tests need chromium: `apt-get install chromium chromium-driver` (or set SIYU_CHROMIUM)")
+        });
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new(driver)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromedriver");
+    let guard = Driver(child);
+    let profile = std::env::temp_dir().join(format!("siyu-chrome-{}", uuid::Uuid::now_v7().simple()));
+    let caps = json!({
+        "goog:chromeOptions": {
+            "binary": chrome,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+                     "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     "--window-size=1366,900", format!("--user-data-dir={}", profile.display())]
+        }
+    });
+    let caps = caps.as_object().unwrap().clone().into_iter().collect();
+    let wd = format!("http://127.0.0.1:{port}");
+    let mut last = None;
+    for _ in 0..100 {
+        match ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps_clone(&caps))
+            .connect(&wd)
+            .await
+        {
+            Ok(c) => return (c, guard),
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("could not start a Chromium session: {last:?}");
+}
+
+fn caps_clone(c: &serde_json::Map<String, serde_json::Value>) -> serde_json::Map<String, serde_json::Value> {
+    c.clone()
+}
+
+struct Walk {
+    c: Client,
+    base: String,
+    shots: PathBuf,
+    tag: &'static str,
+}
+
+impl Walk {
+    async fn go(&self, path: &str) {
+        self.c.goto(&format!("{}{}", self.base, path)).await.unwrap();
+    }
+    async fn text(&self, css: &str) -> String {
+        self.c
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"))
+            .text()
+            .await
+            .unwrap()
+    }
+    async fn body(&self) -> String {
+        self.text("body").await
+    }
+    async fn fill(&self, name: &str, value: &str) {
+        let el = self
+            .c
+            .find(Locator::Css(&format!("[name='{name}']")))
+            .await
+            .unwrap_or_else(|e| panic!("field {name}: {e}"));
+        el.clear().await.unwrap();
+        el.send_keys(value).await.unwrap();
+    }
+    async fn submit(&self, form_css: &str) {
+        self.c.find(Locator::Css(&format!("{form_css} button[type=submit]"))).await.unwrap().click().await.unwrap();
+    }
+    async fn path(&self) -> String {
+        let u = self.c.current_url().await.unwrap();
+        format!("{}{}", u.path(), u.query().map(|q| format!("?{q}")).unwrap_or_default())
+    }
+    async fn wait_path(&self, prefix: &str) {
+        for _ in 0..100 {
+            if self.path().await.starts_with(prefix) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("expected to reach {prefix}, at {}", self.path().await);
+    }
+    async fn shot(&self, name: &str) {
+        let png = self.c.screenshot().await.unwrap();
+        std::fs::write(self.shots.join(format!("{}-{name}.png", self.tag)), png).unwrap();
+    }
+    async fn count(&self, css: &str) -> usize {
+        self.c.find_all(Locator::Css(css)).await.unwrap().len()
+    }
+}
+
+async fn console_walk(backend: Backend) {
+    let (cfg, _cleanup) = fresh_config(backend).await;
+    let server = common::Server::start(&url_for_child(&cfg), &["--demo"], &[]);
+    let (c, _driver) = browser().await;
+    let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let w = Walk { c: c.clone(), base: server.base.clone(), shots, tag: backend.as_str() };
+
+    // Not logged in: the console sends us to the login page, which offers the demo login.
+    w.go("/console/stores").await;
+    w.wait_path("/console/login").await;
+    assert!(w.body().await.contains("siyu-demo-2026"));
+    w.shot("login").await;
+    // The browser's own checks stop an empty password before it leaves the page.
+    w.fill("password", "").await;
+    w.submit("form.login-card").await;
+    assert!(w.count(".field.has-error").await >= 1, "inline validation marks the empty password");
+    w.fill("password", "wrong-password-1").await;
+    w.submit("form.login-card").await;
+    assert!(w.text(".alert-error").await.contains("不正确"));
+    w.fill("password", "siyu-demo-2026").await;
+    w.submit("form.login-card").await;
+    w.wait_path("/console/stores").await;
+
+    // Overview.
+    w.go("/console").await;
+    assert_eq!(w.text("#stat-stores").await, "4");
+    w.shot("home").await;
+
+    // Stores: create with mistakes, then correctly.
+    w.go("/console/stores").await;
+    assert_eq!(w.count("#stores-table tbody tr").await, 4);
+    w.shot("stores").await;
+    w.c.find(Locator::Css("#new-store")).await.unwrap().click().await.unwrap();
+    w.wait_path("/console/stores/new").await;
+    w.submit("form.form").await;
+    assert!(w.count(".field.has-error").await >= 2, "required fields flagged before submit");
+    w.fill("code", "online").await;
+    w.fill("name", "重复编码的店").await;
+    w.submit("form.form").await;
+    assert!(
+        w.text(".field.has-error .error-text").await.contains("已被使用"),
+        "server says the code is taken, beside the field"
+    );
+    w.shot("store-form-error").await;
+    w.fill("code", "sz-futian").await;
+    w.fill("name", "深圳福田店").await;
+    w.fill("city", "深圳").await;
+    w.submit("form.form").await;
+    w.wait_path("/console/stores?saved=1").await;
+    assert!(w.text("#stores-table").await.contains("深圳福田店"));
+    w.fill("q", "深圳").await;
+    w.submit("form.filters").await;
+    assert_eq!(w.count("#stores-table tbody tr").await, 1);
+
+    // Staff.
+    w.go("/console/staff").await;
+    assert!(w.text("#staff-table").await.contains("王芳"));
+    w.shot("staff").await;
+
+    // Users: a weak password is refused, then a guide is created.
+    w.go("/console/users/new").await;
+    w.fill("login", "newguide").await;
+    w.fill("display_name", "新导购").await;
+    w.fill("password", "weakpassword").await;
+    w.c.find(Locator::Css("select[name=role] option[value=guide]")).await.unwrap().click().await.unwrap();
+    w.submit("form.form").await;
+    assert!(w.text(".field.has-error").await.contains("8"), "password rule explained");
+    w.fill("password", "Strong-pass-2026").await;
+    w.submit("form.form").await;
+    w.wait_path("/console/users?saved=1").await;
+    assert!(w.text("#users-table").await.contains("newguide"));
+    w.shot("users").await;
+
+    // Tokens: created, shown once, revoked.
+    w.go("/console/tokens").await;
+    w.fill("name", "ERP").await;
+    w.c.find(Locator::Css("input[name=scopes][value='stores:read']")).await.unwrap().click().await.unwrap();
+    w.submit("#token-form").await;
+    let secret = w.text("#new-secret").await;
+    assert!(secret.starts_with("siyu_"), "{secret}");
+    w.shot("tokens").await;
+    w.go("/console/tokens").await;
+    assert!(!w.body().await.contains(&secret), "the secret is never shown again");
+
+    // Audit log shows what we did, with the change.
+    w.go("/console/audit?entity_type=store").await;
+    let audit = w.text("#audit-table").await;
+    assert!(audit.contains("store.create"));
+    w.shot("audit").await;
+
+    // Jobs: a probe runs in the serve process's runner.
+    w.go("/console/jobs").await;
+    w.submit("form.inline:has(#probe)").await;
+    w.wait_path("/console/jobs?probed=1").await;
+    for _ in 0..100 {
+        w.go("/console/jobs?status=done").await;
+        if w.body().await.contains("system.probe") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(w.text("#jobs-table").await.contains("system.probe"));
+    w.shot("jobs").await;
+
+    // Settings, then English.
+    w.go("/console/settings").await;
+    w.fill("name", "鹿野咖啡").await;
+    w.submit("form.form").await;
+    w.wait_path("/console/settings?saved=1").await;
+    w.c.find(Locator::Css("a.lang-switch")).await.unwrap().click().await.unwrap();
+    w.wait_path("/console/settings").await;
+    let nav = w.text("nav.nav").await;
+    assert!(nav.contains("Stores") && nav.contains("Acquisition"), "{nav}");
+    w.shot("settings-en").await;
+    w.go("/console/areas/commerce").await;
+    assert!(w.body().await.contains("not built yet"));
+    w.shot("area").await;
+    w.c.find(Locator::Css("a.lang-switch")).await.unwrap().click().await.unwrap();
+
+    // Log out, then a guide sees only their own data.
+    w.c.find(Locator::Css("#logout")).await.unwrap().click().await.unwrap();
+    w.wait_path("/console/login").await;
+    w.fill("login", "wangfang").await;
+    w.fill("password", "siyu-demo-2026").await;
+    w.submit("form.login-card").await;
+    w.wait_path("/console").await;
+    let nav = w.text("nav.nav").await;
+    assert!(!nav.contains("用户与角色") && !nav.contains("审计日志"), "{nav}");
+    w.go("/console/staff").await;
+    assert_eq!(w.count("#staff-table tbody tr").await, 1);
+    assert!(w.text("#staff-table").await.contains("王芳"));
+    w.shot("guide-staff").await;
+    w.go("/console/users").await;
+    assert!(w.body().await.contains("没有权限"));
+    c.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_walk_sqlite() {
+    console_walk(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_walk_postgres() {
+    console_walk(Backend::Postgres).await;
+}
