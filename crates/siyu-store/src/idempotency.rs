@@ -30,6 +30,9 @@ pub enum Claim {
     Mismatch,
 }
 
+/// `(request_hash, status_code, content_type, response_body, created_at)`.
+type KeyRow = (String, Option<i32>, Option<String>, Option<Vec<u8>>, i64);
+
 impl Store {
     pub async fn idempotency_claim(
         &self,
@@ -55,7 +58,7 @@ impl Store {
         if inserted == 1 {
             return Ok(Claim::Fresh);
         }
-        let row: Option<(String, Option<i32>, Option<String>, Option<Vec<u8>>, i64)> = on_read!(self, |p| {
+        let row: Option<KeyRow> = on_read!(self, |p| {
             sqlx::query_as(
             "SELECT request_hash, status_code, content_type, response_body, created_at FROM idempotency_keys WHERE tenant_id = $1 AND actor_key = $2 AND key = $3"
         )

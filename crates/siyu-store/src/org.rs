@@ -456,7 +456,7 @@ impl Store {
             .bind(now.0)
             .execute(&mut *tx)
             .await
-            .map_err(|e| staff_constraint(e))?;
+            .map_err(staff_constraint)?;
             audit!(tx, self, actor, "staff.create", "staff", rec.id, None, snapshot(&rec));
         });
         Ok(rec)
@@ -537,7 +537,7 @@ impl Store {
             .bind(now.0)
             .execute(&mut *tx)
             .await
-            .map_err(|e| staff_constraint(e))?
+            .map_err(staff_constraint)?
             .rows_affected();
             if n != 1 {
                 return Err(StoreError::NotFound);

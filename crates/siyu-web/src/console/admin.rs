@@ -62,7 +62,7 @@ fn pager(ctx: &Ctx, n: usize, next: Option<String>, filters: &[(&str, Option<&st
 // ---- users ---------------------------------------------------------------------------------
 
 async fn users_page(State(s): State<AppState>, ctx: Ctx, q: Q) -> Response {
-    if let Err(r) = ctx.require(Scope::UsersRead) {
+    if let Some(r) = ctx.require(Scope::UsersRead) {
         return r;
     }
     let q = q.0;
@@ -136,7 +136,7 @@ async fn user_form(
 }
 
 async fn user_new(State(s): State<AppState>, ctx: Ctx) -> Response {
-    if let Err(r) = ctx.require(Scope::UsersWrite) {
+    if let Some(r) = ctx.require(Scope::UsersWrite) {
         return r;
     }
     user_form(&s, &ctx, None, json!({"role": "operator"}), Map::new(), None, StatusCode::OK).await
@@ -144,7 +144,7 @@ async fn user_new(State(s): State<AppState>, ctx: Ctx) -> Response {
 
 async fn user_create(State(s): State<AppState>, ctx: Ctx, body: Bytes) -> Response {
     let f = FormData::parse(&body);
-    if let Err(r) = f.check_csrf(&ctx).and_then(|_| ctx.require(Scope::UsersWrite)) {
+    if let Some(r) = ctx.deny(&f, Scope::UsersWrite) {
         return r;
     }
     let res: Result<_, ApiError> = async {
@@ -177,13 +177,13 @@ async fn user_create(State(s): State<AppState>, ctx: Ctx, body: Bytes) -> Respon
             Ok((errors, msg)) => {
                 user_form(&s, &ctx, None, f.values(), errors, msg, StatusCode::UNPROCESSABLE_ENTITY).await
             }
-            Err(r) => r,
+            Err(r) => *r,
         },
     }
 }
 
 async fn user_edit(State(s): State<AppState>, ctx: Ctx, Path(id): Path<Uuid>) -> Response {
-    if let Err(r) = ctx.require(Scope::UsersWrite) {
+    if let Some(r) = ctx.require(Scope::UsersWrite) {
         return r;
     }
     match s.store.user(ctx.tenant.id, UserId(id)).await {
@@ -198,7 +198,7 @@ async fn user_edit(State(s): State<AppState>, ctx: Ctx, Path(id): Path<Uuid>) ->
 
 async fn user_update(State(s): State<AppState>, ctx: Ctx, Path(id): Path<Uuid>, body: Bytes) -> Response {
     let f = FormData::parse(&body);
-    if let Err(r) = f.check_csrf(&ctx).and_then(|_| ctx.require(Scope::UsersWrite)) {
+    if let Some(r) = ctx.deny(&f, Scope::UsersWrite) {
         return r;
     }
     let res: Result<_, ApiError> = async {
@@ -233,14 +233,14 @@ async fn user_update(State(s): State<AppState>, ctx: Ctx, Path(id): Path<Uuid>, 
             Ok((errors, msg)) => {
                 user_form(&s, &ctx, Some(id), f.values(), errors, msg, StatusCode::UNPROCESSABLE_ENTITY).await
             }
-            Err(r) => r,
+            Err(r) => *r,
         },
     }
 }
 
 async fn user_password(State(s): State<AppState>, ctx: Ctx, Path(id): Path<Uuid>, body: Bytes) -> Response {
     let f = FormData::parse(&body);
-    if let Err(r) = f.check_csrf(&ctx).and_then(|_| ctx.require(Scope::UsersWrite)) {
+    if let Some(r) = ctx.deny(&f, Scope::UsersWrite) {
         return r;
     }
     let res: Result<_, ApiError> = async {
@@ -265,7 +265,7 @@ async fn user_password(State(s): State<AppState>, ctx: Ctx, Path(id): Path<Uuid>
                 let v = json!({"login": u.login, "display_name": u.display_name, "role": u.role.as_str(), "staff_id": u.staff_id, "disabled": u.disabled});
                 user_form(&s, &ctx, Some(id), v, errors, msg, StatusCode::UNPROCESSABLE_ENTITY).await
             }
-            (Err(r), _) => r,
+            (Err(r), _) => *r,
             (_, Err(e)) => ctx.fail(e),
         },
     }
@@ -325,7 +325,7 @@ async fn tokens_render(
 }
 
 async fn tokens_page(State(s): State<AppState>, ctx: Ctx, q: Q) -> Response {
-    if let Err(r) = ctx.require(Scope::TokensManage) {
+    if let Some(r) = ctx.require(Scope::TokensManage) {
         return r;
     }
     tokens_render(&s, &ctx, &q.0, None, json!({"scopes": []}), Map::new(), StatusCode::OK).await
@@ -333,7 +333,7 @@ async fn tokens_page(State(s): State<AppState>, ctx: Ctx, q: Q) -> Response {
 
 async fn token_create(State(s): State<AppState>, ctx: Ctx, body: Bytes) -> Response {
     let f = FormData::parse(&body);
-    if let Err(r) = f.check_csrf(&ctx).and_then(|_| ctx.require(Scope::TokensManage)) {
+    if let Some(r) = ctx.deny(&f, Scope::TokensManage) {
         return r;
     }
     let scopes: Vec<Scope> = f.all("scopes").into_iter().filter_map(Scope::parse).collect();
@@ -367,14 +367,14 @@ async fn token_create(State(s): State<AppState>, ctx: Ctx, body: Bytes) -> Respo
                 values["scopes"] = json!(f.all("scopes"));
                 tokens_render(&s, &ctx, &HashMap::new(), None, values, errors, StatusCode::UNPROCESSABLE_ENTITY).await
             }
-            Err(r) => r,
+            Err(r) => *r,
         },
     }
 }
 
 async fn token_revoke(State(s): State<AppState>, ctx: Ctx, Path(id): Path<Uuid>, body: Bytes) -> Response {
     let f = FormData::parse(&body);
-    if let Err(r) = f.check_csrf(&ctx).and_then(|_| ctx.require(Scope::TokensManage)) {
+    if let Some(r) = ctx.deny(&f, Scope::TokensManage) {
         return r;
     }
     match s.store.revoke_token(&ctx.actor, ApiTokenId(id)).await {
@@ -407,7 +407,7 @@ fn diff(before: &Option<Value>, after: &Option<Value>) -> Vec<Value> {
 }
 
 async fn audit_page(State(s): State<AppState>, ctx: Ctx, q: Q) -> Response {
-    if let Err(r) = ctx.require(Scope::AuditRead) {
+    if let Some(r) = ctx.require(Scope::AuditRead) {
         return r;
     }
     let q = q.0;
@@ -449,7 +449,7 @@ async fn audit_page(State(s): State<AppState>, ctx: Ctx, q: Q) -> Response {
 // ---- jobs ----------------------------------------------------------------------------------
 
 async fn jobs_page(State(s): State<AppState>, ctx: Ctx, q: Q) -> Response {
-    if let Err(r) = ctx.require(Scope::JobsRead) {
+    if let Some(r) = ctx.require(Scope::JobsRead) {
         return r;
     }
     let q = q.0;
@@ -491,7 +491,7 @@ async fn jobs_page(State(s): State<AppState>, ctx: Ctx, q: Q) -> Response {
 
 async fn job_probe(State(s): State<AppState>, ctx: Ctx, body: Bytes) -> Response {
     let f = FormData::parse(&body);
-    if let Err(r) = f.check_csrf(&ctx).and_then(|_| ctx.require(Scope::SettingsWrite)) {
+    if let Some(r) = ctx.deny(&f, Scope::SettingsWrite) {
         return r;
     }
     match s.store.enqueue(NewJob::new(crate::PROBE_JOB, json!({"hold_ms": 0})).tenant(ctx.tenant.id)).await {
@@ -502,7 +502,7 @@ async fn job_probe(State(s): State<AppState>, ctx: Ctx, body: Bytes) -> Response
 
 async fn job_retry(State(s): State<AppState>, ctx: Ctx, Path(id): Path<Uuid>, body: Bytes) -> Response {
     let f = FormData::parse(&body);
-    if let Err(r) = f.check_csrf(&ctx).and_then(|_| ctx.require(Scope::SettingsWrite)) {
+    if let Some(r) = ctx.deny(&f, Scope::SettingsWrite) {
         return r;
     }
     match s.store.retry_dead_job(ctx.tenant.id, JobId(id)).await {

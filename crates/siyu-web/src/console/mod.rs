@@ -187,12 +187,15 @@ impl Ctx {
         self.actor.can(s)
     }
 
-    pub fn require(&self, s: Scope) -> Result<(), Response> {
-        if self.can(s) {
-            Ok(())
-        } else {
-            Err(error_page(self.lang, StatusCode::FORBIDDEN, "error.forbidden", "error.forbidden.desc", None))
-        }
+    /// `Some(403 page)` when the user lacks `s`.
+    pub fn require(&self, s: Scope) -> Option<Response> {
+        (!self.can(s)).then(|| error_page(self.lang, StatusCode::FORBIDDEN, "error.forbidden", "error.forbidden.desc", None))
+    }
+
+    /// Guards a form submission: `Some(response)` when its CSRF token is wrong or the user
+    /// lacks `s`; the handler returns that response unchanged.
+    pub fn deny(&self, f: &FormData, s: Scope) -> Option<Response> {
+        f.csrf_error(self).or_else(|| self.require(s))
     }
 
     /// The context every logged-in page shares: user, tenant, navigation, language.
@@ -234,7 +237,7 @@ impl Ctx {
     /// The response for an error outside any form.
     pub fn fail(&self, e: impl Into<ApiError>) -> Response {
         match self.form_error(e.into()) {
-            Err(r) => r,
+            Err(r) => *r,
             Ok((_, msg)) => {
                 error_page(self.lang, StatusCode::CONFLICT, "error.conflict", msg.as_deref().unwrap_or(""), None)
             }
@@ -255,7 +258,7 @@ impl Ctx {
 
     /// Maps an [`ApiError`] from a form submission to inline field errors where it names a
     /// field, or to a page-level message otherwise.
-    pub fn form_error(&self, e: ApiError) -> Result<(Map<String, serde_json::Value>, Option<String>), Response> {
+    pub fn form_error(&self, e: ApiError) -> Result<FormErrors, Box<Response>> {
         match e {
             ApiError::Validation(v) => Ok((self.field_errors(&v), None)),
             ApiError::Conflict { code, field: Some(f), .. } => {
@@ -267,15 +270,15 @@ impl Ctx {
                 Ok((self.field_errors(&[Violation { field, code: "forbidden_field", message: String::new() }]), None))
             }
             ApiError::NotFound => {
-                Err(error_page(self.lang, StatusCode::NOT_FOUND, "error.not_found", "error.not_found.desc", None))
+                Err(Box::new(error_page(self.lang, StatusCode::NOT_FOUND, "error.not_found", "error.not_found.desc", None)))
             }
             ApiError::Forbidden(_) => {
-                Err(error_page(self.lang, StatusCode::FORBIDDEN, "error.forbidden", "error.forbidden.desc", None))
+                Err(Box::new(error_page(self.lang, StatusCode::FORBIDDEN, "error.forbidden", "error.forbidden.desc", None)))
             }
             other => {
                 let rid = siyu_store::audit::current_request_id();
                 tracing::error!(error = ?other, "console action failed");
-                Err(error_page(self.lang, StatusCode::INTERNAL_SERVER_ERROR, "error.internal", "error.internal", rid))
+                Err(Box::new(error_page(self.lang, StatusCode::INTERNAL_SERVER_ERROR, "error.internal", "error.internal", rid)))
             }
         }
     }
@@ -291,6 +294,9 @@ fn field_label(lang: Lang, field: &str) -> String {
     }
     field.to_string()
 }
+
+/// What a failed form shows: messages beside fields, and maybe one for the whole form.
+pub type FormErrors = (Map<String, serde_json::Value>, Option<String>);
 
 /// A posted form: repeated keys are kept (checkbox groups).
 pub struct FormData(Vec<(String, String)>);
@@ -321,14 +327,11 @@ impl FormData {
         }
         serde_json::Value::Object(m)
     }
-    /// Checks the form's `_csrf` field against the session's token.
-    pub fn check_csrf(&self, ctx: &Ctx) -> Result<(), Response> {
+    /// `Some(403 page)` unless the form's `_csrf` field matches the session's token.
+    pub fn csrf_error(&self, ctx: &Ctx) -> Option<Response> {
         let sent = self.get("_csrf");
-        if !sent.is_empty() && bool::from(sent.as_bytes().ct_eq(ctx.csrf.as_bytes())) {
-            Ok(())
-        } else {
-            Err(error_page(ctx.lang, StatusCode::FORBIDDEN, "error.forbidden", "error.csrf", None))
-        }
+        let ok = !sent.is_empty() && bool::from(sent.as_bytes().ct_eq(ctx.csrf.as_bytes()));
+        (!ok).then(|| error_page(ctx.lang, StatusCode::FORBIDDEN, "error.forbidden", "error.csrf", None))
     }
 }
 

@@ -110,7 +110,7 @@ fn zones() -> Value {
 }
 
 async fn settings_page(ctx: Ctx, q: Q) -> Response {
-    if let Err(r) = ctx.require(Scope::SettingsRead) {
+    if let Some(r) = ctx.require(Scope::SettingsRead) {
         return r;
     }
     let t = &ctx.tenant;
@@ -131,7 +131,7 @@ fn settings_render(ctx: &Ctx, values: Value, errors: Map<String, Value>, saved: 
 
 async fn settings_submit(State(s): State<AppState>, ctx: Ctx, body: Bytes) -> Response {
     let f = FormData::parse(&body);
-    if let Err(r) = f.check_csrf(&ctx).and_then(|_| ctx.require(Scope::SettingsWrite)) {
+    if let Some(r) = ctx.deny(&f, Scope::SettingsWrite) {
         return r;
     }
     let res = match TenantSettings::validate(
@@ -147,7 +147,7 @@ async fn settings_submit(State(s): State<AppState>, ctx: Ctx, body: Bytes) -> Re
         Ok(_) => Redirect::to("/console/settings?saved=1").into_response(),
         Err(e) => match ctx.form_error(e) {
             Ok((errors, _)) => settings_render(&ctx, f.values(), errors, false, StatusCode::UNPROCESSABLE_ENTITY),
-            Err(r) => r,
+            Err(r) => *r,
         },
     }
 }
@@ -159,7 +159,7 @@ fn store_status_label(ctx: &Ctx, s: StoreStatus) -> Value {
 }
 
 async fn stores_page(State(s): State<AppState>, ctx: Ctx, q: Q) -> Response {
-    if let Err(r) = ctx.require(Scope::StoresRead) {
+    if let Some(r) = ctx.require(Scope::StoresRead) {
         return r;
     }
     let q = q.0;
@@ -229,7 +229,7 @@ fn store_in(f: &FormData) -> StoreIn {
 }
 
 async fn store_new(ctx: Ctx) -> Response {
-    if let Err(r) = ctx.require(Scope::StoresWrite) {
+    if let Some(r) = ctx.require(Scope::StoresWrite) {
         return r;
     }
     store_form(&ctx, None, json!({"status": "open"}), Map::new(), None, StatusCode::OK)
@@ -237,7 +237,7 @@ async fn store_new(ctx: Ctx) -> Response {
 
 async fn store_create(State(s): State<AppState>, ctx: Ctx, body: Bytes) -> Response {
     let f = FormData::parse(&body);
-    if let Err(r) = f.check_csrf(&ctx).and_then(|_| ctx.require(Scope::StoresWrite)) {
+    if let Some(r) = ctx.deny(&f, Scope::StoresWrite) {
         return r;
     }
     let res = match store_input(&store_in(&f)) {
@@ -248,13 +248,13 @@ async fn store_create(State(s): State<AppState>, ctx: Ctx, body: Bytes) -> Respo
         Ok(_) => Redirect::to("/console/stores?saved=1").into_response(),
         Err(e) => match ctx.form_error(e) {
             Ok((errors, msg)) => store_form(&ctx, None, f.values(), errors, msg, StatusCode::UNPROCESSABLE_ENTITY),
-            Err(r) => r,
+            Err(r) => *r,
         },
     }
 }
 
 async fn store_edit(State(s): State<AppState>, ctx: Ctx, Path(id): Path<Uuid>) -> Response {
-    if let Err(r) = ctx.require(Scope::StoresWrite) {
+    if let Some(r) = ctx.require(Scope::StoresWrite) {
         return r;
     }
     match s.store.store(ctx.tenant.id, StoreId(id)).await {
@@ -268,7 +268,7 @@ async fn store_edit(State(s): State<AppState>, ctx: Ctx, Path(id): Path<Uuid>) -
 
 async fn store_update(State(s): State<AppState>, ctx: Ctx, Path(id): Path<Uuid>, body: Bytes) -> Response {
     let f = FormData::parse(&body);
-    if let Err(r) = f.check_csrf(&ctx).and_then(|_| ctx.require(Scope::StoresWrite)) {
+    if let Some(r) = ctx.deny(&f, Scope::StoresWrite) {
         return r;
     }
     let res = match store_input(&store_in(&f)) {
@@ -279,14 +279,14 @@ async fn store_update(State(s): State<AppState>, ctx: Ctx, Path(id): Path<Uuid>,
         Ok(_) => Redirect::to("/console/stores?saved=1").into_response(),
         Err(e) => match ctx.form_error(e) {
             Ok((errors, msg)) => store_form(&ctx, Some(id), f.values(), errors, msg, StatusCode::UNPROCESSABLE_ENTITY),
-            Err(r) => r,
+            Err(r) => *r,
         },
     }
 }
 
 async fn store_delete(State(s): State<AppState>, ctx: Ctx, Path(id): Path<Uuid>, body: Bytes) -> Response {
     let f = FormData::parse(&body);
-    if let Err(r) = f.check_csrf(&ctx).and_then(|_| ctx.require(Scope::StoresWrite)) {
+    if let Some(r) = ctx.deny(&f, Scope::StoresWrite) {
         return r;
     }
     match s.store.delete_store(&ctx.actor, StoreId(id)).await {
@@ -316,7 +316,7 @@ async fn store_options(s: &AppState, ctx: &Ctx) -> Result<Vec<Value>, Response> 
 }
 
 async fn staff_page(State(s): State<AppState>, ctx: Ctx, q: Q) -> Response {
-    if let Err(r) = ctx.require(Scope::StaffRead) {
+    if let Some(r) = ctx.require(Scope::StaffRead) {
         return r;
     }
     let q = q.0;
@@ -407,7 +407,7 @@ fn staff_in(f: &FormData) -> StaffIn {
 }
 
 async fn staff_new(State(s): State<AppState>, ctx: Ctx) -> Response {
-    if let Err(r) = ctx.require(Scope::StaffWrite) {
+    if let Some(r) = ctx.require(Scope::StaffWrite) {
         return r;
     }
     staff_form(&s, &ctx, None, json!({"status": "active"}), Map::new(), StatusCode::OK).await
@@ -415,7 +415,7 @@ async fn staff_new(State(s): State<AppState>, ctx: Ctx) -> Response {
 
 async fn staff_create(State(s): State<AppState>, ctx: Ctx, body: Bytes) -> Response {
     let f = FormData::parse(&body);
-    if let Err(r) = f.check_csrf(&ctx).and_then(|_| ctx.require(Scope::StaffWrite)) {
+    if let Some(r) = ctx.deny(&f, Scope::StaffWrite) {
         return r;
     }
     let res = match staff_input(&staff_in(&f)) {
@@ -426,7 +426,7 @@ async fn staff_create(State(s): State<AppState>, ctx: Ctx, body: Bytes) -> Respo
         Ok(_) => Redirect::to("/console/staff?saved=1").into_response(),
         Err(e) => match ctx.form_error(e) {
             Ok((errors, _)) => staff_form(&s, &ctx, None, f.values(), errors, StatusCode::UNPROCESSABLE_ENTITY).await,
-            Err(r) => r,
+            Err(r) => *r,
         },
     }
 }
@@ -448,7 +448,7 @@ async fn staff_edit(State(s): State<AppState>, ctx: Ctx, Path(id): Path<Uuid>) -
 
 async fn staff_update(State(s): State<AppState>, ctx: Ctx, Path(id): Path<Uuid>, body: Bytes) -> Response {
     let f = FormData::parse(&body);
-    if let Err(r) = f.check_csrf(&ctx) {
+    if let Some(r) = f.csrf_error(&ctx) {
         return r;
     }
     let sid = StaffId(id);
@@ -477,7 +477,7 @@ async fn staff_update(State(s): State<AppState>, ctx: Ctx, Path(id): Path<Uuid>,
             Ok((errors, _)) => {
                 staff_form(&s, &ctx, Some(id), f.values(), errors, StatusCode::UNPROCESSABLE_ENTITY).await
             }
-            Err(r) => r,
+            Err(r) => *r,
         },
     }
 }
