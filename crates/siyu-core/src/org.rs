@@ -175,13 +175,7 @@ impl StoreInput {
         let city = v.opt_text("city", city, 32);
         let address = v.opt_text("address", address, 200);
         let phone = v.opt_text("phone", phone, 32);
-        let status = match status {
-            None => StoreStatus::Open,
-            Some(s) => StoreStatus::parse(s).unwrap_or_else(|| {
-                v.push("status", "invalid_value", "status must be one of: open, closed");
-                StoreStatus::Open
-            }),
-        };
+        let status = v.choice("status", status, StoreStatus::Open, StoreStatus::parse, "open, closed");
         v.into_result()?;
         Ok(StoreInput { code, name, city, address, phone, status })
     }
@@ -218,13 +212,7 @@ impl StaffInput {
         }
         let mobile = v.opt_mobile("mobile", mobile);
         let title = v.opt_text("title", title, 32);
-        let status = match status {
-            None => StaffStatus::Active,
-            Some(s) => StaffStatus::parse(s).unwrap_or_else(|| {
-                v.push("status", "invalid_value", "status must be one of: active, departed");
-                StaffStatus::Active
-            }),
-        };
+        let status = v.choice("status", status, StaffStatus::Active, StaffStatus::parse, "active, departed");
         v.into_result()?;
         Ok(StaffInput { name, wecom_userid, mobile, store_id, title, status })
     }

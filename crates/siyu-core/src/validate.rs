@@ -71,6 +71,24 @@ impl Violations {
         v
     }
 
+    /// One of a fixed set of values, `default` when absent; `allowed` lists them for the message.
+    pub fn choice<T>(
+        &mut self,
+        field: &str,
+        value: Option<&str>,
+        default: T,
+        parse: fn(&str) -> Option<T>,
+        allowed: &str,
+    ) -> T {
+        match value {
+            None => default,
+            Some(s) => parse(s).unwrap_or_else(|| {
+                self.push(field, "invalid_value", format!("{field} must be one of: {allowed}"));
+                default
+            }),
+        }
+    }
+
     /// A mainland-China mobile number (11 digits starting with 1), optionally written with +86.
     pub fn opt_mobile(&mut self, field: &str, value: Option<&str>) -> Option<String> {
         let v = value.map(str::trim).filter(|v| !v.is_empty())?;

@@ -170,6 +170,7 @@ const TABLE: &[(&str, &str, &str)] = &[
     ("users.password", "重置密码", "Reset password"),
     ("users.password.done", "密码已重置，该用户需重新登录。", "Password reset; the user must log in again."),
     ("users.roles", "角色说明", "Roles"),
+    ("users.me", "（我）", "(you)"),
     ("field.login", "账号", "Login"),
     ("field.login.hint", "字母、数字及 . _ - @ +，品牌内唯一。", "Letters, digits and . _ - @ +; unique in your brand."),
     ("field.display_name", "显示名称", "Display name"),

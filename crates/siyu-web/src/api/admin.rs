@@ -38,6 +38,15 @@ fn forbid_role(field: &str, role: Role) -> ApiError {
     }
 }
 
+/// The user `id`, if `actor` may manage them (an admin cannot touch an owner).
+pub async fn manageable_user(s: &AppState, actor: &Actor, id: UserId) -> ApiResult<siyu_core::org::User> {
+    let target = s.store.user(actor.tenant_id, id).await?;
+    if !may_grant(actor, target.role) {
+        return Err(forbid_role("role", target.role));
+    }
+    Ok(target)
+}
+
 async fn hash(pw: String) -> ApiResult<String> {
     if let Err(p) = check_password_policy(&pw) {
         return Err(ApiError::validation("password", "weak_password", p.to_string()));
@@ -122,10 +131,7 @@ async fn patch_user(
     Json(b): Json<UserPatchIn>,
 ) -> ApiResult<axum::Json<UserOut>> {
     auth.require(Scope::UsersWrite)?;
-    let target = s.store.user(auth.tenant_id, UserId(id)).await?;
-    if !may_grant(&auth, target.role) {
-        return Err(forbid_role("role", target.role));
-    }
+    let target = manageable_user(&s, &auth, UserId(id)).await?;
     if let Some(r) = b.role {
         if !may_grant(&auth, r) {
             return Err(forbid_role("role", r));
@@ -150,10 +156,7 @@ async fn set_password(
     Json(b): Json<PasswordIn>,
 ) -> ApiResult<StatusCode> {
     auth.require(Scope::UsersWrite)?;
-    let target = s.store.user(auth.tenant_id, UserId(id)).await?;
-    if !may_grant(&auth, target.role) {
-        return Err(forbid_role("role", target.role));
-    }
+    let target = manageable_user(&s, &auth, UserId(id)).await?;
     let h = hash(b.password).await?;
     s.store.set_password(&auth, target.id, &h).await?;
     Ok(StatusCode::NO_CONTENT)

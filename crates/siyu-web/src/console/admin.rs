@@ -20,8 +20,8 @@ use siyu_store::jobs::{JobFilter, NewJob};
 use siyu_store::org::{NewUser, StaffFilter, UserFilter, UserPatch};
 use siyu_store::secrets::hash_password;
 
-use super::{query_with, role_options, Ctx, FormData};
-use crate::api::admin::{check_token_request, may_grant, AuditQuery};
+use super::{page_req, pager, qget, role_options, Ctx, FormData};
+use crate::api::admin::{check_token_request, manageable_user, may_grant, AuditQuery};
 use crate::error::ApiError;
 use crate::AppState;
 
@@ -40,24 +40,6 @@ pub fn router() -> Router<AppState> {
 }
 
 type Q = Query<HashMap<String, String>>;
-
-fn qget<'a>(q: &'a HashMap<String, String>, k: &str) -> Option<&'a str> {
-    q.get(k).map(String::as_str).filter(|v| !v.is_empty())
-}
-
-fn page_req(q: &HashMap<String, String>) -> PageRequest {
-    PageRequest::parse(Some(20), qget(q, "cursor")).unwrap_or(PageRequest { limit: 20, before: None })
-}
-
-fn pager(ctx: &Ctx, n: usize, next: Option<String>, filters: &[(&str, Option<&str>)], on_first: bool) -> Value {
-    let mut with_cursor = filters.to_vec();
-    with_cursor.push(("cursor", next.as_deref()));
-    json!({
-        "showing": crate::i18n::tf(ctx.lang, "pager.showing", &[("n", &n.to_string())]),
-        "first": if on_first { None } else { Some(query_with(filters)) },
-        "next": next.as_ref().map(|_| query_with(&with_cursor)),
-    })
-}
 
 // ---- users ---------------------------------------------------------------------------------
 
@@ -202,10 +184,7 @@ async fn user_update(State(s): State<AppState>, ctx: Ctx, Path(id): Path<Uuid>, 
         return r;
     }
     let res: Result<_, ApiError> = async {
-        let target = s.store.user(ctx.tenant.id, UserId(id)).await?;
-        if !may_grant(&ctx.actor, target.role) {
-            return Err(ApiError::Forbidden(Scope::UsersWrite));
-        }
+        let target = manageable_user(&s, &ctx.actor, UserId(id)).await?;
         let mut v = Violations::new();
         let display_name = v.text("display_name", f.get("display_name"), 64);
         let role = Role::parse(f.get("role"));
@@ -244,10 +223,7 @@ async fn user_password(State(s): State<AppState>, ctx: Ctx, Path(id): Path<Uuid>
         return r;
     }
     let res: Result<_, ApiError> = async {
-        let target = s.store.user(ctx.tenant.id, UserId(id)).await?;
-        if !may_grant(&ctx.actor, target.role) {
-            return Err(ApiError::Forbidden(Scope::UsersWrite));
-        }
+        let target = manageable_user(&s, &ctx.actor, UserId(id)).await?;
         if let Err(p) = check_password_policy(f.get("new_password")) {
             return Err(ApiError::validation("new_password", "weak_password", p.to_string()));
         }

@@ -189,7 +189,8 @@ impl Ctx {
 
     /// `Some(403 page)` when the user lacks `s`.
     pub fn require(&self, s: Scope) -> Option<Response> {
-        (!self.can(s)).then(|| error_page(self.lang, StatusCode::FORBIDDEN, "error.forbidden", "error.forbidden.desc", None))
+        (!self.can(s))
+            .then(|| error_page(self.lang, StatusCode::FORBIDDEN, "error.forbidden", "error.forbidden.desc", None))
     }
 
     /// Guards a form submission: `Some(response)` when its CSRF token is wrong or the user
@@ -269,16 +270,30 @@ impl Ctx {
                 let _ = message;
                 Ok((self.field_errors(&[Violation { field, code: "forbidden_field", message: String::new() }]), None))
             }
-            ApiError::NotFound => {
-                Err(Box::new(error_page(self.lang, StatusCode::NOT_FOUND, "error.not_found", "error.not_found.desc", None)))
-            }
-            ApiError::Forbidden(_) => {
-                Err(Box::new(error_page(self.lang, StatusCode::FORBIDDEN, "error.forbidden", "error.forbidden.desc", None)))
-            }
+            ApiError::NotFound => Err(Box::new(error_page(
+                self.lang,
+                StatusCode::NOT_FOUND,
+                "error.not_found",
+                "error.not_found.desc",
+                None,
+            ))),
+            ApiError::Forbidden(_) => Err(Box::new(error_page(
+                self.lang,
+                StatusCode::FORBIDDEN,
+                "error.forbidden",
+                "error.forbidden.desc",
+                None,
+            ))),
             other => {
                 let rid = siyu_store::audit::current_request_id();
                 tracing::error!(error = ?other, "console action failed");
-                Err(Box::new(error_page(self.lang, StatusCode::INTERNAL_SERVER_ERROR, "error.internal", "error.internal", rid)))
+                Err(Box::new(error_page(
+                    self.lang,
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "error.internal",
+                    "error.internal",
+                    rid,
+                )))
             }
         }
     }
@@ -419,6 +434,37 @@ pub fn not_found_page() -> String {
             &json!({"lang": "zh-CN", "status": 404, "heading": i18n::t(Lang::Zh, "error.not_found"), "desc": i18n::t(Lang::Zh, "error.not_found.desc")}),
         )
         .unwrap_or_else(|_| "not found".into())
+}
+
+/// Rows per page in console lists.
+pub const PAGE_SIZE: u32 = 20;
+
+/// A non-empty query parameter.
+pub fn qget<'a>(q: &'a HashMap<String, String>, k: &str) -> Option<&'a str> {
+    q.get(k).map(String::as_str).filter(|v| !v.is_empty())
+}
+
+/// Page request from `?cursor=`; a bad cursor quietly restarts at the first page.
+pub fn page_req(q: &HashMap<String, String>) -> siyu_core::paging::PageRequest {
+    siyu_core::paging::PageRequest::parse(Some(PAGE_SIZE), qget(q, "cursor"))
+        .unwrap_or(siyu_core::paging::PageRequest { limit: PAGE_SIZE, before: None })
+}
+
+/// The pager under a list: rows shown, a link back to the first page, and the next page.
+pub fn pager(
+    ctx: &Ctx,
+    n: usize,
+    next: Option<String>,
+    filters: &[(&str, Option<&str>)],
+    on_first: bool,
+) -> serde_json::Value {
+    let mut with_cursor = filters.to_vec();
+    with_cursor.push(("cursor", next.as_deref()));
+    json!({
+        "showing": i18n::tf(ctx.lang, "pager.showing", &[("n", &n.to_string())]),
+        "first": if on_first { None } else { Some(query_with(filters)) },
+        "next": next.as_ref().map(|_| query_with(&with_cursor)),
+    })
 }
 
 /// Builds `?k=v&…` for pager links, keeping the current filters.

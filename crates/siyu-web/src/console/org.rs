@@ -19,7 +19,7 @@ use siyu_core::time::SUPPORTED_ZONES;
 use siyu_core::{StaffId, StoreId};
 use siyu_store::org::{StaffFilter, StoreFilter};
 
-use super::{query_with, Ctx, FormData};
+use super::{page_req, pager, qget, Ctx, FormData};
 use crate::api::dto::{StaffIn, StoreIn};
 use crate::api::org::{guard_own_staff_edit, staff_input, store_input};
 use crate::error::ApiError;
@@ -40,28 +40,7 @@ pub fn router() -> Router<AppState> {
         .route("/console/staff/{id}", get(staff_edit).post(staff_update))
 }
 
-const PAGE_SIZE: u32 = 20;
-
 type Q = Query<HashMap<String, String>>;
-
-fn qget<'a>(q: &'a HashMap<String, String>, k: &str) -> Option<&'a str> {
-    q.get(k).map(String::as_str).filter(|v| !v.is_empty())
-}
-
-/// Page request from `?cursor=`; a bad cursor quietly restarts at the first page.
-fn page_req(q: &HashMap<String, String>) -> PageRequest {
-    PageRequest::parse(Some(PAGE_SIZE), qget(q, "cursor")).unwrap_or(PageRequest { limit: PAGE_SIZE, before: None })
-}
-
-fn pager(ctx: &Ctx, n: usize, next: Option<String>, filters: &[(&str, Option<&str>)], on_first: bool) -> Value {
-    let mut with_cursor = filters.to_vec();
-    with_cursor.push(("cursor", next.as_deref()));
-    json!({
-        "showing": crate::i18n::tf(ctx.lang, "pager.showing", &[("n", &n.to_string())]),
-        "first": if on_first { None } else { Some(query_with(filters)) },
-        "next": next.as_ref().map(|_| query_with(&with_cursor)),
-    })
-}
 
 async fn home(State(s): State<AppState>, ctx: Ctx) -> Response {
     let counts = match s.store.org_counts(ctx.tenant.id).await {
