@@ -123,7 +123,7 @@ fn main() -> Result<()> {
 
 async fn run(cli: Cli) -> Result<()> {
     if let Command::Bench(args) = cli.command {
-        init_logging("warn", "text");
+        init_logging("warn,sqlx=error", "text");
         return bench::run(args).await;
     }
     let mut cfg = Config::load(cli.config).map_err(|e| anyhow!(e))?;
@@ -155,7 +155,7 @@ async fn run(cli: Cli) -> Result<()> {
 fn init_logging(level: &str, format: &str) {
     use tracing_subscriber::EnvFilter;
     let filter =
-        EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new(format!("{level},sqlx=warn,hyper=warn")));
+        EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new(format!("sqlx=warn,hyper=warn,{level}")));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = if format == "json" {
         builder.json().flatten_event(true).with_current_span(true).try_init()
