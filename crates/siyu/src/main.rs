@@ -20,6 +20,7 @@ mod bench;
 mod config;
 mod demo;
 mod runner;
+mod wecom_cli;
 
 use config::Config;
 
@@ -60,6 +61,9 @@ enum Command {
     User(UserCmd),
     /// Print the OpenAPI document.
     Openapi,
+    /// WeCom tools: verify and decrypt callbacks, build signed callback bodies.
+    #[command(subcommand)]
+    Wecom(wecom_cli::WecomCmd),
     /// Run the benchmark harness: builds tenants, runs scenarios beside same-run baselines,
     /// prints a table and writes JSON.
     Bench(bench::BenchArgs),
@@ -122,6 +126,10 @@ fn main() -> Result<()> {
 }
 
 async fn run(cli: Cli) -> Result<()> {
+    if let Command::Wecom(cmd) = cli.command {
+        // Offline tools: no configuration, no database, nothing but the answer on stdout.
+        return wecom_cli::run(cmd);
+    }
     if let Command::Bench(args) = cli.command {
         init_logging("warn,sqlx=error", "text");
         return bench::run(args).await;
@@ -148,7 +156,7 @@ async fn run(cli: Cli) -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&siyu_web::openapi())?);
             Ok(())
         }
-        Command::Bench(_) => unreachable!("handled above"),
+        Command::Bench(_) | Command::Wecom(_) => unreachable!("handled above"),
     }
 }
 
