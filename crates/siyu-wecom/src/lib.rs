@@ -5,9 +5,14 @@
 //! no HTTP framework of siyu's. Crypto and parsing are pure and take randomness and time as
 //! arguments.
 
+pub mod api;
+pub mod client;
 pub mod crypto;
+pub mod errcode;
 pub mod events;
+pub mod sandbox;
 mod xml;
 
+pub use client::{Client, Config as ClientConfig, WecomError};
 pub use crypto::{CryptoError, Format, MsgCrypt};
 pub use events::{Callback, Event};

@@ -113,8 +113,32 @@ impl Walk {
         el.clear().await.unwrap();
         el.send_keys(value).await.unwrap();
     }
-    async fn submit(&self, form_css: &str) {
+    /// Submits a form that the page's own script stops (client-side validation).
+    async fn submit_blocked(&self, form_css: &str) {
+        self.c.execute("window.__siyuOld = true;", vec![]).await.unwrap();
         self.c.find(Locator::Css(&format!("{form_css} button[type=submit]"))).await.unwrap().click().await.unwrap();
+        assert!(self.is_same_document().await, "the form was expected not to leave the page");
+    }
+    /// Submits a form and waits for the next page, even when its URL is the same.
+    async fn submit(&self, form_css: &str) {
+        self.click_nav(&format!("{form_css} button[type=submit]")).await;
+    }
+    /// Clicks something that navigates, and waits until a new document has loaded: the old
+    /// one is marked, so a page that re-renders at the same URL is still told apart.
+    async fn click_nav(&self, css: &str) {
+        self.c.execute("window.__siyuOld = true;", vec![]).await.unwrap();
+        self.c.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).click().await.unwrap();
+        for _ in 0..200 {
+            if !self.is_same_document().await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("clicking {css} did not load a new page");
+    }
+    async fn is_same_document(&self) -> bool {
+        let v = self.c.execute("return window.__siyuOld === true || document.readyState !== 'complete';", vec![]).await;
+        v.map(|v| v.as_bool().unwrap_or(true)).unwrap_or(true)
     }
     async fn path(&self) -> String {
         let u = self.c.current_url().await.unwrap();
@@ -153,7 +177,7 @@ async fn console_walk(backend: Backend) {
     w.shot("login").await;
     // The browser's own checks stop an empty password before it leaves the page.
     w.fill("password", "").await;
-    w.submit("form.login-card").await;
+    w.submit_blocked("form.login-card").await;
     assert!(w.count(".field.has-error").await >= 1, "inline validation marks the empty password");
     w.fill("password", "wrong-password-1").await;
     w.submit("form.login-card").await;
@@ -171,9 +195,9 @@ async fn console_walk(backend: Backend) {
     w.go("/console/stores").await;
     assert_eq!(w.count("#stores-table tbody tr").await, 4);
     w.shot("stores").await;
-    w.c.find(Locator::Css("#new-store")).await.unwrap().click().await.unwrap();
+    w.click_nav("#new-store").await;
     w.wait_path("/console/stores/new").await;
-    w.submit("form.form").await;
+    w.submit_blocked("form.form").await;
     assert!(w.count(".field.has-error").await >= 2, "required fields flagged before submit");
     w.fill("code", "online").await;
     w.fill("name", "重复编码的店").await;
@@ -231,7 +255,7 @@ async fn console_walk(backend: Backend) {
 
     // Jobs: a probe runs in the serve process's runner.
     w.go("/console/jobs").await;
-    w.submit("form.inline:has(#probe)").await;
+    w.click_nav("#probe").await;
     w.wait_path("/console/jobs?probed=1").await;
     for _ in 0..100 {
         w.go("/console/jobs?status=done").await;
@@ -248,7 +272,7 @@ async fn console_walk(backend: Backend) {
     w.fill("name", "鹿野咖啡").await;
     w.submit("form.form").await;
     w.wait_path("/console/settings?saved=1").await;
-    w.c.find(Locator::Css("a.lang-switch")).await.unwrap().click().await.unwrap();
+    w.click_nav("a.lang-switch").await;
     w.wait_path("/console/settings").await;
     let nav = w.text("nav.nav").await;
     assert!(nav.contains("Stores") && nav.contains("Acquisition"), "{nav}");
@@ -256,10 +280,10 @@ async fn console_walk(backend: Backend) {
     w.go("/console/areas/commerce").await;
     assert!(w.body().await.contains("not built yet"));
     w.shot("area").await;
-    w.c.find(Locator::Css("a.lang-switch")).await.unwrap().click().await.unwrap();
+    w.click_nav("a.lang-switch").await;
 
     // Log out, then a guide sees only their own data.
-    w.c.find(Locator::Css("#logout")).await.unwrap().click().await.unwrap();
+    w.click_nav("#logout").await;
     w.wait_path("/console/login").await;
     w.fill("login", "wangfang").await;
     w.fill("password", "siyu-demo-2026").await;

@@ -1,0 +1,939 @@
+//! The WeCom sandbox: a simulated corp that speaks the API subset siyu uses and sends signed,
+//! encrypted callbacks exactly as WeCom does, so the demo, the tests and an evaluating brand
+//! can run the whole flow without a WeCom corp (protocols.md §9).
+//!
+//! It keeps real state (members, external contacts, relationships, corp tags, contact ways,
+//! join ways, group chats, welcome codes, transfers), runs on an injectable clock, and enforces
+//! WeCom's limits and errcodes: expiring and invalidated tokens, per-API rate buckets (45009),
+//! single-use welcome codes valid 20 s (41051 after use or expiry), the 24-hour transfer rule
+//! and the 2-in-90-days limit. Tests and the demo drive it through [`Sandbox`]'s methods; the
+//! same actions are exposed over HTTP under `/sandbox/…`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use rand::distributions::{Alphanumeric, DistString};
+use rand::Rng;
+use serde_json::{json, Value};
+
+use siyu_core::time::Clock;
+use siyu_core::Timestamp;
+
+use crate::api::{ContactWay, Department, ExternalContact, FollowUser, GroupChat, JoinWay, Member, TagGroup};
+use crate::crypto::{Format, MsgCrypt};
+
+/// Settings of the simulated corp.
+#[derive(Clone, Debug)]
+pub struct SandboxConfig {
+    pub corp_id: String,
+    /// The app secret `gettoken` accepts.
+    pub secret: String,
+    /// Callback Token and EncodingAESKey, as configured in WeCom's admin console.
+    pub callback_token: String,
+    pub encoding_aes_key: String,
+    /// Where callbacks go; `None` sends none.
+    pub callback_url: Option<String>,
+    pub token_ttl: Duration,
+    /// Calls per API per minute before 45009.
+    pub per_minute: u32,
+    pub welcome_code_ttl: Duration,
+    /// Joins by scanning stop at this many members (default 200).
+    pub scan_join_limit: usize,
+}
+
+impl SandboxConfig {
+    pub fn new(corp_id: &str, secret: &str, callback_token: &str, encoding_aes_key: &str) -> Self {
+        SandboxConfig {
+            corp_id: corp_id.into(),
+            secret: secret.into(),
+            callback_token: callback_token.into(),
+            encoding_aes_key: encoding_aes_key.into(),
+            callback_url: None,
+            token_ttl: Duration::from_secs(7200),
+            per_minute: 10_000,
+            welcome_code_ttl: Duration::from_secs(20),
+            scan_join_limit: 200,
+        }
+    }
+}
+
+/// A welcome message the sandbox delivered.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeliveredWelcome {
+    pub userid: String,
+    pub external_userid: String,
+    pub text: Option<String>,
+    pub attachments: Vec<Value>,
+    pub at: Timestamp,
+}
+
+struct WelcomeCode {
+    userid: String,
+    external_userid: String,
+    issued: Timestamp,
+    used: bool,
+}
+
+struct Transfer {
+    handover: String,
+    takeover: String,
+    external: String,
+    at: Timestamp,
+    status: i64,
+}
+
+#[derive(Default)]
+struct Corp {
+    departments: Vec<Department>,
+    members: BTreeMap<String, Member>,
+    externals: BTreeMap<String, ExternalContact>,
+    /// (external_userid, userid) → relationship.
+    follows: BTreeMap<(String, String), FollowUser>,
+    /// Corp tag ids on each relationship.
+    rel_tags: BTreeMap<(String, String), Vec<String>>,
+    tag_groups: Vec<TagGroup>,
+    contact_ways: BTreeMap<String, ContactWay>,
+    rr: HashMap<String, usize>,
+    join_ways: BTreeMap<String, JoinWay>,
+    chats: BTreeMap<String, GroupChat>,
+    tokens: HashMap<String, Timestamp>,
+    welcome_codes: HashMap<String, WelcomeCode>,
+    welcomes: Vec<DeliveredWelcome>,
+    transfers: Vec<Transfer>,
+    msg_templates: Vec<(String, Value)>,
+    calls: HashMap<String, (i64, u32)>,
+    /// Injected faults.
+    gettoken_error: Option<i64>,
+    next_call_error: Option<i64>,
+    seq: u64,
+}
+
+impl Corp {
+    fn next_id(&mut self, prefix: &str) -> String {
+        self.seq += 1;
+        format!("{prefix}{:08}", self.seq)
+    }
+}
+
+pub struct Sandbox {
+    cfg: Mutex<SandboxConfig>,
+    corp: Mutex<Corp>,
+    clock: Arc<dyn Clock>,
+    http: reqwest::Client,
+}
+
+/// An API answer: `errcode` 0 plus fields, or an error.
+fn ok(mut v: Value) -> Json<Value> {
+    if let Some(o) = v.as_object_mut() {
+        o.insert("errcode".into(), json!(0));
+        o.insert("errmsg".into(), json!("ok"));
+    }
+    Json(v)
+}
+
+fn err(code: i64, msg: &str) -> Json<Value> {
+    Json(json!({"errcode": code, "errmsg": msg}))
+}
+
+type Q = Query<HashMap<String, String>>;
+
+impl Sandbox {
+    pub fn new(cfg: SandboxConfig, clock: Arc<dyn Clock>) -> Arc<Sandbox> {
+        let corp = Corp {
+            departments: vec![Department { id: 1, name: "总部".into(), parentid: 0, order: 0 }],
+            ..Default::default()
+        };
+        Arc::new(Sandbox { cfg: Mutex::new(cfg), corp: Mutex::new(corp), clock, http: reqwest::Client::new() })
+    }
+
+    fn corp(&self) -> std::sync::MutexGuard<'_, Corp> {
+        self.corp.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn config(&self) -> SandboxConfig {
+        self.cfg.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set_callback_url(&self, url: Option<String>) {
+        self.cfg.lock().unwrap_or_else(|e| e.into_inner()).callback_url = url;
+    }
+
+    pub fn set_per_minute(&self, n: u32) {
+        self.cfg.lock().unwrap_or_else(|e| e.into_inner()).per_minute = n;
+    }
+
+    // ---- world building and faults (the control API) -------------------------------------
+
+    pub fn add_member(&self, userid: &str, name: &str, department: i64) {
+        let m = Member {
+            userid: userid.into(),
+            name: name.into(),
+            department: vec![department],
+            status: 1,
+            ..Default::default()
+        };
+        self.corp().members.insert(userid.into(), m);
+    }
+
+    pub fn add_department(&self, id: i64, name: &str, parentid: i64) {
+        self.corp().departments.push(Department { id, name: name.into(), parentid, order: 0 });
+    }
+
+    /// A WeChat user who exists but knows nobody yet; returns their external_userid.
+    pub fn add_external_user(&self, name: &str, unionid: Option<&str>) -> String {
+        let mut c = self.corp();
+        let id = format!("wm{}", c.next_id("EXT"));
+        c.externals.insert(
+            id.clone(),
+            ExternalContact {
+                external_userid: id.clone(),
+                name: name.into(),
+                kind: 1,
+                unionid: unionid.map(String::from),
+                ..Default::default()
+            },
+        );
+        id
+    }
+
+    /// Makes every issued token invalid (the next call gets 40014).
+    pub fn invalidate_tokens(&self) {
+        self.corp().tokens.clear();
+    }
+
+    /// The next `gettoken` fails with `code` (40001, 40013, 60020, …).
+    pub fn fail_next_gettoken(&self, code: i64) {
+        self.corp().gettoken_error = Some(code);
+    }
+
+    /// The next API call (not `gettoken`) fails with `code` (e.g. -1, 45009, 41096).
+    pub fn fail_next_call(&self, code: i64) {
+        self.corp().next_call_error = Some(code);
+    }
+
+    pub fn welcomes(&self) -> Vec<DeliveredWelcome> {
+        self.corp().welcomes.clone()
+    }
+
+    pub fn contact_way(&self, config_id: &str) -> Option<ContactWay> {
+        self.corp().contact_ways.get(config_id).cloned()
+    }
+
+    pub fn relationship_tags(&self, external: &str, userid: &str) -> Vec<String> {
+        self.corp().rel_tags.get(&(external.to_string(), userid.to_string())).cloned().unwrap_or_default()
+    }
+
+    /// A customer scans a contact way: WeCom picks a member (round-robin over the code's
+    /// members), the customer becomes their external contact with the code's `state`, and an
+    /// `add_external_contact` callback with a fresh welcome code is sent. Returns
+    /// `(userid, welcome_code)`.
+    pub async fn scan_contact_way(&self, config_id: &str, external_userid: &str) -> Result<(String, String), String> {
+        let now = self.clock.now();
+        let (userid, state, code, xml) = {
+            let mut c = self.corp();
+            let way = c.contact_ways.get(config_id).cloned().ok_or("no such contact way")?;
+            if !c.externals.contains_key(external_userid) {
+                return Err("no such external user".into());
+            }
+            let mut users: Vec<String> = way.user.clone();
+            for p in &way.party {
+                users.extend(c.members.values().filter(|m| m.department.contains(p)).map(|m| m.userid.clone()));
+            }
+            users.dedup();
+            if users.is_empty() {
+                return Err("the contact way has no members".into());
+            }
+            let n = c.rr.entry(config_id.to_string()).or_insert(0);
+            let userid = users[*n % users.len()].clone();
+            *n += 1;
+            let key = (external_userid.to_string(), userid.clone());
+            c.follows.insert(
+                key,
+                FollowUser {
+                    userid: userid.clone(),
+                    createtime: now.unix_secs(),
+                    add_way: 1,
+                    state: way.state.clone(),
+                    ..Default::default()
+                },
+            );
+            let code = Alphanumeric.sample_string(&mut rand::thread_rng(), 32);
+            c.welcome_codes.insert(
+                code.clone(),
+                WelcomeCode {
+                    userid: userid.clone(),
+                    external_userid: external_userid.into(),
+                    issued: now,
+                    used: false,
+                },
+            );
+            let corp_id = self.config().corp_id;
+            let state_xml = way.state.as_deref().map(|s| format!("<State><![CDATA[{s}]]></State>")).unwrap_or_default();
+            let xml = format!(
+                "<xml><ToUserName><![CDATA[{corp_id}]]></ToUserName><FromUserName><![CDATA[sys]]></FromUserName><CreateTime>{}</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[change_external_contact]]></Event><ChangeType><![CDATA[add_external_contact]]></ChangeType><UserID><![CDATA[{userid}]]></UserID><ExternalUserID><![CDATA[{external_userid}]]></ExternalUserID>{state_xml}<WelcomeCode><![CDATA[{code}]]></WelcomeCode></xml>",
+                now.unix_secs()
+            );
+            (userid, way.state, code, xml)
+        };
+        let _ = state;
+        self.send_callback(&xml).await?;
+        Ok((userid, code))
+    }
+
+    /// The customer deletes the member (`del_follow_user`).
+    pub async fn customer_deletes(&self, external: &str, userid: &str) -> Result<(), String> {
+        self.corp().follows.remove(&(external.to_string(), userid.to_string())).ok_or("no such relationship")?;
+        self.send_contact_event("del_follow_user", external, userid).await
+    }
+
+    /// The member deletes the customer (`del_external_contact`).
+    pub async fn member_deletes(&self, external: &str, userid: &str) -> Result<(), String> {
+        self.corp().follows.remove(&(external.to_string(), userid.to_string())).ok_or("no such relationship")?;
+        self.send_contact_event("del_external_contact", external, userid).await
+    }
+
+    async fn send_contact_event(&self, change: &str, external: &str, userid: &str) -> Result<(), String> {
+        let cfg = self.config();
+        let xml = format!(
+            "<xml><ToUserName><![CDATA[{}]]></ToUserName><FromUserName><![CDATA[sys]]></FromUserName><CreateTime>{}</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[change_external_contact]]></Event><ChangeType><![CDATA[{change}]]></ChangeType><UserID><![CDATA[{userid}]]></UserID><ExternalUserID><![CDATA[{external}]]></ExternalUserID></xml>",
+            cfg.corp_id,
+            self.clock.now().unix_secs()
+        );
+        self.send_callback(&xml).await
+    }
+
+    /// Encrypts, signs and POSTs `xml` to the callback URL as WeCom does, retrying up to 3
+    /// times when the receiver does not answer 200 within 5 s.
+    pub async fn send_callback(&self, xml: &str) -> Result<(), String> {
+        let cfg = self.config();
+        let Some(url) = cfg.callback_url.clone() else { return Ok(()) };
+        let crypt =
+            MsgCrypt::new(&cfg.callback_token, &cfg.encoding_aes_key, &cfg.corp_id).map_err(|e| e.to_string())?;
+        let ts = self.clock.now().unix_secs().to_string();
+        let nonce = rand::thread_rng().gen_range(100_000_000u64..999_999_999).to_string();
+        let random: [u8; 16] =
+            Alphanumeric.sample_string(&mut rand::thread_rng(), 16).as_bytes().try_into().expect("16 ASCII chars");
+        let body = crypt.seal(xml, &ts, &nonce, &random, Format::Xml);
+        let env = crate::crypto::parse_envelope(&body).map_err(|e| e.to_string())?;
+        let sig = crypt.sign(&ts, &nonce, &env.encrypt);
+        // WeCom posts only the envelope, not the reply-shaped body: To, Encrypt, AgentID.
+        let post = format!("<xml><ToUserName><![CDATA[{}]]></ToUserName><Encrypt><![CDATA[{}]]></Encrypt><AgentID><![CDATA[]]></AgentID></xml>", cfg.corp_id, env.encrypt);
+        let mut last = String::new();
+        for _ in 0..4 {
+            let r = self
+                .http
+                .post(&url)
+                // reqwest percent-encodes query values, so `+` in signatures travels as %2B.
+                .query(&[("msg_signature", sig.as_str()), ("timestamp", ts.as_str()), ("nonce", nonce.as_str())])
+                .timeout(Duration::from_secs(5))
+                .body(post.clone())
+                .send()
+                .await;
+            match r {
+                Ok(res) if res.status() == 200 => return Ok(()),
+                Ok(res) => last = format!("callback answered {}", res.status()),
+                Err(e) => last = format!("callback failed: {}", e.without_url()),
+            }
+        }
+        Err(last)
+    }
+
+    // ---- the API -------------------------------------------------------------------------------
+
+    /// Checks the access_token and the rate bucket; `Err` is the WeCom error to answer.
+    fn guard(&self, api: &str, q: &HashMap<String, String>) -> Result<(), Json<Value>> {
+        let now = self.clock.now();
+        let per_minute = self.config().per_minute;
+        let mut c = self.corp();
+        if let Some(code) = c.next_call_error.take() {
+            return Err(err(code, "injected by the sandbox"));
+        }
+        let Some(tok) = q.get("access_token").filter(|t| !t.is_empty()) else {
+            return Err(err(41001, "access_token missing"));
+        };
+        match c.tokens.get(tok) {
+            None => return Err(err(40014, "invalid access_token")),
+            Some(exp) if now >= *exp => return Err(err(42001, "access_token expired")),
+            _ => {}
+        }
+        let minute = now.unix_secs() / 60;
+        let e = c.calls.entry(api.to_string()).or_insert((minute, 0));
+        if e.0 != minute {
+            *e = (minute, 0);
+        }
+        e.1 += 1;
+        if e.1 > per_minute {
+            return Err(err(45009, "api freq out of limit"));
+        }
+        Ok(())
+    }
+
+    pub fn router(self: &Arc<Self>) -> Router {
+        let ec = "/cgi-bin/externalcontact";
+        Router::new()
+            .route("/cgi-bin/gettoken", get(gettoken))
+            .route("/cgi-bin/department/list", get(department_list))
+            .route("/cgi-bin/user/list", get(user_list))
+            .route(&format!("{ec}/get"), get(contact_get))
+            .route(&format!("{ec}/list"), get(contact_list))
+            .route(&format!("{ec}/batch/get_by_user"), post(batch_get_by_user))
+            .route(&format!("{ec}/get_corp_tag_list"), post(corp_tag_list))
+            .route(&format!("{ec}/add_corp_tag"), post(add_corp_tag))
+            .route(&format!("{ec}/edit_corp_tag"), post(edit_corp_tag))
+            .route(&format!("{ec}/del_corp_tag"), post(del_corp_tag))
+            .route(&format!("{ec}/mark_tag"), post(mark_tag))
+            .route(&format!("{ec}/add_contact_way"), post(add_contact_way))
+            .route(&format!("{ec}/get_contact_way"), post(get_contact_way))
+            .route(&format!("{ec}/update_contact_way"), post(update_contact_way))
+            .route(&format!("{ec}/del_contact_way"), post(del_contact_way))
+            .route(&format!("{ec}/groupchat/add_join_way"), post(add_join_way))
+            .route(&format!("{ec}/groupchat/get_join_way"), post(get_join_way))
+            .route(&format!("{ec}/groupchat/update_join_way"), post(update_join_way))
+            .route(&format!("{ec}/groupchat/del_join_way"), post(del_join_way))
+            .route(&format!("{ec}/groupchat/list"), post(groupchat_list))
+            .route(&format!("{ec}/groupchat/get"), post(groupchat_get))
+            .route(&format!("{ec}/send_welcome_msg"), post(send_welcome_msg))
+            .route(&format!("{ec}/add_msg_template"), post(add_msg_template))
+            .route(&format!("{ec}/transfer_customer"), post(transfer_onjob))
+            .route(&format!("{ec}/resigned/transfer_customer"), post(transfer_resigned))
+            .route(&format!("{ec}/transfer_result"), post(transfer_result))
+            .route(&format!("{ec}/resigned/transfer_result"), post(transfer_result))
+            .with_state(self.clone())
+    }
+}
+
+type S = State<Arc<Sandbox>>;
+
+async fn gettoken(State(sb): S, Query(q): Q) -> Json<Value> {
+    let cfg = sb.config();
+    let mut c = sb.corp();
+    if let Some(code) = c.gettoken_error.take() {
+        return err(code, "injected by the sandbox");
+    }
+    if q.get("corpid").map(String::as_str) != Some(cfg.corp_id.as_str()) {
+        return err(40013, "invalid corpid");
+    }
+    if q.get("corpsecret").map(String::as_str) != Some(cfg.secret.as_str()) {
+        return err(40001, "invalid credential");
+    }
+    // Real tokens are long; so are these (clients must allow ≥512 bytes).
+    let tok = Alphanumeric.sample_string(&mut rand::thread_rng(), 96);
+    c.tokens.insert(tok.clone(), sb.clock.now().plus(cfg.token_ttl));
+    ok(json!({"access_token": tok, "expires_in": cfg.token_ttl.as_secs()}))
+}
+
+macro_rules! guarded {
+    ($sb:expr, $api:expr, $q:expr) => {
+        if let Err(e) = $sb.guard($api, &$q) {
+            return e;
+        }
+    };
+}
+
+async fn department_list(State(sb): S, Query(q): Q) -> Json<Value> {
+    guarded!(sb, "department/list", q);
+    ok(json!({"department": sb.corp().departments}))
+}
+
+async fn user_list(State(sb): S, Query(q): Q) -> Json<Value> {
+    guarded!(sb, "user/list", q);
+    let d: i64 = q.get("department_id").and_then(|d| d.parse().ok()).unwrap_or(1);
+    let c = sb.corp();
+    let list: Vec<&Member> = c.members.values().filter(|m| m.department.contains(&d)).collect();
+    ok(json!({"userlist": list}))
+}
+
+fn follow_with_tags(c: &Corp, external: &str, f: &FollowUser) -> FollowUser {
+    let mut f = f.clone();
+    let ids = c.rel_tags.get(&(external.to_string(), f.userid.clone())).cloned().unwrap_or_default();
+    f.tags = ids
+        .iter()
+        .filter_map(|id| {
+            c.tag_groups.iter().find_map(|g| {
+                g.tag.iter().find(|t| &t.id == id).map(|t| crate::api::FollowTag {
+                    group_name: g.group_name.clone(),
+                    tag_name: t.name.clone(),
+                    tag_id: Some(t.id.clone()),
+                    kind: 1,
+                })
+            })
+        })
+        .collect();
+    f
+}
+
+async fn contact_get(State(sb): S, Query(q): Q) -> Json<Value> {
+    guarded!(sb, "externalcontact/get", q);
+    let id = q.get("external_userid").cloned().unwrap_or_default();
+    let c = sb.corp();
+    let Some(ext) = c.externals.get(&id) else { return err(40096, "invalid external userid") };
+    let follows: Vec<FollowUser> =
+        c.follows.iter().filter(|((e, _), _)| e == &id).map(|(_, f)| follow_with_tags(&c, &id, f)).collect();
+    if follows.is_empty() {
+        return err(84061, "not external contact");
+    }
+    ok(json!({"external_contact": ext, "follow_user": follows}))
+}
+
+async fn contact_list(State(sb): S, Query(q): Q) -> Json<Value> {
+    guarded!(sb, "externalcontact/list", q);
+    let u = q.get("userid").cloned().unwrap_or_default();
+    let c = sb.corp();
+    if !c.members.contains_key(&u) {
+        return err(40003, "invalid userid");
+    }
+    let ids: Vec<&String> = c.follows.keys().filter(|(_, uid)| uid == &u).map(|(e, _)| e).collect();
+    ok(json!({"external_userid": ids}))
+}
+
+async fn batch_get_by_user(State(sb): S, Query(q): Q, Json(b): Json<Value>) -> Json<Value> {
+    guarded!(sb, "externalcontact/batch/get_by_user", q);
+    let users: Vec<String> = b["userid_list"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+        .unwrap_or_default();
+    if users.is_empty() || users.len() > 100 {
+        return err(40058, "userid_list must hold 1-100 userids");
+    }
+    let limit = b["limit"].as_u64().unwrap_or(50).clamp(1, 100) as usize;
+    let start: usize = b["cursor"].as_str().and_then(|c| c.parse().ok()).unwrap_or(0);
+    let c = sb.corp();
+    let all: Vec<Value> = c
+        .follows
+        .iter()
+        .filter(|((_, u), _)| users.contains(u))
+        .filter_map(|((e, u), f)| {
+            let ext = c.externals.get(e)?;
+            let tags = c.rel_tags.get(&(e.clone(), u.clone())).cloned().unwrap_or_default();
+            Some(json!({"external_contact": ext, "follow_info": {
+                "userid": f.userid, "remark": f.remark, "description": f.description, "createtime": f.createtime,
+                "tag_id": tags, "remark_mobiles": f.remark_mobiles, "add_way": f.add_way, "oper_userid": f.oper_userid, "state": f.state}}))
+        })
+        .collect();
+    let page: Vec<Value> = all.iter().skip(start).take(limit).cloned().collect();
+    let next = if start + limit < all.len() { (start + limit).to_string() } else { String::new() };
+    ok(json!({"external_contact_list": page, "next_cursor": next}))
+}
+
+async fn corp_tag_list(State(sb): S, Query(q): Q, Json(b): Json<Value>) -> Json<Value> {
+    guarded!(sb, "externalcontact/get_corp_tag_list", q);
+    let c = sb.corp();
+    let tag_ids: Vec<&str> =
+        b["tag_id"].as_array().map(|a| a.iter().filter_map(|v| v.as_str()).collect()).unwrap_or_default();
+    let group_ids: Vec<&str> =
+        b["group_id"].as_array().map(|a| a.iter().filter_map(|v| v.as_str()).collect()).unwrap_or_default();
+    let groups: Vec<TagGroup> = c
+        .tag_groups
+        .iter()
+        .filter(|g| group_ids.is_empty() || group_ids.contains(&g.group_id.as_str()))
+        .map(|g| {
+            let mut g = g.clone();
+            if !tag_ids.is_empty() {
+                g.tag.retain(|t| tag_ids.contains(&t.id.as_str()));
+            }
+            g
+        })
+        .filter(|g| tag_ids.is_empty() || !g.tag.is_empty())
+        .collect();
+    ok(json!({"tag_group": groups}))
+}
+
+async fn add_corp_tag(State(sb): S, Query(q): Q, Json(b): Json<Value>) -> Json<Value> {
+    guarded!(sb, "externalcontact/add_corp_tag", q);
+    let now = sb.clock.now().unix_secs();
+    let mut c = sb.corp();
+    let total: usize = c.tag_groups.iter().map(|g| g.tag.len()).sum();
+    let new_tags: Vec<String> = b["tag"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|t| t["name"].as_str().map(String::from)).collect())
+        .unwrap_or_default();
+    if new_tags.is_empty() || new_tags.iter().any(|n| n.chars().count() > 30) || total + new_tags.len() > 3000 {
+        return err(40058, "invalid tag list");
+    }
+    let gid = b["group_id"].as_str().map(String::from);
+    let gname = b["group_name"].as_str().map(String::from);
+    let idx = match (&gid, &gname) {
+        (Some(id), _) => match c.tag_groups.iter().position(|g| &g.group_id == id) {
+            Some(i) => i,
+            None => return err(40068, "invalid tag group id"),
+        },
+        (None, Some(name)) => match c.tag_groups.iter().position(|g| &g.group_name == name) {
+            Some(i) => i,
+            None => {
+                let id = format!("et{}", c.next_id("G"));
+                c.tag_groups.push(TagGroup {
+                    group_id: id,
+                    group_name: name.clone(),
+                    create_time: now,
+                    ..Default::default()
+                });
+                c.tag_groups.len() - 1
+            }
+        },
+        (None, None) => return err(40058, "group_id or group_name is required"),
+    };
+    for name in new_tags {
+        let id = format!("et{}", c.next_id("T"));
+        c.tag_groups[idx].tag.push(crate::api::CorpTag { id, name, create_time: now, ..Default::default() });
+    }
+    let g = c.tag_groups[idx].clone();
+    ok(json!({"tag_group": g}))
+}
+
+async fn edit_corp_tag(State(sb): S, Query(q): Q, Json(b): Json<Value>) -> Json<Value> {
+    guarded!(sb, "externalcontact/edit_corp_tag", q);
+    let id = b["id"].as_str().unwrap_or_default().to_string();
+    let name = b["name"].as_str().map(String::from);
+    let mut c = sb.corp();
+    for g in c.tag_groups.iter_mut() {
+        if g.group_id == id {
+            if let Some(n) = name {
+                g.group_name = n;
+            }
+            return ok(json!({}));
+        }
+        if let Some(t) = g.tag.iter_mut().find(|t| t.id == id) {
+            if let Some(n) = name {
+                t.name = n;
+            }
+            return ok(json!({}));
+        }
+    }
+    err(40068, "invalid tagid")
+}
+
+async fn del_corp_tag(State(sb): S, Query(q): Q, Json(b): Json<Value>) -> Json<Value> {
+    guarded!(sb, "externalcontact/del_corp_tag", q);
+    let tags: Vec<String> = b["tag_id"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+        .unwrap_or_default();
+    let groups: Vec<String> = b["group_id"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+        .unwrap_or_default();
+    let mut c = sb.corp();
+    c.tag_groups.retain(|g| !groups.contains(&g.group_id));
+    for g in c.tag_groups.iter_mut() {
+        g.tag.retain(|t| !tags.contains(&t.id));
+    }
+    for v in c.rel_tags.values_mut() {
+        v.retain(|t| !tags.contains(t));
+    }
+    ok(json!({}))
+}
+
+async fn mark_tag(State(sb): S, Query(q): Q, Json(b): Json<Value>) -> Json<Value> {
+    guarded!(sb, "externalcontact/mark_tag", q);
+    let key = (
+        b["external_userid"].as_str().unwrap_or_default().to_string(),
+        b["userid"].as_str().unwrap_or_default().to_string(),
+    );
+    let ids = |k: &str| -> Vec<String> {
+        b[k].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect()).unwrap_or_default()
+    };
+    let (add, remove) = (ids("add_tag"), ids("remove_tag"));
+    let mut c = sb.corp();
+    if !c.follows.contains_key(&key) {
+        return err(84061, "not external contact");
+    }
+    let known = |c: &Corp, id: &String| c.tag_groups.iter().any(|g| g.tag.iter().any(|t| &t.id == id));
+    if add.iter().chain(remove.iter()).any(|id| !known(&c, id)) {
+        return err(40068, "invalid tagid");
+    }
+    let tags = c.rel_tags.entry(key).or_default();
+    for a in add {
+        if !tags.contains(&a) {
+            tags.push(a);
+        }
+    }
+    tags.retain(|t| !remove.contains(t));
+    ok(json!({}))
+}
+
+async fn add_contact_way(State(sb): S, Query(q): Q, Json(b): Json<Value>) -> Json<Value> {
+    guarded!(sb, "externalcontact/add_contact_way", q);
+    let Ok(mut way) = serde_json::from_value::<ContactWay>(b) else { return err(40058, "invalid contact way") };
+    if !(way.kind == 1 || way.kind == 2) || !(way.scene == 1 || way.scene == 2) {
+        return err(40058, "type must be 1 or 2 and scene 1 or 2");
+    }
+    if way.state.as_ref().is_some_and(|s| s.chars().count() > 30) {
+        return err(40058, "state is longer than 30 characters");
+    }
+    let mut c = sb.corp();
+    if way.user.iter().any(|u| !c.members.contains_key(u)) {
+        return err(40003, "invalid userid");
+    }
+    if way.user.is_empty() && way.party.is_empty() || (way.kind == 1 && way.user.len() != 1) {
+        return err(40058, "a single-member code needs exactly one user");
+    }
+    way.config_id = format!("{:032x}", rand::thread_rng().gen::<u128>());
+    way.qr_code = format!("https://sandbox.siyu.local/qr/{}", way.config_id);
+    let out = json!({"config_id": way.config_id, "qr_code": way.qr_code});
+    c.contact_ways.insert(way.config_id.clone(), way);
+    ok(out)
+}
+
+async fn get_contact_way(State(sb): S, Query(q): Q, Json(b): Json<Value>) -> Json<Value> {
+    guarded!(sb, "externalcontact/get_contact_way", q);
+    match sb.corp().contact_ways.get(b["config_id"].as_str().unwrap_or_default()) {
+        Some(w) => ok(json!({"contact_way": w})),
+        None => err(40058, "invalid config_id"),
+    }
+}
+
+async fn update_contact_way(State(sb): S, Query(q): Q, Json(b): Json<Value>) -> Json<Value> {
+    guarded!(sb, "externalcontact/update_contact_way", q);
+    let id = b["config_id"].as_str().unwrap_or_default().to_string();
+    let mut c = sb.corp();
+    let members_ok =
+        b["user"].as_array().is_none_or(|a| a.iter().all(|u| u.as_str().is_some_and(|u| c.members.contains_key(u))));
+    let Some(w) = c.contact_ways.get_mut(&id) else { return err(40058, "invalid config_id") };
+    if !members_ok {
+        return err(40003, "invalid userid");
+    }
+    if let Some(u) = b["user"].as_array() {
+        w.user = u.iter().filter_map(|v| v.as_str().map(String::from)).collect();
+    }
+    if let Some(v) = b["skip_verify"].as_bool() {
+        w.skip_verify = v;
+    }
+    if let Some(s) = b["state"].as_str() {
+        w.state = Some(s.to_string());
+    }
+    if let Some(r) = b["remark"].as_str() {
+        w.remark = Some(r.to_string());
+    }
+    ok(json!({}))
+}
+
+async fn del_contact_way(State(sb): S, Query(q): Q, Json(b): Json<Value>) -> Json<Value> {
+    guarded!(sb, "externalcontact/del_contact_way", q);
+    match sb.corp().contact_ways.remove(b["config_id"].as_str().unwrap_or_default()) {
+        Some(_) => ok(json!({})),
+        None => err(40058, "invalid config_id"),
+    }
+}
+
+async fn add_join_way(State(sb): S, Query(q): Q, Json(b): Json<Value>) -> Json<Value> {
+    guarded!(sb, "externalcontact/groupchat/add_join_way", q);
+    let Ok(mut way) = serde_json::from_value::<JoinWay>(b) else { return err(40058, "invalid join way") };
+    if way.chat_id_list.is_empty() || way.chat_id_list.len() > 5 {
+        return err(40058, "chat_id_list must hold 1-5 group chats");
+    }
+    let mut c = sb.corp();
+    if way.chat_id_list.iter().any(|id| !c.chats.contains_key(id)) {
+        return err(40058, "invalid chat_id");
+    }
+    way.config_id = format!("{:032x}", rand::thread_rng().gen::<u128>());
+    way.qr_code = format!("https://sandbox.siyu.local/join/{}", way.config_id);
+    let id = way.config_id.clone();
+    c.join_ways.insert(id.clone(), way);
+    ok(json!({"config_id": id}))
+}
+
+async fn get_join_way(State(sb): S, Query(q): Q, Json(b): Json<Value>) -> Json<Value> {
+    guarded!(sb, "externalcontact/groupchat/get_join_way", q);
+    match sb.corp().join_ways.get(b["config_id"].as_str().unwrap_or_default()) {
+        Some(w) => ok(json!({"join_way": w})),
+        None => err(40058, "invalid config_id"),
+    }
+}
+
+async fn update_join_way(State(sb): S, Query(q): Q, Json(b): Json<Value>) -> Json<Value> {
+    guarded!(sb, "externalcontact/groupchat/update_join_way", q);
+    let Ok(new) = serde_json::from_value::<JoinWay>(b) else { return err(40058, "invalid join way") };
+    if new.chat_id_list.is_empty() || new.chat_id_list.len() > 5 {
+        return err(40058, "chat_id_list must hold 1-5 group chats");
+    }
+    let mut c = sb.corp();
+    let Some(w) = c.join_ways.get_mut(&new.config_id) else { return err(40058, "invalid config_id") };
+    let qr = w.qr_code.clone();
+    *w = JoinWay { qr_code: qr, ..new };
+    ok(json!({}))
+}
+
+async fn del_join_way(State(sb): S, Query(q): Q, Json(b): Json<Value>) -> Json<Value> {
+    guarded!(sb, "externalcontact/groupchat/del_join_way", q);
+    match sb.corp().join_ways.remove(b["config_id"].as_str().unwrap_or_default()) {
+        Some(_) => ok(json!({})),
+        None => err(40058, "invalid config_id"),
+    }
+}
+
+impl Sandbox {
+    /// Creates a customer group owned by `owner`; returns its chat_id.
+    pub fn add_group_chat(&self, owner: &str, name: &str) -> String {
+        let now = self.clock.now().unix_secs();
+        let mut c = self.corp();
+        let id = format!("wr{}", c.next_id("CHAT"));
+        let owner_member = crate::api::ChatMember {
+            userid: owner.into(),
+            kind: 1,
+            join_time: now,
+            join_scene: 1,
+            ..Default::default()
+        };
+        c.chats.insert(
+            id.clone(),
+            GroupChat {
+                chat_id: id.clone(),
+                name: name.into(),
+                owner: owner.into(),
+                create_time: now,
+                member_list: vec![owner_member],
+                member_version: "1".into(),
+                ..Default::default()
+            },
+        );
+        id
+    }
+}
+
+async fn groupchat_list(State(sb): S, Query(q): Q, Json(b): Json<Value>) -> Json<Value> {
+    guarded!(sb, "externalcontact/groupchat/list", q);
+    let owners: Vec<String> = b["owner_filter"]["userid_list"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+        .unwrap_or_default();
+    let limit = b["limit"].as_u64().unwrap_or(100).clamp(1, 1000) as usize;
+    let start: usize = b["cursor"].as_str().and_then(|c| c.parse().ok()).unwrap_or(0);
+    let c = sb.corp();
+    let all: Vec<Value> = c
+        .chats
+        .values()
+        .filter(|g| owners.is_empty() || owners.contains(&g.owner))
+        .map(|g| json!({"chat_id": g.chat_id, "status": 0}))
+        .collect();
+    let page: Vec<Value> = all.iter().skip(start).take(limit).cloned().collect();
+    let next = if start + limit < all.len() { (start + limit).to_string() } else { String::new() };
+    ok(json!({"group_chat_list": page, "next_cursor": next}))
+}
+
+async fn groupchat_get(State(sb): S, Query(q): Q, Json(b): Json<Value>) -> Json<Value> {
+    guarded!(sb, "externalcontact/groupchat/get", q);
+    match sb.corp().chats.get(b["chat_id"].as_str().unwrap_or_default()) {
+        Some(g) => ok(json!({"group_chat": g})),
+        None => err(90501, "not external group chat"),
+    }
+}
+
+async fn send_welcome_msg(State(sb): S, Query(q): Q, Json(b): Json<Value>) -> Json<Value> {
+    guarded!(sb, "externalcontact/send_welcome_msg", q);
+    let now = sb.clock.now();
+    let ttl = sb.config().welcome_code_ttl;
+    let mut c = sb.corp();
+    let code = b["welcome_code"].as_str().unwrap_or_default();
+    let Some(w) = c.welcome_codes.get_mut(code) else { return err(40058, "invalid welcome_code") };
+    if w.used || now >= w.issued.plus(ttl) {
+        return err(41051, "welcome code expired or already used");
+    }
+    w.used = true;
+    let rec = DeliveredWelcome {
+        userid: w.userid.clone(),
+        external_userid: w.external_userid.clone(),
+        text: b["text"]["content"].as_str().map(String::from),
+        attachments: b["attachments"].as_array().cloned().unwrap_or_default(),
+        at: now,
+    };
+    c.welcomes.push(rec);
+    ok(json!({}))
+}
+
+async fn add_msg_template(State(sb): S, Query(q): Q, Json(b): Json<Value>) -> Json<Value> {
+    guarded!(sb, "externalcontact/add_msg_template", q);
+    let mut c = sb.corp();
+    let id = format!("msg{}", c.next_id("M"));
+    c.msg_templates.push((id.clone(), b));
+    ok(json!({"fail_list": [], "msgid": id}))
+}
+
+async fn transfer(sb: Arc<Sandbox>, q: HashMap<String, String>, b: Value, api: &str) -> Json<Value> {
+    guarded!(sb, api, q);
+    let now = sb.clock.now();
+    let handover = b["handover_userid"].as_str().unwrap_or_default().to_string();
+    let takeover = b["takeover_userid"].as_str().unwrap_or_default().to_string();
+    let externals: Vec<String> = b["external_userid"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+        .unwrap_or_default();
+    if externals.is_empty() || externals.len() > 100 {
+        return err(40058, "external_userid must hold 1-100 ids");
+    }
+    let mut c = sb.corp();
+    if !c.members.contains_key(&takeover) {
+        return err(40003, "invalid userid");
+    }
+    let window = now.minus(Duration::from_secs(90 * 86_400));
+    let mut out = Vec::new();
+    for e in externals {
+        let code = if !c.follows.contains_key(&(e.clone(), handover.clone())) {
+            84061
+        } else if c.transfers.iter().filter(|t| t.external == e && t.at > window).count() >= 2 {
+            // A customer moves at most twice in 90 days.
+            40097
+        } else {
+            c.transfers.push(Transfer {
+                handover: handover.clone(),
+                takeover: takeover.clone(),
+                external: e.clone(),
+                at: now,
+                status: 2,
+            });
+            0
+        };
+        out.push(json!({"external_userid": e, "errcode": code}));
+    }
+    ok(json!({"customer": out}))
+}
+
+async fn transfer_onjob(State(sb): S, Query(q): Q, Json(b): Json<Value>) -> Json<Value> {
+    transfer(sb, q, b, "externalcontact/transfer_customer").await
+}
+
+async fn transfer_resigned(State(sb): S, Query(q): Q, Json(b): Json<Value>) -> Json<Value> {
+    transfer(sb, q, b, "externalcontact/resigned/transfer_customer").await
+}
+
+impl Sandbox {
+    /// The customer refuses a waiting transfer (status 3).
+    pub fn refuse_transfer(&self, external: &str) {
+        if let Some(t) = self.corp().transfers.iter_mut().rev().find(|t| t.external == external && t.status == 2) {
+            t.status = 3;
+        }
+    }
+}
+
+async fn transfer_result(State(sb): S, Query(q): Q, Json(b): Json<Value>) -> Json<Value> {
+    guarded!(sb, "externalcontact/transfer_result", q);
+    let now = sb.clock.now();
+    let handover = b["handover_userid"].as_str().unwrap_or_default().to_string();
+    let takeover = b["takeover_userid"].as_str().unwrap_or_default().to_string();
+    let mut c = sb.corp();
+    // Waiting transfers complete 24 h after the call unless refused.
+    let mut done = Vec::new();
+    for t in c.transfers.iter_mut().filter(|t| t.handover == handover && t.takeover == takeover) {
+        if t.status == 2 && now >= t.at.plus(Duration::from_secs(86_400)) {
+            t.status = 1;
+            done.push((t.external.clone(), t.handover.clone(), t.takeover.clone(), t.at));
+        }
+    }
+    for (e, h, to, _) in &done {
+        if let Some(mut f) = c.follows.remove(&(e.clone(), h.clone())) {
+            f.userid = to.clone();
+            f.add_way = 202;
+            c.follows.insert((e.clone(), to.clone()), f);
+        }
+    }
+    let list: Vec<Value> = c
+        .transfers
+        .iter()
+        .filter(|t| t.handover == handover && t.takeover == takeover)
+        .map(|t| json!({"external_userid": t.external, "status": t.status, "takeover_time": t.at.unix_secs() + 86_400}))
+        .collect();
+    ok(json!({"customer": list, "next_cursor": ""}))
+}
