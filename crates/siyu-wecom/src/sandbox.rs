@@ -398,6 +398,8 @@ impl Sandbox {
             .route(&format!("{ec}/groupchat/get"), post(groupchat_get))
             .route(&format!("{ec}/send_welcome_msg"), post(send_welcome_msg))
             .route(&format!("{ec}/add_msg_template"), post(add_msg_template))
+            .route(&format!("{ec}/groupchat/transfer"), post(chat_transfer_resigned))
+            .route(&format!("{ec}/groupchat/onjob_transfer"), post(chat_transfer_onjob))
             .route(&format!("{ec}/transfer_customer"), post(transfer_onjob))
             .route(&format!("{ec}/resigned/transfer_customer"), post(transfer_resigned))
             .route(&format!("{ec}/transfer_result"), post(transfer_result))
@@ -936,4 +938,66 @@ async fn transfer_result(State(sb): S, Query(q): Q, Json(b): Json<Value>) -> Jso
         .map(|t| json!({"external_userid": t.external, "status": t.status, "takeover_time": t.at.unix_secs() + 86_400}))
         .collect();
     ok(json!({"customer": list, "next_cursor": ""}))
+}
+
+impl Sandbox {
+    /// Marks a member as resigned (status 5), as WeCom's directory does when they leave.
+    pub fn resign_member(&self, userid: &str) {
+        if let Some(m) = self.corp().members.get_mut(userid) {
+            m.status = 5;
+        }
+    }
+
+    /// Makes every issued token expire now (the next call gets 42001), as WeCom sometimes does
+    /// before `expires_in` has passed.
+    pub fn expire_tokens_now(&self) {
+        let now = self.clock.now();
+        for exp in self.corp().tokens.values_mut() {
+            *exp = now;
+        }
+    }
+
+    pub fn group_chat_owner(&self, chat_id: &str) -> Option<String> {
+        self.corp().chats.get(chat_id).map(|g| g.owner.clone())
+    }
+}
+
+async fn chat_transfer(sb: Arc<Sandbox>, q: HashMap<String, String>, b: Value, resigned: bool) -> Json<Value> {
+    guarded!(
+        sb,
+        if resigned { "externalcontact/groupchat/transfer" } else { "externalcontact/groupchat/onjob_transfer" },
+        q
+    );
+    let owner = b["new_owner"].as_str().unwrap_or_default().to_string();
+    let ids: Vec<String> = b["chat_id_list"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+        .unwrap_or_default();
+    if ids.is_empty() || ids.len() > 100 {
+        return err(40058, "chat_id_list must hold 1-100 chats");
+    }
+    let mut c = sb.corp();
+    if !c.members.contains_key(&owner) {
+        return err(40003, "invalid userid");
+    }
+    let mut failed = Vec::new();
+    for id in ids {
+        let old_owner_active = c.chats.get(&id).and_then(|g| c.members.get(&g.owner)).is_some_and(|m| m.status != 5);
+        match c.chats.get_mut(&id) {
+            None => failed.push(json!({"chat_id": id, "errcode": 90501, "errmsg": "not external group chat"})),
+            Some(_) if resigned && old_owner_active => {
+                failed.push(json!({"chat_id": id, "errcode": 90500, "errmsg": "the group owner has not resigned"}))
+            }
+            Some(g) => g.owner = owner.clone(),
+        }
+    }
+    ok(json!({"failed_chat_list": failed}))
+}
+
+async fn chat_transfer_resigned(State(sb): S, Query(q): Q, Json(b): Json<Value>) -> Json<Value> {
+    chat_transfer(sb, q, b, true).await
+}
+
+async fn chat_transfer_onjob(State(sb): S, Query(q): Q, Json(b): Json<Value>) -> Json<Value> {
+    chat_transfer(sb, q, b, false).await
 }
