@@ -50,6 +50,12 @@ id_type!(
     JobId,
     /// An audit log entry.
     AuditId,
+    /// A configured WeCom app of a tenant.
+    WecomAppId,
+    /// A callback in the WeCom inbox.
+    InboxId,
+    /// A typed WeCom domain event.
+    WecomEventId,
 );
 
 #[cfg(test)]

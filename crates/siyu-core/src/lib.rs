@@ -14,6 +14,7 @@ pub mod org;
 pub mod paging;
 pub mod time;
 pub mod validate;
+pub mod wecom;
 
 pub use ids::*;
 pub use money::Fen;

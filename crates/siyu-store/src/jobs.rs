@@ -123,26 +123,28 @@ pub struct JobFilter {
     pub kind: Option<String>,
 }
 
+/// Binds: id, tenant_id, kind, payload, dedupe_key, run_at, max_attempts, now. Shared with
+/// modules that enqueue inside their own transaction.
+pub(crate) const ENQUEUE_SQL: &str = "INSERT INTO jobs (id, tenant_id, kind, payload, dedupe_key, status, run_at, attempts, max_attempts, created_at, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, 'queued', $6, 0, $7, $8, $8) ON CONFLICT DO NOTHING";
+
 impl Store {
     pub async fn enqueue(&self, j: NewJob) -> Result<JobId> {
         let now = self.now();
         let id = JobId::new();
         let inserted = on_write!(self, |p| {
-            sqlx::query(
-            "INSERT INTO jobs (id, tenant_id, kind, payload, dedupe_key, status, run_at, attempts, max_attempts, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, 'queued', $6, 0, $7, $8, $8) ON CONFLICT DO NOTHING"
-        )
-        .bind(id.0)
-        .bind(j.tenant_id.map(|t| t.0))
-        .bind(&j.kind)
-        .bind(Json(&j.payload))
-        .bind(&j.dedupe_key)
-        .bind(j.run_at.unwrap_or(now).0)
-        .bind(j.max_attempts.max(1) as i32)
-        .bind(now.0)
-        .execute(p)
-        .await?
-        .rows_affected()
+            sqlx::query(ENQUEUE_SQL)
+                .bind(id.0)
+                .bind(j.tenant_id.map(|t| t.0))
+                .bind(&j.kind)
+                .bind(Json(&j.payload))
+                .bind(&j.dedupe_key)
+                .bind(j.run_at.unwrap_or(now).0)
+                .bind(j.max_attempts.max(1) as i32)
+                .bind(now.0)
+                .execute(p)
+                .await?
+                .rows_affected()
         });
         if inserted == 1 {
             return Ok(id);

@@ -31,6 +31,7 @@ pub mod jobs;
 pub mod org;
 pub mod secrets;
 pub mod testing;
+pub mod wecom;
 
 /// Runs `$body` with `$p` bound to a pool suitable for reads.
 #[macro_export]
@@ -119,6 +120,12 @@ pub enum StoreError {
     Db(#[from] sqlx::Error),
     #[error("migration error: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The store is misconfigured (for example a malformed master key).
+    #[error("configuration: {0}")]
+    Config(String),
+    /// A sealed value could not be opened (damaged, or sealed under another master key).
+    #[error("a stored secret could not be decrypted: {0}")]
+    Seal(#[from] secrets::SealError),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -145,6 +152,9 @@ pub struct StoreConfig {
     pub max_connections: u32,
     /// PostgreSQL only: run in this schema (tests isolate themselves this way).
     pub pg_schema: Option<String>,
+    /// Base64 master key sealing secrets and personal data at rest. `None` uses a throwaway
+    /// key, which only tests and benchmarks may do: sealed values then die with the process.
+    pub secret_key: Option<String>,
 }
 
 impl fmt::Debug for StoreConfig {
@@ -153,6 +163,7 @@ impl fmt::Debug for StoreConfig {
             .field("url", &redact_url(&self.url))
             .field("max_connections", &self.max_connections)
             .field("pg_schema", &self.pg_schema)
+            .field("secret_key", &self.secret_key.as_ref().map(|_| "***"))
             .finish()
     }
 }
@@ -170,7 +181,7 @@ pub fn redact_url(url: &str) -> String {
 
 impl StoreConfig {
     pub fn new(url: impl Into<String>) -> Self {
-        StoreConfig { url: url.into(), max_connections: 16, pg_schema: None }
+        StoreConfig { url: url.into(), max_connections: 16, pg_schema: None, secret_key: None }
     }
     pub fn backend(&self) -> Backend {
         if self.url.starts_with("postgres://") || self.url.starts_with("postgresql://") {
@@ -185,6 +196,7 @@ impl StoreConfig {
 pub struct Store {
     pub(crate) db: Db,
     pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) sealer: secrets::Sealer,
 }
 
 impl fmt::Debug for Store {
@@ -199,6 +211,10 @@ impl Store {
     }
 
     pub async fn connect_with_clock(cfg: &StoreConfig, clock: Arc<dyn Clock>) -> Result<Store> {
+        let sealer = match &cfg.secret_key {
+            Some(k) => secrets::Sealer::from_base64(k).map_err(|e| StoreError::Config(e.to_string()))?,
+            None => secrets::Sealer::from_base64(&secrets::Sealer::generate_key()).expect("a generated key is valid"),
+        };
         let db = match cfg.backend() {
             Backend::Postgres => {
                 let mut opts = PgConnectOptions::from_str(&cfg.url)?;
@@ -244,7 +260,7 @@ impl Store {
                 Db::Sqlite { read, write }
             }
         };
-        Ok(Store { db, clock })
+        Ok(Store { db, clock, sealer })
     }
 
     pub fn backend(&self) -> Backend {
@@ -262,6 +278,10 @@ impl Store {
         self.clock.now()
     }
 
+    pub fn sealer(&self) -> &secrets::Sealer {
+        &self.sealer
+    }
+
     pub fn clock(&self) -> Arc<dyn Clock> {
         self.clock.clone()
     }
@@ -274,6 +294,15 @@ impl Store {
             Db::Postgres(p) => sqlx::migrate!("migrations/postgres").run(p).await?,
         }
         Ok(())
+    }
+
+    /// Versions of the migrations embedded in this binary for this backend.
+    pub fn known_migrations(&self) -> Vec<i64> {
+        let m = match &self.db {
+            Db::Sqlite { .. } => sqlx::migrate!("migrations/sqlite"),
+            Db::Postgres(_) => sqlx::migrate!("migrations/postgres"),
+        };
+        m.iter().map(|x| x.version).collect()
     }
 
     /// Applied migration versions, for `siyu migrate --status`.

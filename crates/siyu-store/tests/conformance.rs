@@ -33,7 +33,8 @@ both_backends!(numbered_placeholders_bind_by_number, |s| async move {
 
 both_backends!(migrations_are_idempotent, |s| async move {
     s.migrate().await.unwrap();
-    assert_eq!(s.applied_migrations().await.unwrap(), vec![1]);
+    assert_eq!(s.applied_migrations().await.unwrap(), s.known_migrations());
+    assert!(s.known_migrations().len() >= 2);
     s.ping().await.unwrap();
 });
 

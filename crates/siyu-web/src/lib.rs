@@ -21,9 +21,10 @@ pub mod extract;
 pub mod i18n;
 pub mod middleware;
 pub mod ops;
+pub mod wecom;
 
 /// Settings of the HTTP edge. Holds no secrets.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct WebConfig {
     /// Mark cookies `Secure` (set when siyu is served over HTTPS, directly or via a proxy).
     pub secure_cookies: bool,
@@ -31,6 +32,23 @@ pub struct WebConfig {
     pub trust_proxy: bool,
     /// Shown on the login page when running the demo.
     pub demo_login: Option<DemoLogin>,
+    /// WeCom callbacks whose timestamp is further than this from now are rejected as replays.
+    pub callback_window_secs: u64,
+}
+
+/// Default replay window for WeCom callbacks: wide enough for WeCom's retries of a callback
+/// we failed to store, narrow enough to bound replays.
+pub const DEFAULT_CALLBACK_WINDOW_SECS: u64 = 3600;
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            secure_cookies: false,
+            trust_proxy: false,
+            demo_login: None,
+            callback_window_secs: DEFAULT_CALLBACK_WINDOW_SECS,
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -44,6 +62,7 @@ pub struct Inner {
     pub store: Store,
     pub config: WebConfig,
     pub ip_throttle: api::auth::IpThrottle,
+    pub gateway: wecom::Gateway,
 }
 
 /// The one state every handler gets.
@@ -59,7 +78,8 @@ impl std::ops::Deref for AppState {
 
 impl AppState {
     pub fn new(store: Store, config: WebConfig) -> AppState {
-        AppState(Arc::new(Inner { store, config, ip_throttle: Default::default() }))
+        let gateway = wecom::Gateway::new(store.clone());
+        AppState(Arc::new(Inner { store, config, ip_throttle: Default::default(), gateway }))
     }
 }
 
@@ -71,6 +91,7 @@ pub fn app(state: AppState) -> Router {
         .merge(api.layer(from_fn_with_state(state.clone(), middleware::idempotency)))
         .merge(ops::router(openapi))
         .merge(console::router())
+        .merge(wecom::callback::router())
         .route_layer(from_fn(ops::record_metrics))
         .fallback(ops::fallback)
         .layer(DefaultBodyLimit::max(middleware::MAX_BODY))

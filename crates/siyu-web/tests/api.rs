@@ -65,7 +65,39 @@ both!(every_tenant_path_is_404_with_another_tenants_credentials, |app| async mov
         .json()
         .await
         .unwrap();
+    let wa: Value = sa
+        .send(
+            &app,
+            Method::POST,
+            "/api/v1/wecom/apps",
+            Some(&json!({"name": "A", "corp_id": "wwAAAAAAAA01", "agent_id": "1", "secret": "a-secret-value"})),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let app_id = siyu_core::WecomAppId(wa["id"].as_str().unwrap().parse().unwrap());
+    let accepted = app
+        .store
+        .accept_callback(
+            a.tenant,
+            &siyu_store::wecom::IncomingCallback {
+                app_id,
+                timestamp: 1,
+                nonce: "n",
+                dedupe_key: "k",
+                envelope: "<xml/>",
+                payload: "<xml/>",
+                event_kind: "unparsed",
+                entity: "unparsed",
+            },
+        )
+        .await
+        .unwrap();
+    let siyu_store::wecom::Accepted::New(inbox_id) = accepted else { panic!("fresh callback") };
     let fixtures: HashMap<&str, String> = HashMap::from([
+        ("app_id", app_id.to_string()),
+        ("inbox_id", inbox_id.to_string()),
         ("store_id", a.store_id.to_string()),
         ("staff_id", a.other_staff.to_string()),
         ("user_id", user["user"]["id"].as_str().unwrap().to_string()),
@@ -103,7 +135,7 @@ both!(every_tenant_path_is_404_with_another_tenants_credentials, |app| async mov
         assert_eq!(v["code"], "not_found", "{method} {path}");
         walked += 1;
     }
-    assert!(walked >= 11, "walked {walked} id-addressed operations");
+    assert!(walked >= 17, "walked {walked} id-addressed operations");
     // Nothing of tenant A changed.
     let audit_after: Value = sa.send(&app, Method::GET, "/api/v1/audit?limit=200", None).await.json().await.unwrap();
     assert_eq!(audit_before["items"].as_array().unwrap().len(), audit_after["items"].as_array().unwrap().len());

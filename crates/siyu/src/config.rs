@@ -28,6 +28,13 @@ pub struct Config {
     pub secure_cookies: bool,
     /// Trust `X-Forwarded-For` for the client address (only behind your own reverse proxy).
     pub trust_proxy: bool,
+    /// Base64 master key (32 bytes) sealing secrets and personal data at rest. Every process
+    /// sharing a database needs the same key. When unset, `secret_key_file` is used, created
+    /// with a fresh key on first start.
+    pub secret_key: Option<String>,
+    pub secret_key_file: String,
+    /// WeCom callbacks whose timestamp differs from now by more than this are rejected.
+    pub wecom_callback_window_secs: u64,
     pub jobs: JobsConfig,
 }
 
@@ -61,6 +68,9 @@ impl Default for Config {
             log_level: "info".into(),
             secure_cookies: false,
             trust_proxy: false,
+            secret_key: None,
+            secret_key_file: "siyu-data/secret.key".into(),
+            wecom_callback_window_secs: siyu_web::DEFAULT_CALLBACK_WINDOW_SECS,
             jobs: JobsConfig::default(),
         }
     }
@@ -76,6 +86,9 @@ impl fmt::Debug for Config {
             .field("log_level", &self.log_level)
             .field("secure_cookies", &self.secure_cookies)
             .field("trust_proxy", &self.trust_proxy)
+            .field("secret_key", &self.secret_key.as_ref().map(|_| "***"))
+            .field("secret_key_file", &self.secret_key_file)
+            .field("wecom_callback_window_secs", &self.wecom_callback_window_secs)
             .field("jobs", &self.jobs)
             .finish()
     }
@@ -102,10 +115,43 @@ impl Config {
         fig.extract().map_err(|e| format!("invalid configuration: {e}"))
     }
 
-    pub fn store(&self) -> siyu_store::StoreConfig {
+    /// Store settings, with the master key from `secret_key` or the key file (created with a
+    /// fresh key, readable by the owner only, when it does not exist yet).
+    pub fn store(&self) -> Result<siyu_store::StoreConfig, String> {
         let mut c = siyu_store::StoreConfig::new(&self.database_url);
         c.max_connections = self.database_max_connections;
-        c
+        c.secret_key = Some(match &self.secret_key {
+            Some(k) => k.clone(),
+            None => read_or_create_key(std::path::Path::new(&self.secret_key_file))?,
+        });
+        Ok(c)
+    }
+}
+
+fn read_or_create_key(path: &std::path::Path) -> Result<String, String> {
+    if let Ok(k) = std::fs::read_to_string(path) {
+        return Ok(k.trim().to_string());
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    }
+    let key = siyu_store::secrets::Sealer::generate_key();
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    use std::io::Write;
+    match opts.open(path) {
+        Ok(mut f) => {
+            f.write_all(key.as_bytes()).map_err(|e| format!("writing {}: {e}", path.display()))?;
+            tracing::warn!(file = %path.display(), "created a new master key; back it up, and give every siyu process sharing this database the same key (SIYU_SECRET_KEY)");
+            Ok(key)
+        }
+        // Another process created it first: use theirs.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            std::fs::read_to_string(path).map(|k| k.trim().to_string()).map_err(|e| e.to_string())
+        }
+        Err(e) => Err(format!("creating {}: {e}", path.display())),
     }
 }
 

@@ -173,7 +173,7 @@ fn init_logging(level: &str, format: &str) {
 }
 
 async fn open(cfg: &Config) -> Result<Store> {
-    let sc = cfg.store();
+    let sc = cfg.store().map_err(|e| anyhow!(e))?;
     Store::connect(&sc).await.with_context(|| format!("connecting to {}", siyu_store::redact_url(&sc.url)))
 }
 
@@ -183,8 +183,12 @@ async fn serve(cfg: Config, demo: bool) -> Result<()> {
     store.migrate().await.context("applying migrations")?;
     let addr: SocketAddr =
         cfg.listen.parse().with_context(|| format!("--listen {} is not an address like 127.0.0.1:8080", cfg.listen))?;
-    let mut web =
-        siyu_web::WebConfig { secure_cookies: cfg.secure_cookies, trust_proxy: cfg.trust_proxy, demo_login: None };
+    let mut web = siyu_web::WebConfig {
+        secure_cookies: cfg.secure_cookies,
+        trust_proxy: cfg.trust_proxy,
+        callback_window_secs: cfg.wecom_callback_window_secs,
+        ..Default::default()
+    };
     if demo {
         demo::ensure(&store).await.context("creating the demo tenant")?;
         web.demo_login = Some(siyu_web::DemoLogin {

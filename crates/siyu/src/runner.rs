@@ -172,7 +172,26 @@ pub fn builtin_registry() -> Registry {
     let mut r = Registry::default();
     r.register(siyu_web::PROBE_JOB, probe);
     r.register(HOUSEKEEPING_JOB, housekeeping);
+    r.register(siyu_store::wecom::INBOX_JOB, wecom_inbox);
     r
+}
+
+/// Turns one stored WeCom callback into its typed domain event (idempotent per inbox row).
+async fn wecom_inbox(ctx: JobCtx) -> Result<(), String> {
+    let tenant = ctx.job.tenant_id.ok_or("wecom.inbox job without a tenant")?;
+    let id = ctx
+        .job
+        .payload
+        .get("inbox_id")
+        .and_then(|v| v.as_str())
+        .and_then(|s| s.parse().ok())
+        .ok_or("wecom.inbox job without an inbox_id")?;
+    let result = siyu_web::wecom::Gateway::new(ctx.store.clone()).process_inbox(tenant, siyu_core::InboxId(id)).await;
+    if let Err(e) = &result {
+        let dead = ctx.job.attempts >= ctx.job.max_attempts;
+        let _ = ctx.store.fail_inbox_item(tenant, siyu_core::InboxId(id), &e.to_string(), dead).await;
+    }
+    result.map_err(|e| e.to_string())
 }
 
 pub const HOUSEKEEPING_JOB: &str = "system.housekeeping";
@@ -190,7 +209,12 @@ async fn probe(ctx: JobCtx) -> Result<(), String> {
 async fn housekeeping(ctx: JobCtx) -> Result<(), String> {
     let keys = ctx.store.purge_idempotency_keys().await.map_err(|e| e.to_string())?;
     let jobs = ctx.store.purge_finished_jobs(Duration::from_secs(7 * 86_400)).await.map_err(|e| e.to_string())?;
-    tracing::info!(keys, jobs, "housekeeping done");
+    let nonces = ctx
+        .store
+        .purge_wecom_nonces(Duration::from_secs(siyu_web::DEFAULT_CALLBACK_WINDOW_SECS))
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!(keys, jobs, nonces, "housekeeping done");
     schedule_housekeeping(&ctx.store).await.map_err(|e| e.to_string())
 }
 

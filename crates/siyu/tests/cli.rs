@@ -43,7 +43,8 @@ async fn operator_story(backend: Backend) {
     let url = url_for_child(&cfg);
     let (ok, out, err) = siyu(&url, &["migrate"], None);
     assert!(ok, "{err}");
-    assert!(out.contains("1 migration(s) applied"), "{out}");
+    let known = Store::connect(&cfg).await.unwrap().known_migrations();
+    assert!(out.contains(&format!("{} migration(s) applied", known.len())), "{out}");
     let (ok, _, err) = siyu(&url, &["tenant", "create", "--slug", "acme", "--name", "Acme 品牌"], None);
     assert!(ok, "{err}");
     let (ok, _, err) = siyu(&url, &["tenant", "create", "--slug", "Bad Slug", "--name", "x"], None);

@@ -31,6 +31,7 @@ pub mod org;
         (name = "tokens", description = "API tokens for integrations"),
         (name = "audit", description = "Audit log"),
         (name = "jobs", description = "Durable background jobs"),
+        (name = "wecom", description = "WeCom (企业微信) connection, callback inbox and events"),
     )
 )]
 struct ApiDoc;
@@ -52,5 +53,9 @@ impl Modify for Security {
 }
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(auth::router()).merge(org::router()).merge(admin::router())
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(auth::router())
+        .merge(org::router())
+        .merge(admin::router())
+        .merge(crate::wecom::api::router())
 }

@@ -1,0 +1,333 @@
+//! The WeCom gateway end to end: settings over the API, the sandbox posting real signed and
+//! encrypted callbacks to siyu's callback URL, the durable inbox, typed events, and the
+//! connection check — on SQLite and on PostgreSQL.
+
+mod common;
+
+use std::sync::Arc;
+
+use reqwest::{Client, Method};
+use serde_json::{json, Value};
+
+use siyu_core::time::SystemClock;
+use siyu_core::TenantId;
+use siyu_wecom::api::ContactWay;
+use siyu_wecom::sandbox::{Sandbox, SandboxConfig};
+use siyu_wecom::MsgCrypt;
+
+use common::{bearer, problem, App};
+
+const CORP: &str = "wwSANDBOX0001";
+const SECRET: &str = "sandbox-app-secret";
+
+struct Setup {
+    seed: common::Seed,
+    sb: Arc<Sandbox>,
+    app_id: String,
+    sandbox_url: String,
+    callback_url: String,
+    token: String,
+    key: String,
+}
+
+async fn setup(app: &App) -> Setup {
+    let seed = app.seed("wc").await;
+    // A sandbox corp on its own port; its callbacks go to siyu's callback URL.
+    let sb = Sandbox::new(SandboxConfig::new(CORP, SECRET, "x", "x"), Arc::new(SystemClock));
+    sb.add_member("wangfang", "王芳", 1);
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sb_url = format!("http://{}", l.local_addr().unwrap());
+    let router = sb.router();
+    tokio::spawn(async move { axum::serve(l, router).await.unwrap() });
+    let r = bearer(
+        app,
+        &seed.token,
+        Method::POST,
+        "/api/v1/wecom/apps",
+        Some(
+            &json!({"name": "客户联系", "corp_id": CORP, "agent_id": "1000002", "secret": SECRET, "base_url": sb_url}),
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    let created: Value = r.json().await.unwrap();
+    let app_id = created["id"].as_str().unwrap().to_string();
+    let cb: Value = bearer(app, &seed.token, Method::GET, &format!("/api/v1/wecom/apps/{app_id}/callback"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let (token, key) =
+        (cb["token"].as_str().unwrap().to_string(), cb["encoding_aes_key"].as_str().unwrap().to_string());
+    assert_eq!(key.len(), 43);
+    let callback_url = app.url(cb["callback_path"].as_str().unwrap());
+    let mut cfg = SandboxConfig::new(CORP, SECRET, &token, &key);
+    cfg.callback_url = Some(callback_url.clone());
+    let sb2 = Sandbox::new(cfg, Arc::new(SystemClock));
+    sb2.add_member("wangfang", "王芳", 1);
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sb2_url = format!("http://{}", l.local_addr().unwrap());
+    let router = sb2.router();
+    tokio::spawn(async move { axum::serve(l, router).await.unwrap() });
+    let r = bearer(
+        app,
+        &seed.token,
+        Method::PUT,
+        &format!("/api/v1/wecom/apps/{app_id}"),
+        Some(&json!({"name": "客户联系", "corp_id": CORP, "agent_id": "1000002", "base_url": sb2_url})),
+    )
+    .await;
+    assert_eq!(r.status(), 200, "update keeps the secret when none is sent");
+    drop(sb);
+    Setup { seed, sb: sb2, app_id, sandbox_url: sb2_url, callback_url, token, key }
+}
+
+async fn process_all(app: &App, tenant: TenantId) {
+    let gw = siyu_web::wecom::Gateway::new(app.store.store.clone());
+    let page = app.store.list_inbox(tenant, &Default::default(), &Default::default()).await.unwrap();
+    for item in page.items {
+        gw.process_inbox(tenant, item.id).await.unwrap();
+    }
+}
+
+both!(a_scan_reaches_the_inbox_and_becomes_one_typed_event, |app| async move {
+    let s = setup(&app).await;
+    // Create a contact way through siyu's own client and let a customer scan it.
+    let gw = siyu_web::wecom::Gateway::new(app.store.store.clone());
+    let client = gw.client(s.seed.tenant, s.app_id.parse::<uuid::Uuid>().unwrap().into()).await.unwrap();
+    let way = client
+        .add_contact_way(&ContactWay {
+            kind: 1,
+            scene: 2,
+            user: vec!["wangfang".into()],
+            state: Some("c:demo".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let ext = s.sb.add_external_user("李雷", None);
+    s.sb.scan_contact_way(&way.config_id, &ext).await.unwrap();
+    let inbox: Value =
+        bearer(&app, &s.seed.token, Method::GET, "/api/v1/wecom/inbox", None).await.json().await.unwrap();
+    let items = inbox["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["status"], "pending");
+    assert_eq!(items[0]["event_kind"], "change_external_contact.add");
+    process_all(&app, s.seed.tenant).await;
+    process_all(&app, s.seed.tenant).await; // a re-delivered job changes nothing
+    let events: Value =
+        bearer(&app, &s.seed.token, Method::GET, "/api/v1/wecom/events", None).await.json().await.unwrap();
+    let ev = events["items"].as_array().unwrap();
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0]["kind"], "change_external_contact.add");
+    assert_eq!(ev[0]["payload"]["state"], "c:demo");
+    assert_eq!(ev[0]["payload"]["external_user_id"], ext.as_str());
+    let inbox: Value = bearer(&app, &s.seed.token, Method::GET, "/api/v1/wecom/inbox?status=processed", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(inbox["items"].as_array().unwrap().len(), 1);
+});
+
+both!(a_callback_delivered_ten_times_concurrently_is_stored_once, |app| async move {
+    let s = setup(&app).await;
+    let crypt = MsgCrypt::new(&s.token, &s.key, CORP).unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs().to_string();
+    let xml = format!("<xml><ToUserName><![CDATA[{CORP}]]></ToUserName><CreateTime>{now}</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[change_external_contact]]></Event><ChangeType><![CDATA[del_follow_user]]></ChangeType><UserID><![CDATA[wangfang]]></UserID><ExternalUserID><![CDATA[wmX]]></ExternalUserID></xml>");
+    // Ten identical deliveries, and three WeCom-style retries with fresh nonces.
+    let mut bodies = Vec::new();
+    let body = crypt.seal(&xml, &now, "nonce-1", b"0123456789abcdef", siyu_wecom::Format::Xml);
+    for _ in 0..10 {
+        bodies.push(("nonce-1".to_string(), body.clone()));
+    }
+    for n in 2..5 {
+        let nonce = format!("nonce-{n}");
+        bodies.push((nonce.clone(), crypt.seal(&xml, &now, &nonce, b"0123456789abcdef", siyu_wecom::Format::Xml)));
+    }
+    let mut tasks = Vec::new();
+    for (nonce, b) in bodies {
+        let env = siyu_wecom::crypto::parse_envelope(&b).unwrap();
+        let sig = crypt.sign(&now, &nonce, &env.encrypt);
+        let (url, ts) = (s.callback_url.clone(), now.clone());
+        tasks.push(tokio::spawn(async move {
+            Client::new()
+                .post(url)
+                .query(&[("msg_signature", sig), ("timestamp", ts), ("nonce", nonce)])
+                .body(b)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 200, "every delivery is acknowledged");
+    }
+    let inbox: Value =
+        bearer(&app, &s.seed.token, Method::GET, "/api/v1/wecom/inbox", None).await.json().await.unwrap();
+    assert_eq!(inbox["items"].as_array().unwrap().len(), 1);
+    process_all(&app, s.seed.tenant).await;
+    let events: Value = bearer(&app, &s.seed.token, Method::GET, "/api/v1/wecom/events?entity=contact:wmX", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(events["items"].as_array().unwrap().len(), 1);
+    assert_eq!(events["items"][0]["kind"], "change_external_contact.del_follow_user");
+});
+
+both!(bad_signatures_and_stale_timestamps_store_nothing, |app| async move {
+    let s = setup(&app).await;
+    let crypt = MsgCrypt::new(&s.token, &s.key, CORP).unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let xml = format!("<xml><ToUserName>{CORP}</ToUserName><CreateTime>{now}</CreateTime><Event>change_external_tag</Event><ChangeType>create</ChangeType><Id>et1</Id></xml>");
+    let post = |ts: String, nonce: &'static str, sig: Option<String>| {
+        let body = crypt.seal(&xml, &ts, nonce, b"0123456789abcdef", siyu_wecom::Format::Xml);
+        let env = siyu_wecom::crypto::parse_envelope(&body).unwrap();
+        let sig = sig.unwrap_or_else(|| crypt.sign(&ts, nonce, &env.encrypt));
+        Client::new()
+            .post(s.callback_url.clone())
+            .query(&[("msg_signature", sig), ("timestamp", ts), ("nonce", nonce.to_string())])
+            .body(body)
+            .send()
+    };
+    assert_eq!(post(now.to_string(), "n1", Some("0".repeat(40))).await.unwrap().status(), 401);
+    assert_eq!(post((now - 7200).to_string(), "n2", None).await.unwrap().status(), 403, "outside the replay window");
+    let wrong_key = MsgCrypt::new(&s.token, "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt", CORP).unwrap();
+    let body = wrong_key.seal(&xml, &now.to_string(), "n3", b"0123456789abcdef", siyu_wecom::Format::Xml);
+    let env = siyu_wecom::crypto::parse_envelope(&body).unwrap();
+    let sig = crypt.sign(&now.to_string(), "n3", &env.encrypt);
+    let r = Client::new()
+        .post(s.callback_url.clone())
+        .query(&[("msg_signature", sig), ("timestamp", now.to_string()), ("nonce", "n3".into())])
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "a body sealed with another key fails to decrypt");
+    let inbox: Value =
+        bearer(&app, &s.seed.token, Method::GET, "/api/v1/wecom/inbox", None).await.json().await.unwrap();
+    assert!(inbox["items"].as_array().unwrap().is_empty(), "nothing stored");
+    assert_eq!(post(now.to_string(), "n4", None).await.unwrap().status(), 200);
+});
+
+both!(url_verification_and_the_connection_check, |app| async move {
+    let s = setup(&app).await;
+    let path = format!("/api/v1/wecom/apps/{}/check", s.app_id);
+    let items: Value = bearer(&app, &s.seed.token, Method::POST, &path, None).await.json().await.unwrap();
+    let status = |items: &Value, key: &str| {
+        items.as_array().unwrap().iter().find(|i| i["key"] == key).map(|i| i["status"].as_str().unwrap().to_string())
+    };
+    assert_eq!(status(&items, "secret").as_deref(), Some("ok"));
+    assert_eq!(status(&items, "customer_contact").as_deref(), Some("ok"));
+    assert_eq!(status(&items, "callback").as_deref(), Some("pending"));
+    // WeCom verifies the URL when the admin saves it.
+    let crypt = MsgCrypt::new(&s.token, &s.key, CORP).unwrap();
+    let echostr = crypt.encrypt("echo-4242", b"0123456789abcdef");
+    let sig = crypt.sign("1700000000", "v1", &echostr);
+    let r = Client::new()
+        .get(&s.callback_url)
+        .query(&[
+            ("msg_signature", sig.as_str()),
+            ("timestamp", "1700000000"),
+            ("nonce", "v1"),
+            ("echostr", echostr.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "echo-4242", "exactly the message, nothing else");
+    let r = Client::new()
+        .get(&s.callback_url)
+        .query(&[
+            ("msg_signature", "0".repeat(40).as_str()),
+            ("timestamp", "1"),
+            ("nonce", "v1"),
+            ("echostr", echostr.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let items: Value = bearer(&app, &s.seed.token, Method::POST, &path, None).await.json().await.unwrap();
+    assert_eq!(status(&items, "callback").as_deref(), Some("ok"));
+    let app_now: Value = bearer(&app, &s.seed.token, Method::GET, &format!("/api/v1/wecom/apps/{}", s.app_id), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(app_now["last_check"].is_array(), "the last check is kept for the setup page");
+    // A wrong secret is explained in words, with the fix.
+    let body = json!({"name": "客户联系", "corp_id": CORP, "agent_id": "1000002", "secret": "a-wrong-secret", "base_url": s.sandbox_url});
+    assert_eq!(
+        bearer(&app, &s.seed.token, Method::PUT, &format!("/api/v1/wecom/apps/{}", s.app_id), Some(&body))
+            .await
+            .status(),
+        200
+    );
+    let items: Value = bearer(&app, &s.seed.token, Method::POST, &path, None).await.json().await.unwrap();
+    let secret = items.as_array().unwrap().iter().find(|i| i["key"] == "secret").unwrap();
+    assert_eq!(secret["status"], "failed");
+    assert!(
+        secret["message"].as_str().unwrap().contains("40001") && secret["message"].as_str().unwrap().contains("Secret"),
+        "{secret}"
+    );
+});
+
+both!(settings_are_validated_and_secrets_never_returned, |app| async move {
+    let seed = app.seed("ws").await;
+    let v = problem(
+        bearer(
+            &app,
+            &seed.token,
+            Method::POST,
+            "/api/v1/wecom/apps",
+            Some(&json!({"name": "x", "corp_id": "nope", "agent_id": "abc", "secret": "s"})),
+        )
+        .await,
+        422,
+    )
+    .await;
+    let fields: Vec<&str> = v["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    assert_eq!(fields, vec!["corp_id", "agent_id"]);
+    let v = problem(
+        bearer(
+            &app,
+            &seed.token,
+            Method::POST,
+            "/api/v1/wecom/apps",
+            Some(&json!({"name": "x", "corp_id": CORP, "agent_id": "1", "secret": "s"})),
+        )
+        .await,
+        422,
+    )
+    .await;
+    assert_eq!(v["field"], "secret");
+    let r = bearer(
+        &app,
+        &seed.token,
+        Method::POST,
+        "/api/v1/wecom/apps",
+        Some(&json!({"name": "x", "corp_id": CORP, "agent_id": "1", "secret": "super-secret-value"})),
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    let list = bearer(&app, &seed.token, Method::GET, "/api/v1/wecom/apps", None).await.text().await.unwrap();
+    assert!(!list.contains("super-secret-value"));
+    let audit =
+        bearer(&app, &seed.token, Method::GET, "/api/v1/audit?entity_type=wecom_app", None).await.text().await.unwrap();
+    assert!(!audit.contains("super-secret-value"), "the audit log never holds the secret");
+    // Nor does the database, in clear.
+    let store = &app.store.store;
+    let raw: Vec<(String,)> = siyu_store::on_read!(store, |p| sqlx::query_as("SELECT secret_sealed FROM wecom_apps")
+        .fetch_all(p)
+        .await
+        .unwrap());
+    assert!(raw.iter().all(|(s,)| s.starts_with("v1:") && !s.contains("super-secret")));
+    // A guide may not see WeCom settings.
+    let g = app.session("ws", "guide").await;
+    problem(g.send(&app, Method::GET, "/api/v1/wecom/apps", None).await, 403).await;
+});
