@@ -284,6 +284,42 @@ impl Sandbox {
         Ok((userid, code))
     }
 
+    /// Verifies the callback URL as WeCom does when an admin saves it: a GET with an encrypted
+    /// echostr that must come back decrypted, byte for byte.
+    pub async fn verify_callback_url(&self) -> Result<(), String> {
+        let cfg = self.config();
+        let url = cfg.callback_url.clone().ok_or("no callback URL configured")?;
+        let crypt =
+            MsgCrypt::new(&cfg.callback_token, &cfg.encoding_aes_key, &cfg.corp_id).map_err(|e| e.to_string())?;
+        let echo = rand::thread_rng().gen_range(1_000_000_000_000u64..9_999_999_999_999).to_string();
+        let random: [u8; 16] =
+            Alphanumeric.sample_string(&mut rand::thread_rng(), 16).as_bytes().try_into().expect("16 ASCII chars");
+        let echostr = crypt.encrypt(&echo, &random);
+        let ts = self.clock.now().unix_secs().to_string();
+        let nonce = rand::thread_rng().gen_range(100_000_000u64..999_999_999).to_string();
+        let sig = crypt.sign(&ts, &nonce, &echostr);
+        let res = self
+            .http
+            .get(&url)
+            .query(&[
+                ("msg_signature", sig.as_str()),
+                ("timestamp", ts.as_str()),
+                ("nonce", nonce.as_str()),
+                ("echostr", echostr.as_str()),
+            ])
+            .timeout(Duration::from_secs(1))
+            .send()
+            .await
+            .map_err(|e| format!("callback URL unreachable: {}", e.without_url()))?;
+        let status = res.status();
+        let body = res.text().await.unwrap_or_default();
+        if status == 200 && body == echo {
+            Ok(())
+        } else {
+            Err(format!("callback URL answered {status} with {body:?}, expected the decrypted echostr"))
+        }
+    }
+
     /// The customer deletes the member (`del_follow_user`).
     pub async fn customer_deletes(&self, external: &str, userid: &str) -> Result<(), String> {
         self.corp().follows.remove(&(external.to_string(), userid.to_string())).ok_or("no such relationship")?;

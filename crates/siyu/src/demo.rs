@@ -71,3 +71,75 @@ pub async fn ensure(store: &Store) -> Result<bool, StoreError> {
     }
     Ok(true)
 }
+
+/// The demo's WeCom corp: an in-process sandbox whose members are the demo staff.
+pub mod wecom {
+    use std::sync::Arc;
+
+    use siyu_core::auth::Actor;
+    use siyu_core::time::SystemClock;
+    use siyu_core::wecom::AppInput;
+    use siyu_store::{Store, StoreError};
+    use siyu_wecom::api::ContactWay;
+    use siyu_wecom::sandbox::{Sandbox, SandboxConfig};
+
+    pub const CORP_ID: &str = "wwSIYUDEMO000001";
+    const SECRET: &str = "siyu-demo-sandbox-secret";
+    /// Where the sandbox is mounted in the demo server.
+    pub const MOUNT: &str = "/wecom-sandbox";
+
+    /// Points the demo tenant's WeCom app at the sandbox served at `base` (creating the app on
+    /// first start), and returns the sandbox, configured to call back into this server.
+    pub async fn wire(store: &Store, base: &str) -> Result<Arc<Sandbox>, StoreError> {
+        let tenant = store.tenant_by_slug(super::TENANT).await?.ok_or(StoreError::NotFound)?;
+        let actor = Actor::system(tenant.id);
+        let input = AppInput::validate("客户联系（沙箱）", CORP_ID, "1000002", &format!("{base}{MOUNT}"))
+            .map_err(|v| StoreError::Conflict(format!("{v:?}")))?;
+        let app = match store.list_wecom_apps(tenant.id).await?.into_iter().find(|a| a.corp_id == CORP_ID) {
+            Some(a) => store.update_wecom_app(&actor, a.id, &input, None).await?,
+            None => {
+                let (token, key) = siyu_web::wecom::api::new_callback_keys();
+                store.create_wecom_app(&actor, &input, SECRET, &token, &key).await?
+            }
+        };
+        let cred = store.wecom_credentials(tenant.id, app.id).await?;
+        let mut cfg = SandboxConfig::new(CORP_ID, SECRET, &cred.callback_token, &cred.encoding_aes_key);
+        cfg.callback_url = Some(format!("{base}{}", siyu_web::wecom::api::callback_path(&app)));
+        let sb = Sandbox::new(cfg, Arc::new(SystemClock));
+        for (userid, name) in
+            [("wangfang", "王芳"), ("lina", "李娜"), ("zhangwei", "张伟"), ("liuyang", "刘洋"), ("chenjing", "陈静")]
+        {
+            sb.add_member(userid, name, 1);
+        }
+        Ok(sb)
+    }
+
+    /// What WeCom would do once the app is connected: verify the callback URL, then a few
+    /// customers scan a channel code, producing callbacks the inbox processes.
+    pub async fn simulate(store: Store, sb: Arc<Sandbox>) {
+        if let Err(e) = sb.verify_callback_url().await {
+            tracing::warn!(error = %e, "demo: the sandbox could not verify the callback URL");
+            return;
+        }
+        let Ok(Some(tenant)) = store.tenant_by_slug(super::TENANT).await else { return };
+        let Ok(apps) = store.list_wecom_apps(tenant.id).await else { return };
+        let Some(app) = apps.into_iter().find(|a| a.corp_id == CORP_ID) else { return };
+        let gw = siyu_web::wecom::Gateway::new(store.clone());
+        let Ok(client) = gw.client(tenant.id, app.id).await else { return };
+        let way = ContactWay {
+            kind: 2,
+            scene: 2,
+            state: Some("c:demo".into()),
+            user: vec!["wangfang".into(), "zhangwei".into()],
+            skip_verify: true,
+            ..Default::default()
+        };
+        let Ok(added) = client.add_contact_way(&way).await else { return };
+        for name in ["李雷", "韩梅梅", "林涛"] {
+            let ext = sb.add_external_user(name, None);
+            if let Err(e) = sb.scan_contact_way(&added.config_id, &ext).await {
+                tracing::warn!(error = %e, "demo: a simulated scan failed");
+            }
+        }
+    }
+}

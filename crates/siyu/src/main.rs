@@ -61,12 +61,37 @@ enum Command {
     User(UserCmd),
     /// Print the OpenAPI document.
     Openapi,
+    /// Run the WeCom sandbox on its own, so another siyu (or anything else) can use it as
+    /// its WeCom: the same API, and signed, encrypted callbacks.
+    Sandbox(SandboxArgs),
     /// WeCom tools: verify and decrypt callbacks, build signed callback bodies.
     #[command(subcommand)]
     Wecom(wecom_cli::WecomCmd),
     /// Run the benchmark harness: builds tenants, runs scenarios beside same-run baselines,
     /// prints a table and writes JSON.
     Bench(bench::BenchArgs),
+}
+
+#[derive(clap::Args)]
+struct SandboxArgs {
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    listen: String,
+    #[arg(long, default_value = "wwSIYUSANDBOX001")]
+    corp_id: String,
+    /// The app Secret the sandbox accepts at gettoken.
+    #[arg(long)]
+    secret: String,
+    /// Callback Token and EncodingAESKey, as you would enter them in WeCom's admin console.
+    #[arg(long)]
+    callback_token: String,
+    #[arg(long)]
+    encoding_aes_key: String,
+    /// The siyu callback URL to send events to (`…/wecom/callback/{tenant}/{app}`).
+    #[arg(long)]
+    callback_url: Option<String>,
+    /// Members of the simulated corp, as userid:name pairs.
+    #[arg(long, value_delimiter = ',', default_value = "wangfang:王芳,zhangwei:张伟")]
+    members: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -130,6 +155,10 @@ async fn run(cli: Cli) -> Result<()> {
         // Offline tools: no configuration, no database, nothing but the answer on stdout.
         return wecom_cli::run(cmd);
     }
+    if let Command::Sandbox(a) = cli.command {
+        init_logging("info", "text");
+        return sandbox(a).await;
+    }
     if let Command::Bench(args) = cli.command {
         init_logging("warn,sqlx=error", "text");
         return bench::run(args).await;
@@ -156,7 +185,7 @@ async fn run(cli: Cli) -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&siyu_web::openapi())?);
             Ok(())
         }
-        Command::Bench(_) | Command::Wecom(_) => unreachable!("handled above"),
+        Command::Bench(_) | Command::Wecom(_) | Command::Sandbox(_) => unreachable!("handled above"),
     }
 }
 
@@ -200,7 +229,13 @@ async fn serve(cfg: Config, demo: bool) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
     let local = listener.local_addr()?;
     let state = siyu_web::AppState::new(store.clone(), web);
-    let app = siyu_web::app(state);
+    let mut app = siyu_web::app(state);
+    if demo {
+        // The demo's WeCom corp is a sandbox served by this same process.
+        let sb = demo::wecom::wire(&store, &format!("http://{local}")).await.context("wiring the WeCom sandbox")?;
+        app = app.nest(demo::wecom::MOUNT, sb.router());
+        tokio::spawn(demo::wecom::simulate(store.clone(), sb));
+    }
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let jobs = if cfg.jobs.enabled {
@@ -247,6 +282,26 @@ async fn serve(cfg: Config, demo: bool) -> Result<()> {
         let _ = tokio::time::timeout(Duration::from_secs(30), j).await;
     }
     store.close().await;
+    Ok(())
+}
+
+async fn sandbox(a: SandboxArgs) -> Result<()> {
+    siyu_wecom::crypto::decode_aes_key(&a.encoding_aes_key).map_err(|e| anyhow!("--encoding-aes-key: {e}"))?;
+    let mut cfg =
+        siyu_wecom::sandbox::SandboxConfig::new(&a.corp_id, &a.secret, &a.callback_token, &a.encoding_aes_key);
+    cfg.callback_url = a.callback_url.clone();
+    let sb = siyu_wecom::sandbox::Sandbox::new(cfg, std::sync::Arc::new(siyu_core::time::SystemClock));
+    for m in &a.members {
+        let (id, name) = m.split_once(':').unwrap_or((m.as_str(), m.as_str()));
+        sb.add_member(id, name, 1);
+    }
+    let listener = tokio::net::TcpListener::bind(&a.listen).await.with_context(|| format!("binding {}", a.listen))?;
+    println!("WeCom sandbox for corp {} serving at http://{}", a.corp_id, listener.local_addr()?);
+    axum::serve(listener, sb.router())
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
     Ok(())
 }
 

@@ -253,6 +253,21 @@ async fn console_walk(backend: Backend) {
     assert!(audit.contains("store.create"));
     w.shot("audit").await;
 
+    // WeCom: the demo's sandbox corp already sent three callbacks; check the connection.
+    for _ in 0..100 {
+        w.go("/console/wecom?status=processed").await;
+        if w.count("#inbox-table tbody tr").await == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(w.count("#inbox-table tbody tr").await, 3, "three processed callbacks");
+    w.click_nav("button[id^=check-]").await;
+    let check = w.text("#check-table").await;
+    assert!(check.contains("应用 Secret") && check.contains("正常"), "{check}");
+    assert!(!check.contains("失败"), "{check}");
+    w.shot("wecom").await;
+
     // Jobs: a probe runs in the serve process's runner.
     w.go("/console/jobs").await;
     w.click_nav("#probe").await;

@@ -33,6 +33,7 @@ use crate::AppState;
 mod admin;
 mod auth;
 mod org;
+mod wecom;
 
 pub const LANG_COOKIE: &str = "siyu_lang";
 
@@ -57,6 +58,8 @@ const TEMPLATES: &[(&str, &str)] = embed!(
     "tokens.html",
     "audit.html",
     "jobs.html",
+    "wecom.html",
+    "wecom_form.html",
 );
 
 const CSS: &str = include_str!("../../assets/static/console.css");
@@ -112,6 +115,7 @@ pub fn router() -> Router<AppState> {
         .merge(auth::router())
         .merge(org::router())
         .merge(admin::router())
+        .merge(wecom::router())
 }
 
 fn static_asset(body: &'static str, ct: &'static str) -> Response {
@@ -380,7 +384,7 @@ fn nav(ctx: &Ctx) -> serde_json::Value {
                 soon("area.fission", "/console/areas/fission"),
                 soon("area.loyalty", "/console/areas/loyalty"),
                 soon("area.analytics", "/console/areas/analytics"),
-                soon("area.integrations", "/console/areas/integrations"),
+                item("wecom.title", "/console/wecom", "wecom", Some(Scope::SettingsRead)),
             ],
         ),
         (
