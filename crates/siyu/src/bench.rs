@@ -8,6 +8,9 @@
 //!   server, same client, same concurrency).
 //! - `bulk-insert`: `--rows` staff rows through siyu's bulk path (COPY on PostgreSQL,
 //!   multi-row INSERT on SQLite), beside the database generating the same rows by itself.
+//! - `wecom-callbacks`: `--callbacks` distinct signed, encrypted WeCom callbacks POSTed to
+//!   siyu's callback endpoint (verified, decrypted, stored in the inbox with their jobs),
+//!   beside bare AES-CBC decryption of the same payloads.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -45,6 +48,9 @@ pub struct BenchArgs {
     /// Concurrent HTTP clients.
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
+    /// Callbacks for the wecom-callbacks scenario.
+    #[arg(long, default_value_t = 5000)]
+    callbacks: usize,
     /// Rows for the bulk-insert scenario.
     #[arg(long, default_value_t = 1_000_000)]
     rows: usize,
@@ -105,7 +111,10 @@ pub async fn run(a: BenchArgs) -> Result<()> {
                 "bulk-insert" => {
                     rows.extend(bulk_insert(&a, backend, &pg_url).await.with_context(|| format!("bulk-insert on {b}"))?)
                 }
-                other => bail!("unknown scenario {other}: use http-get or bulk-insert"),
+                "wecom-callbacks" => rows.extend(
+                    wecom_callbacks(&a, backend, &pg_url).await.with_context(|| format!("wecom-callbacks on {b}"))?,
+                ),
+                other => bail!("unknown scenario {other}: use http-get, bulk-insert or wecom-callbacks"),
             }
         }
     }
@@ -296,5 +305,97 @@ async fn bulk_insert(a: &BenchArgs, backend: Backend, pg_url: &str) -> Result<Ve
         baseline_name: "in-database generation".into(),
         baseline: Figure { value: base, unit: "r/s" },
         ratio: siyu / base,
+    }])
+}
+
+async fn wecom_callbacks(a: &BenchArgs, backend: Backend, pg_url: &str) -> Result<Vec<Row>> {
+    use siyu_wecom::{Format, MsgCrypt};
+    let (cfg, _cleanup) = fresh_config_at(backend, pg_url).await;
+    let store = Store::connect(&cfg).await?;
+    store.migrate().await?;
+    let tenant = store.create_tenant("cb", "Callbacks", "Asia/Shanghai").await?;
+    let actor = Actor::system(tenant.id);
+    let corp = "wwBENCH000000001";
+    let (token, key) = siyu_web::wecom::api::new_callback_keys();
+    let input = siyu_core::wecom::AppInput::validate("bench", corp, "1", "http://127.0.0.1:1")
+        .map_err(|v| anyhow::anyhow!("{v:?}"))?;
+    let app = store.create_wecom_app(&actor, &input, "bench-secret-value", &token, &key).await?;
+    let crypt = MsgCrypt::new(&token, &key, corp)?;
+    let now = {
+        use siyu_core::Clock;
+        siyu_core::time::SystemClock.now().unix_secs()
+    };
+    // Distinct events (a distinct customer each), as a busy corp would send them.
+    let bodies: Vec<(String, String, String)> = (0..a.callbacks)
+        .map(|i| {
+            let xml = format!(
+                "<xml><ToUserName><![CDATA[{corp}]]></ToUserName><CreateTime>{now}</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[change_external_contact]]></Event><ChangeType><![CDATA[add_external_contact]]></ChangeType><UserID><![CDATA[wangfang]]></UserID><ExternalUserID><![CDATA[wmBENCH{i:08}]]></ExternalUserID><State><![CDATA[c:bench]]></State><WelcomeCode><![CDATA[W{i}]]></WelcomeCode></xml>"
+            );
+            let nonce = format!("n{i}");
+            let body = crypt.seal(&xml, &now.to_string(), &nonce, b"0123456789abcdef", Format::Xml);
+            let enc = siyu_wecom::crypto::parse_envelope(&body).expect("sealed body parses").encrypt;
+            let sig = crypt.sign(&now.to_string(), &nonce, &enc);
+            (body, nonce, sig)
+        })
+        .collect();
+    // Baseline: decrypting the same Encrypt values, nothing else.
+    let encs: Vec<String> =
+        bodies.iter().map(|(b, _, _)| siyu_wecom::crypto::parse_envelope(b).expect("parses").encrypt).collect();
+    let started = Instant::now();
+    for e in &encs {
+        std::hint::black_box(crypt.decrypt(e)?);
+    }
+    let bare = encs.len() as f64 / started.elapsed().as_secs_f64();
+
+    let app_router = siyu_web::app(siyu_web::AppState::new(store.clone(), Default::default()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let server = tokio::spawn(async move { axum::serve(listener, app_router).await });
+    let url = format!("http://{addr}/wecom/callback/{}/{}", tenant.id, app.id);
+    let client = reqwest::Client::builder().pool_max_idle_per_host(a.concurrency).build()?;
+    let bodies = Arc::new(bodies);
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..a.concurrency {
+        let (client, url, bodies, next) = (client.clone(), url.clone(), bodies.clone(), next.clone());
+        let ts = now.to_string();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some((body, nonce, sig)) = bodies.get(i) else { return Ok::<_, anyhow::Error>(()) };
+                let r = client
+                    .post(&url)
+                    .query(&[("msg_signature", sig.as_str()), ("timestamp", ts.as_str()), ("nonce", nonce.as_str())])
+                    .body(body.clone())
+                    .send()
+                    .await?;
+                if r.status() != 200 {
+                    bail!("callback answered {}", r.status());
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    server.abort();
+    let stored = store
+        .list_inbox(tenant.id, &Default::default(), &siyu_core::paging::PageRequest { limit: 1, before: None })
+        .await?;
+    if stored.items.is_empty() {
+        bail!("no callback was stored");
+    }
+    store.close().await;
+    let siyu = a.callbacks as f64 / secs;
+    Ok(vec![Row {
+        scenario: "wecom-callbacks".into(),
+        backend: backend.as_str().into(),
+        metric: format!("{} callbacks", a.callbacks),
+        siyu: Figure { value: siyu, unit: "c/s" },
+        baseline_name: "bare AES-CBC decrypt".into(),
+        baseline: Figure { value: bare, unit: "c/s" },
+        ratio: siyu / bare,
     }])
 }
