@@ -10,6 +10,7 @@ pub mod client;
 pub mod crypto;
 pub mod errcode;
 pub mod events;
+pub mod miniprogram;
 pub mod sandbox;
 mod xml;
 

@@ -43,6 +43,9 @@ pub struct SandboxConfig {
     pub welcome_code_ttl: Duration,
     /// Joins by scanning stop at this many members (default 200).
     pub scan_join_limit: usize,
+    /// The mini-program `jscode2session` accepts.
+    pub miniprogram_appid: String,
+    pub miniprogram_secret: String,
 }
 
 impl SandboxConfig {
@@ -57,6 +60,8 @@ impl SandboxConfig {
             per_minute: 10_000,
             welcome_code_ttl: Duration::from_secs(20),
             scan_join_limit: 200,
+            miniprogram_appid: "wxSANDBOXMINIAPP".into(),
+            miniprogram_secret: "sandbox-miniprogram-secret".into(),
         }
     }
 }
@@ -105,6 +110,9 @@ struct Corp {
     welcomes: Vec<DeliveredWelcome>,
     transfers: Vec<Transfer>,
     msg_templates: Vec<(String, Value)>,
+    /// Login codes from `wx.login`: code → (openid, unionid, issued, used).
+    login_codes: HashMap<String, (String, Option<String>, Timestamp, bool)>,
+    risky_openids: Vec<String>,
     calls: HashMap<String, (i64, u32)>,
     /// Injected faults.
     gettoken_error: Option<i64>,
@@ -412,6 +420,7 @@ impl Sandbox {
         let ec = "/cgi-bin/externalcontact";
         Router::new()
             .route("/cgi-bin/gettoken", get(gettoken))
+            .route("/sns/jscode2session", get(jscode2session))
             .route("/cgi-bin/department/list", get(department_list))
             .route("/cgi-bin/user/list", get(user_list))
             .route(&format!("{ec}/get"), get(contact_get))
@@ -1036,4 +1045,50 @@ async fn chat_transfer_resigned(State(sb): S, Query(q): Q, Json(b): Json<Value>)
 
 async fn chat_transfer_onjob(State(sb): S, Query(q): Q, Json(b): Json<Value>) -> Json<Value> {
     chat_transfer(sb, q, b, false).await
+}
+
+impl Sandbox {
+    /// What `wx.login` gives a mini-program user: a single-use code valid 5 minutes.
+    pub fn issue_login_code(&self, openid: &str, unionid: Option<&str>) -> String {
+        let code = Alphanumeric.sample_string(&mut rand::thread_rng(), 32);
+        let now = self.clock.now();
+        self.corp().login_codes.insert(code.clone(), (openid.into(), unionid.map(String::from), now, false));
+        code
+    }
+
+    /// Logins of this openid are refused as high-risk (40226).
+    pub fn flag_risky(&self, openid: &str) {
+        self.corp().risky_openids.push(openid.into());
+    }
+}
+
+async fn jscode2session(State(sb): S, Query(q): Q) -> Json<Value> {
+    let cfg = sb.config();
+    if q.get("appid") != Some(&cfg.miniprogram_appid) {
+        return err(40013, "invalid appid");
+    }
+    if q.get("secret") != Some(&cfg.miniprogram_secret) {
+        return err(40125, "invalid appsecret");
+    }
+    if q.get("grant_type").map(String::as_str) != Some("authorization_code") {
+        return err(40002, "invalid grant_type");
+    }
+    let now = sb.clock.now();
+    let mut c = sb.corp();
+    let code = q.get("js_code").cloned().unwrap_or_default();
+    let Some(entry) = c.login_codes.get_mut(&code) else { return err(40029, "invalid code") };
+    if entry.3 || now >= entry.2.plus(Duration::from_secs(300)) {
+        return err(40029, "code been used or expired");
+    }
+    entry.3 = true;
+    let (openid, unionid) = (entry.0.clone(), entry.1.clone());
+    if c.risky_openids.contains(&openid) {
+        return err(40226, "high risk user");
+    }
+    let session_key = Alphanumeric.sample_string(&mut rand::thread_rng(), 24);
+    let mut out = json!({"openid": openid, "session_key": session_key});
+    if let Some(u) = unionid {
+        out["unionid"] = json!(u);
+    }
+    ok(out)
 }

@@ -307,3 +307,26 @@ async fn groups_join_ways_mass_sends_and_transfers() {
     assert!(c.transfer_group_chats(true, std::slice::from_ref(&chat), "zhangwei").await.unwrap().is_empty());
     assert_eq!(w.sb.group_chat_owner(&chat).as_deref(), Some("zhangwei"));
 }
+
+#[tokio::test]
+async fn miniprogram_login_codes_are_single_use_and_expire() {
+    let w = world().await;
+    let cfg = w.sb.config();
+    let mp = siyu_wecom::miniprogram::MiniProgram::new(&w.base, &cfg.miniprogram_appid, &cfg.miniprogram_secret);
+    let code = w.sb.issue_login_code("oOPENID1", Some("unionid-li"));
+    let s = mp.code2session(&code).await.unwrap();
+    assert_eq!((s.openid.as_str(), s.unionid.as_deref()), ("oOPENID1", Some("unionid-li")));
+    assert!(!format!("{s:?}").contains(&s.session_key), "the session key never prints");
+    assert_eq!(mp.code2session(&code).await.unwrap_err().code(), Some(40029), "single use");
+    let late = w.sb.issue_login_code("oOPENID2", None);
+    w.clock.advance(Duration::from_secs(301));
+    assert_eq!(mp.code2session(&late).await.unwrap_err().code(), Some(40029), "valid five minutes");
+    w.sb.flag_risky("oRISKY");
+    let risky = w.sb.issue_login_code("oRISKY", None);
+    match mp.code2session(&risky).await.unwrap_err() {
+        WecomError::Api { code: 40226, meaning, .. } => assert!(meaning.contains("high-risk")),
+        other => panic!("{other:?}"),
+    }
+    let wrong = siyu_wecom::miniprogram::MiniProgram::new(&w.base, &cfg.miniprogram_appid, "wrong");
+    assert_eq!(wrong.code2session(&w.sb.issue_login_code("o3", None)).await.unwrap_err().code(), Some(40125));
+}
