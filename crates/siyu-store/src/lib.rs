@@ -32,6 +32,7 @@ pub mod org;
 pub mod secrets;
 pub mod testing;
 pub mod wecom;
+pub mod wecom_sync;
 
 /// Runs `$body` with `$p` bound to a pool suitable for reads.
 #[macro_export]

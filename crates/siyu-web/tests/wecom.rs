@@ -331,3 +331,105 @@ both!(settings_are_validated_and_secrets_never_returned, |app| async move {
     let g = app.session("ws", "guide").await;
     problem(g.send(&app, Method::GET, "/api/v1/wecom/apps", None).await, 403).await;
 });
+
+both!(callbacks_keep_relationships_current, |app| async move {
+    let s = setup(&app).await;
+    let gw = siyu_web::wecom::Gateway::new(app.store.store.clone());
+    let app_id: siyu_core::WecomAppId = s.app_id.parse::<uuid::Uuid>().unwrap().into();
+    let client = gw.client(s.seed.tenant, app_id).await.unwrap();
+    let way = client
+        .add_contact_way(&ContactWay {
+            kind: 1,
+            scene: 2,
+            user: vec!["wangfang".into()],
+            state: Some("c:pkg".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let ext = s.sb.add_external_user("韩梅梅", Some("u-han"));
+    s.sb.scan_contact_way(&way.config_id, &ext).await.unwrap();
+    process_all(&app, s.seed.tenant).await;
+    let rels: Value =
+        bearer(&app, &s.seed.token, Method::GET, &format!("/api/v1/wecom/relationships?external_userid={ext}"), None)
+            .await
+            .json()
+            .await
+            .unwrap();
+    assert_eq!(rels[0]["status"], "active");
+    assert_eq!(rels[0]["state"], "c:pkg");
+    assert_eq!(rels[0]["last_source"], "event");
+    // The customer deletes the member: the callback marks the relationship.
+    s.sb.customer_deletes(&ext, "wangfang").await.unwrap();
+    process_all(&app, s.seed.tenant).await;
+    let rels: Value =
+        bearer(&app, &s.seed.token, Method::GET, &format!("/api/v1/wecom/relationships?external_userid={ext}"), None)
+            .await
+            .json()
+            .await
+            .unwrap();
+    assert_eq!(rels[0]["status"], "deleted_by_customer");
+});
+
+both!(a_dropped_callback_is_repaired_by_the_next_reconciliation, |app| async move {
+    let s = setup(&app).await;
+    let gw = siyu_web::wecom::Gateway::new(app.store.store.clone());
+    let app_id: siyu_core::WecomAppId = s.app_id.parse::<uuid::Uuid>().unwrap().into();
+    let client = gw.client(s.seed.tenant, app_id).await.unwrap();
+    let way = client
+        .add_contact_way(&ContactWay {
+            kind: 1,
+            scene: 2,
+            user: vec!["wangfang".into()],
+            state: Some("c:lost".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    s.sb.add_group_chat("wangfang", "新品体验群");
+    // Callbacks are dropped on purpose: WeCom sends nothing siyu receives.
+    s.sb.set_callback_url(None);
+    let ext = s.sb.add_external_user("林涛", None);
+    s.sb.scan_contact_way(&way.config_id, &ext).await.unwrap();
+    let inbox: Value =
+        bearer(&app, &s.seed.token, Method::GET, "/api/v1/wecom/inbox", None).await.json().await.unwrap();
+    assert!(inbox["items"].as_array().unwrap().is_empty(), "nothing arrived");
+    let r =
+        bearer(&app, &s.seed.token, Method::POST, &format!("/api/v1/wecom/apps/{}/reconcile", s.app_id), None).await;
+    assert_eq!(r.status(), 202, "reconciliation can be started by hand");
+    gw.reconcile(s.seed.tenant, app_id).await.unwrap();
+    let rels: Value =
+        bearer(&app, &s.seed.token, Method::GET, &format!("/api/v1/wecom/relationships?external_userid={ext}"), None)
+            .await
+            .json()
+            .await
+            .unwrap();
+    assert_eq!(rels[0]["status"], "active");
+    assert_eq!(rels[0]["state"], "c:lost");
+    assert_eq!(rels[0]["last_source"], "reconcile");
+    let sync: Value = bearer(&app, &s.seed.token, Method::GET, "/api/v1/wecom/sync", None).await.json().await.unwrap();
+    let entity = |name: &str| sync.as_array().unwrap().iter().find(|x| x["entity"] == name).cloned().unwrap();
+    assert!(entity("relationships")["drift"].as_i64().unwrap() >= 1);
+    assert_eq!(entity("groups")["seen"], 1);
+    assert!(entity("staff")["last_ok_at"].is_string());
+    // The member was synced into staff.
+    let staff: Value =
+        bearer(&app, &s.seed.token, Method::GET, "/api/v1/staff?q=wangfang", None).await.json().await.unwrap();
+    assert_eq!(staff["items"][0]["name"], "王芳");
+    // A deletion whose callback was lost is found by the next pass too.
+    s.sb.member_deletes(&ext, "wangfang").await.unwrap();
+    gw.reconcile(s.seed.tenant, app_id).await.unwrap();
+    let rels: Value =
+        bearer(&app, &s.seed.token, Method::GET, &format!("/api/v1/wecom/relationships?external_userid={ext}"), None)
+            .await
+            .json()
+            .await
+            .unwrap();
+    assert_eq!(rels[0]["status"], "removed");
+    assert_eq!(rels[0]["status_reason"], "reconcile");
+    // A second pass finds nothing left to repair.
+    gw.reconcile(s.seed.tenant, app_id).await.unwrap();
+    let sync: Value = bearer(&app, &s.seed.token, Method::GET, "/api/v1/wecom/sync", None).await.json().await.unwrap();
+    let rel = sync.as_array().unwrap().iter().find(|x| x["entity"] == "relationships").unwrap();
+    assert_eq!(rel["drift"], 0, "{rel}");
+});

@@ -141,5 +141,9 @@ pub mod wecom {
                 tracing::warn!(error = %e, "demo: a simulated scan failed");
             }
         }
+        sb.add_group_chat("wangfang", "鹿野咖啡 VIP 1 群");
+        if let Err(e) = gw.schedule_reconcile(tenant.id, app.id, true).await {
+            tracing::warn!(error = %e, "demo: could not schedule the first sync");
+        }
     }
 }

@@ -173,7 +173,28 @@ pub fn builtin_registry() -> Registry {
     r.register(siyu_web::PROBE_JOB, probe);
     r.register(HOUSEKEEPING_JOB, housekeeping);
     r.register(siyu_store::wecom::INBOX_JOB, wecom_inbox);
+    r.register(siyu_web::wecom::gateway::RECONCILE_JOB, wecom_reconcile);
     r
+}
+
+/// Reconciles one WeCom app, then schedules the next hour's pass.
+async fn wecom_reconcile(ctx: JobCtx) -> Result<(), String> {
+    let tenant = ctx.job.tenant_id.ok_or("wecom.reconcile job without a tenant")?;
+    let app = ctx
+        .job
+        .payload
+        .get("app_id")
+        .and_then(|v| v.as_str())
+        .and_then(|s| s.parse().ok())
+        .ok_or("wecom.reconcile job without an app_id")?;
+    let gw = siyu_web::wecom::Gateway::new(ctx.store.clone());
+    let app = siyu_core::WecomAppId(app);
+    // The next pass is scheduled first, so a failing pass does not stop the schedule.
+    gw.schedule_reconcile(tenant, app, false).await.map_err(|e| e.to_string())?;
+    match gw.reconcile(tenant, app).await {
+        Err(siyu_web::wecom::gateway::SyncError::Store(siyu_store::StoreError::NotFound)) => Ok(()),
+        r => r.map_err(|e| e.to_string()),
+    }
 }
 
 /// Turns one stored WeCom callback into its typed domain event (idempotent per inbox row).

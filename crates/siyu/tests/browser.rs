@@ -262,6 +262,16 @@ async fn console_walk(backend: Backend) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(w.count("#inbox-table tbody tr").await, 3, "three processed callbacks");
+    // The demo's first sync has run: relationships and groups are listed with their drift.
+    for _ in 0..100 {
+        w.go("/console/wecom").await;
+        if w.count("#sync-table tbody tr").await == 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let sync = w.text("#sync-table").await;
+    assert!(sync.contains("客户关系") && sync.contains("客户群"), "{sync}");
     w.click_nav("button[id^=check-]").await;
     let check = w.text("#check-table").await;
     assert!(check.contains("应用 Secret") && check.contains("正常"), "{check}");

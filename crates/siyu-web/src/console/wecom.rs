@@ -28,6 +28,7 @@ pub fn router() -> Router<AppState> {
         .route("/console/wecom/apps", post(create))
         .route("/console/wecom/apps/{id}", get(edit).post(update))
         .route("/console/wecom/apps/{id}/check", post(check))
+        .route("/console/wecom/apps/{id}/reconcile", post(reconcile))
         .route("/console/wecom/inbox/{id}/retry", post(retry))
 }
 
@@ -63,6 +64,10 @@ async fn render_page(
         Err(e) => return ctx.fail(e),
     };
     let can_write = ctx.can(Scope::SettingsWrite);
+    let sync = match s.store.wecom_sync_states(ctx.tenant.id).await {
+        Ok(v) => v,
+        Err(e) => return ctx.fail(e),
+    };
     let mut out = Vec::new();
     for a in &apps {
         // The callback Token and key are what the operator types into WeCom; only those who
@@ -97,7 +102,9 @@ async fn render_page(
             .unwrap_or_default();
         out.push(json!({"id": a.id, "name": a.name, "corp_id": a.corp_id, "agent_id": a.agent_id, "base_url": a.base_url,
             "callback_path": callback_path(a), "token": token, "key": key, "verified": a.callback_verified_at.is_some(),
-            "last_event": a.last_event_at.map(|t| ctx.when(t)), "check": check, "checked_at": a.last_check_at.map(|t| ctx.when(t))}));
+            "last_event": a.last_event_at.map(|t| ctx.when(t)), "check": check,
+            "sync": sync.iter().filter(|x| x.app_id == a.id).map(|x| json!({"label": ctx.t(&format!("sync.{}", x.entity)), "seen": x.seen, "drift": x.drift,
+                "total_drift": x.total_drift, "last_ok": x.last_ok_at.map(|t| ctx.when(t)), "error": x.last_error})).collect::<Vec<_>>(), "checked_at": a.last_check_at.map(|t| ctx.when(t))}));
     }
     let f = InboxFilter { status: qget(q, "status").and_then(InboxStatus::parse), app_id: None };
     let req = page_req(q);
@@ -130,6 +137,7 @@ async fn render_page(
     m.insert("errors".into(), Value::Object(errors));
     m.insert("saved".into(), json!(super::flag(q, "saved")));
     m.insert("retried".into(), json!(super::flag(q, "retried")));
+    m.insert("synced".into(), json!(super::flag(q, "synced")));
     (status, ctx.render("wecom.html", m)).into_response()
 }
 
@@ -150,7 +158,9 @@ async fn create(State(s): State<AppState>, ctx: Ctx, body: Bytes) -> Response {
         let input = app_input(&b)?;
         let secret = validate_secret(b.secret.as_deref().unwrap_or(""))?;
         let (token, key) = new_callback_keys();
-        Ok(s.store.create_wecom_app(&ctx.actor, &input, &secret, &token, &key).await?)
+        let app = s.store.create_wecom_app(&ctx.actor, &input, &secret, &token, &key).await?;
+        s.gateway.schedule_reconcile(ctx.tenant.id, app.id, true).await?;
+        Ok(app)
     }
     .await;
     match res {
@@ -221,6 +231,22 @@ async fn check(State(s): State<AppState>, ctx: Ctx, Path(id): Path<Uuid>, body: 
     }
     match s.gateway.check(ctx.tenant.id, WecomAppId(id)).await {
         Ok(_) => Redirect::to(&format!("/console/wecom#app-{id}")).into_response(),
+        Err(e) => ctx.fail(e),
+    }
+}
+
+async fn reconcile(State(s): State<AppState>, ctx: Ctx, Path(id): Path<Uuid>, body: Bytes) -> Response {
+    let f = FormData::parse(&body);
+    if let Some(r) = ctx.deny(&f, Scope::SettingsWrite) {
+        return r;
+    }
+    let res: Result<_, ApiError> = async {
+        let app = s.store.wecom_app(ctx.tenant.id, WecomAppId(id)).await?;
+        Ok(s.gateway.schedule_reconcile(ctx.tenant.id, app.id, true).await?)
+    }
+    .await;
+    match res {
+        Ok(_) => Redirect::to("/console/wecom?synced=1").into_response(),
         Err(e) => ctx.fail(e),
     }
 }

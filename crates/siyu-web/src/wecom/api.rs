@@ -192,6 +192,7 @@ async fn create_app(State(s): State<AppState>, auth: Auth, Json(b): Json<WecomAp
     let secret = validate_secret(b.secret.as_deref().unwrap_or(""))?;
     let (token, key) = new_callback_keys();
     let app = s.store.create_wecom_app(&auth, &input, &secret, &token, &key).await?;
+    s.gateway.schedule_reconcile(auth.tenant_id, app.id, true).await?;
     Ok((StatusCode::CREATED, axum::Json(WecomAppOut::from(app))).into_response())
 }
 
@@ -333,6 +334,90 @@ async fn list_events(
     )))
 }
 
+#[derive(Serialize, ToSchema)]
+pub struct SyncStateOut {
+    pub app_id: Uuid,
+    /// staff, relationships, corp_tags or groups.
+    pub entity: String,
+    pub last_run_at: Option<String>,
+    pub last_ok_at: Option<String>,
+    /// Entities WeCom listed in the last pass.
+    pub seen: i64,
+    /// Entities the last pass had to repair (each a callback siyu missed or that lagged).
+    pub drift: i64,
+    pub total_drift: i64,
+    pub last_error: Option<String>,
+}
+
+/// Sync health per app and entity.
+#[utoipa::path(get, path = "/api/v1/wecom/sync", tag = "wecom", security(("bearer" = []), ("session" = [])),
+    responses((status = 200, body = Vec<SyncStateOut>), (status = 403, body = Problem)))]
+async fn sync_states(State(s): State<AppState>, auth: Auth) -> ApiResult<axum::Json<Vec<SyncStateOut>>> {
+    auth.require(Scope::SettingsRead)?;
+    let v = s.store.wecom_sync_states(auth.tenant_id).await?;
+    Ok(axum::Json(
+        v.into_iter()
+            .map(|x| SyncStateOut {
+                app_id: x.app_id.0,
+                entity: x.entity,
+                last_run_at: x.last_run_at.map(ts),
+                last_ok_at: x.last_ok_at.map(ts),
+                seen: x.seen,
+                drift: x.drift,
+                total_drift: x.total_drift,
+                last_error: x.last_error,
+            })
+            .collect(),
+    ))
+}
+
+/// Reconcile an app with WeCom now (it also runs hourly).
+#[utoipa::path(post, path = "/api/v1/wecom/apps/{app_id}/reconcile", tag = "wecom", params(("app_id" = Uuid, Path)), security(("bearer" = []), ("session" = [])),
+    responses((status = 202, body = crate::api::dto::JobRef), (status = 404, body = Problem)))]
+async fn reconcile_now(State(s): State<AppState>, auth: Auth, Path(id): Path<Uuid>) -> ApiResult<Response> {
+    auth.require(Scope::SettingsWrite)?;
+    let app = s.store.wecom_app(auth.tenant_id, WecomAppId(id)).await?;
+    let job = s.gateway.schedule_reconcile(auth.tenant_id, app.id, true).await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(crate::api::dto::JobRef { job_id: job.0 })).into_response())
+}
+
+#[derive(Deserialize, IntoParams, Default)]
+#[into_params(parameter_in = Query)]
+pub struct RelationshipQuery {
+    /// A staff member's WeCom userid.
+    pub userid: Option<String>,
+    pub external_userid: Option<String>,
+    /// half, active, deleted_by_staff, deleted_by_customer, transferred_out or removed.
+    pub status: Option<String>,
+    /// At most this many, newest first (1-200, default 50).
+    pub limit: Option<u32>,
+}
+
+/// Staff–customer relationships as synced from WeCom.
+#[utoipa::path(get, path = "/api/v1/wecom/relationships", tag = "wecom", params(RelationshipQuery), security(("bearer" = []), ("session" = [])),
+    responses((status = 200, body = Vec<serde_json::Value>), (status = 400, body = Problem)))]
+async fn relationships(
+    State(s): State<AppState>,
+    auth: Auth,
+    Query(q): Query<RelationshipQuery>,
+) -> ApiResult<axum::Json<Vec<siyu_store::wecom_sync::Relationship>>> {
+    auth.require(Scope::SettingsRead)?;
+    let page = PageParams { limit: q.limit, cursor: None }.request()?;
+    if let Some(st) = q.status.as_deref().filter(|x| !siyu_store::wecom_sync::REL_STATUSES.contains(x)) {
+        return Err(ApiError::BadRequest {
+            code: "invalid_query",
+            field: Some("status".into()),
+            message: format!("unknown status {st}"),
+        });
+    }
+    let f = siyu_store::wecom_sync::RelationshipFilter {
+        userid: q.userid.clone(),
+        external_userid: q.external_userid.clone(),
+        status: q.status.clone(),
+    };
+    Ok(axum::Json(s.store.list_wecom_relationships(auth.tenant_id, &f, &page).await?.items))
+}
+
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_apps, create_app))
@@ -343,4 +428,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_inbox))
         .routes(routes!(retry_inbox))
         .routes(routes!(list_events))
+        .routes(routes!(sync_states))
+        .routes(routes!(reconcile_now))
+        .routes(routes!(relationships))
 }

@@ -8,11 +8,27 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use serde_json::json;
 
+use siyu_core::auth::Actor;
+use siyu_core::org::StaffInput;
 use siyu_core::{InboxId, TenantId, Timestamp, WecomAppId};
 use siyu_store::wecom::InboxStatus;
+use siyu_store::wecom_sync::{ContactRec, CorpTagRec, GroupRec, RelationshipRec};
 use siyu_store::{Store, StoreError};
 use siyu_wecom::errcode::Action;
+use siyu_wecom::events::{ChatChange, ContactChange, Event};
 use siyu_wecom::{Callback, Client, ClientConfig, WecomError};
+
+/// Failures while syncing: the store, or WeCom.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Wecom(#[from] WecomError),
+}
+
+/// Job kind of the scheduled reconciliation of one app.
+pub const RECONCILE_JOB: &str = "wecom.reconcile";
 
 /// API clients by app, shared by every clone of the gateway.
 type Clients = Arc<Mutex<HashMap<(TenantId, WecomAppId), Arc<Client>>>>;
@@ -53,16 +69,19 @@ impl Gateway {
         self.clients.lock().unwrap_or_else(|e| e.into_inner()).remove(&(tenant, app));
     }
 
-    /// Turns an inbox row into its typed domain event. Idempotent: a processed row, or a second
-    /// delivery of the job, records nothing new. A payload that cannot be parsed will not parse
-    /// on retry either, so it goes straight to the dead letters with the reason.
-    pub async fn process_inbox(&self, tenant: TenantId, id: InboxId) -> Result<(), StoreError> {
+    /// Turns an inbox row into its typed domain event, after applying it to siyu's copy of
+    /// WeCom's state. Idempotent: a processed row, or a second delivery of the job, changes
+    /// nothing. A payload that cannot be parsed will not parse on retry either, so it goes
+    /// straight to the dead letters with the reason; a WeCom or store failure is returned so
+    /// the job retries with backoff.
+    pub async fn process_inbox(&self, tenant: TenantId, id: InboxId) -> Result<(), SyncError> {
         let item = self.store.inbox_item(tenant, id).await?;
         if item.status == InboxStatus::Processed {
             return Ok(());
         }
         match Callback::parse(&item.payload) {
             Ok(cb) => {
+                self.apply(tenant, item.app_id, &cb.event).await?;
                 let payload = serde_json::to_value(&cb.event).unwrap_or_else(|_| json!({}));
                 let kind = event_kind(&cb);
                 self.store
@@ -70,8 +89,316 @@ impl Gateway {
                     .await?;
                 Ok(())
             }
-            Err(e) => self.store.fail_inbox_item(tenant, id, &format!("cannot parse the event: {e}"), true).await,
+            Err(e) => Ok(self.store.fail_inbox_item(tenant, id, &format!("cannot parse the event: {e}"), true).await?),
         }
+    }
+
+    /// Applies an event to siyu's copy of WeCom state. Events are triggers; the API is the
+    /// truth (rule R-2): whatever can be re-read is re-read and upserted, never patched blind.
+    async fn apply(&self, tenant: TenantId, app: WecomAppId, ev: &Event) -> Result<(), SyncError> {
+        match ev {
+            Event::ExternalContact { change, user_id, external_user_id, source, .. } => match change {
+                ContactChange::Del => {
+                    let (status, reason) = if source.as_deref() == Some("DELETE_BY_TRANSFER") {
+                        ("transferred_out", "transfer")
+                    } else {
+                        ("deleted_by_staff", "event")
+                    };
+                    self.store
+                        .set_wecom_relationship_status(tenant, external_user_id, user_id, status, reason, "event")
+                        .await?;
+                }
+                ContactChange::DelFollowUser => {
+                    self.store
+                        .set_wecom_relationship_status(
+                            tenant,
+                            external_user_id,
+                            user_id,
+                            "deleted_by_customer",
+                            "event",
+                            "event",
+                        )
+                        .await?;
+                }
+                ContactChange::TransferFail => {}
+                ContactChange::Add | ContactChange::AddHalf | ContactChange::Edit => {
+                    let half = (*change == ContactChange::AddHalf).then_some(user_id.as_str());
+                    self.refresh_contact(tenant, app, external_user_id, half, "event").await?;
+                }
+            },
+            Event::ExternalChat { change: ChatChange::Dismiss, chat_id, .. } => {
+                self.store.dismiss_wecom_group(tenant, chat_id).await?;
+            }
+            Event::ExternalChat { chat_id, .. } => {
+                self.refresh_group(tenant, app, chat_id, "event").await?;
+            }
+            Event::ExternalTag { .. } => {
+                self.sync_tags(tenant, app).await?;
+            }
+            Event::Contact { .. } => {
+                self.sync_staff(tenant, app).await?;
+            }
+            Event::Other { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// Re-reads one customer and upserts the contact and every relationship WeCom reports;
+    /// `half` names a member whose relationship is still half-added. Returns the drift.
+    pub async fn refresh_contact(
+        &self,
+        tenant: TenantId,
+        app: WecomAppId,
+        external: &str,
+        half: Option<&str>,
+        source: &str,
+    ) -> Result<i64, SyncError> {
+        let client = self.client(tenant, app).await?;
+        let detail = match client.contact(external).await {
+            Ok(d) => d,
+            // No relationship left at all (84061) or no such contact (40096): nothing to upsert.
+            Err(WecomError::Api { code: 84061 | 40096, .. }) => return Ok(0),
+            Err(e) => return Err(e.into()),
+        };
+        let mut drift =
+            i64::from(self.store.upsert_wecom_contact(tenant, &contact_rec(&detail.external_contact), source).await?);
+        for f in &detail.follow_user {
+            let rec = RelationshipRec {
+                external_userid: external.to_string(),
+                userid: f.userid.clone(),
+                remark: f.remark.clone(),
+                description: f.description.clone(),
+                add_time: f.createtime,
+                add_way: f.add_way,
+                state: f.state.clone(),
+                status: if half == Some(f.userid.as_str()) { "half".into() } else { "active".into() },
+                corp_tag_ids: f.tags.iter().filter(|t| t.kind == 1).filter_map(|t| t.tag_id.clone()).collect(),
+                remark_mobiles: f.remark_mobiles.clone(),
+            };
+            drift += i64::from(self.store.upsert_wecom_relationship(tenant, &rec, source, Some(source)).await?);
+        }
+        Ok(drift)
+    }
+
+    async fn refresh_group(
+        &self,
+        tenant: TenantId,
+        app: WecomAppId,
+        chat_id: &str,
+        source: &str,
+    ) -> Result<bool, SyncError> {
+        let client = self.client(tenant, app).await?;
+        let g = match client.group_chat(chat_id).await {
+            Ok(g) => g,
+            Err(WecomError::Api { code: 90501, .. }) => {
+                return Ok(self.store.dismiss_wecom_group(tenant, chat_id).await?)
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let rec = GroupRec {
+            chat_id: g.chat_id.clone(),
+            name: g.name.clone(),
+            owner: g.owner.clone(),
+            member_count: g.member_list.len() as i64,
+            member_version: g.member_version.clone(),
+            created_at: g.create_time,
+        };
+        Ok(self.store.upsert_wecom_group(tenant, &rec, source).await?)
+    }
+
+    /// Members of every visible department into siyu's staff, matched by WeCom userid: new
+    /// members become staff, resigned ones (status 5) become departed. Returns (members
+    /// seen, staff changed).
+    pub async fn sync_staff(&self, tenant: TenantId, app: WecomAppId) -> Result<(i64, i64), SyncError> {
+        let client = self.client(tenant, app).await?;
+        let members = all_members(&client).await?;
+        let actor = Actor::system(tenant);
+        let mut drift = 0;
+        for m in &members {
+            let status = if m.status == 5 { "departed" } else { "active" };
+            let invalid = |v: Vec<siyu_core::validate::Violation>| {
+                StoreError::Conflict(format!("WeCom member {}: {v:?}", m.userid))
+            };
+            match self.store.staff_by_wecom_userid(tenant, &m.userid).await? {
+                None if status == "active" => {
+                    let input = StaffInput::validate(&m.name, Some(&m.userid), None, None, None, Some(status))
+                        .map_err(invalid)?;
+                    self.store.create_staff(&actor, &input).await?;
+                    drift += 1;
+                }
+                Some(s) if s.status.as_str() != status || s.name != m.name => {
+                    let input = StaffInput::validate(
+                        &m.name,
+                        s.wecom_userid.as_deref(),
+                        s.mobile.as_deref(),
+                        s.store_id,
+                        s.title.as_deref(),
+                        Some(status),
+                    )
+                    .map_err(invalid)?;
+                    self.store.update_staff(&actor, s.id, &input).await?;
+                    drift += 1;
+                }
+                _ => {}
+            }
+        }
+        Ok((members.len() as i64, drift))
+    }
+
+    async fn sync_tags(&self, tenant: TenantId, app: WecomAppId) -> Result<(i64, i64), SyncError> {
+        let client = self.client(tenant, app).await?;
+        let groups = client.corp_tags(&[], &[]).await?;
+        let tags: Vec<CorpTagRec> = groups
+            .iter()
+            .flat_map(|g| {
+                g.tag.iter().filter(|t| !t.deleted).map(move |t| CorpTagRec {
+                    id: t.id.clone(),
+                    group_id: g.group_id.clone(),
+                    group_name: g.group_name.clone(),
+                    name: t.name.clone(),
+                    sort_order: t.order,
+                })
+            })
+            .collect();
+        let drift = self.store.sync_wecom_corp_tags(tenant, &tags).await?;
+        Ok((tags.len() as i64, drift))
+    }
+
+    /// The full reconciliation pass (scrm-rules S-7): staff, relationships, corp tags and
+    /// groups are read from WeCom's list APIs and siyu's copy is repaired, so a lost callback
+    /// leaves data wrong for at most one period. Each entity's outcome is recorded.
+    pub async fn reconcile(&self, tenant: TenantId, app: WecomAppId) -> Result<(), SyncError> {
+        let staff = self.sync_staff(tenant, app).await;
+        self.record(tenant, app, "staff", &staff).await?;
+        let rel = self.reconcile_relationships(tenant, app).await;
+        self.record(tenant, app, "relationships", &rel).await?;
+        let tags = self.sync_tags(tenant, app).await;
+        self.record(tenant, app, "corp_tags", &tags).await?;
+        let groups = self.reconcile_groups(tenant, app).await;
+        self.record(tenant, app, "groups", &groups).await?;
+        for r in [staff, rel, tags, groups] {
+            r?;
+        }
+        Ok(())
+    }
+
+    async fn record(
+        &self,
+        tenant: TenantId,
+        app: WecomAppId,
+        entity: &str,
+        r: &Result<(i64, i64), SyncError>,
+    ) -> Result<(), StoreError> {
+        match r {
+            Ok((seen, drift)) => self.store.record_wecom_sync(tenant, app, entity, *seen, *drift, None).await,
+            Err(e) => self.store.record_wecom_sync(tenant, app, entity, 0, 0, Some(&e.to_string())).await,
+        }
+    }
+
+    async fn reconcile_relationships(&self, tenant: TenantId, app: WecomAppId) -> Result<(i64, i64), SyncError> {
+        let client = self.client(tenant, app).await?;
+        let users: Vec<String> =
+            all_members(&client).await?.into_iter().filter(|m| m.status != 5).map(|m| m.userid).collect();
+        let mut seen = std::collections::HashSet::new();
+        let mut drift = 0;
+        for batch in users.chunks(100) {
+            let mut cursor = String::new();
+            loop {
+                let page = client.contacts_by_users(batch, &cursor, 100).await?;
+                for item in &page.external_contact_list {
+                    let (c, f) = (&item.external_contact, &item.follow_info);
+                    drift += i64::from(self.store.upsert_wecom_contact(tenant, &contact_rec(c), "reconcile").await?);
+                    let rec = RelationshipRec {
+                        external_userid: c.external_userid.clone(),
+                        userid: f.userid.clone(),
+                        remark: f.remark.clone(),
+                        description: f.description.clone(),
+                        add_time: f.createtime,
+                        add_way: f.add_way,
+                        state: f.state.clone(),
+                        status: "active".into(),
+                        corp_tag_ids: f.tag_id.clone(),
+                        remark_mobiles: f.remark_mobiles.clone(),
+                    };
+                    drift += i64::from(
+                        self.store.upsert_wecom_relationship(tenant, &rec, "reconcile", Some("reconcile")).await?,
+                    );
+                    seen.insert((c.external_userid.clone(), f.userid.clone()));
+                }
+                if page.next_cursor.is_empty() {
+                    break;
+                }
+                cursor = page.next_cursor;
+            }
+        }
+        // Relationships siyu holds as live that WeCom no longer lists are gone (C-42).
+        for r in self.store.wecom_relationships_of(tenant, &users).await? {
+            let live = matches!(r.rec.status.as_str(), "active" | "half");
+            if live && !seen.contains(&(r.rec.external_userid.clone(), r.rec.userid.clone())) {
+                drift += i64::from(
+                    self.store
+                        .set_wecom_relationship_status(
+                            tenant,
+                            &r.rec.external_userid,
+                            &r.rec.userid,
+                            "removed",
+                            "reconcile",
+                            "reconcile",
+                        )
+                        .await?,
+                );
+            }
+        }
+        Ok((seen.len() as i64, drift))
+    }
+
+    async fn reconcile_groups(&self, tenant: TenantId, app: WecomAppId) -> Result<(i64, i64), SyncError> {
+        let client = self.client(tenant, app).await?;
+        let users: Vec<String> =
+            all_members(&client).await?.into_iter().filter(|m| m.status != 5).map(|m| m.userid).collect();
+        let (mut seen, mut drift) = (0, 0);
+        // Listing by owner batches keeps within groupchat/list's visibility limit (81017).
+        for batch in users.chunks(100) {
+            let mut cursor = String::new();
+            loop {
+                let page = client.group_chats(batch, &cursor, 1000).await?;
+                for c in &page.group_chat_list {
+                    seen += 1;
+                    drift += i64::from(self.refresh_group(tenant, app, &c.chat_id, "reconcile").await?);
+                }
+                if page.next_cursor.is_empty() {
+                    break;
+                }
+                cursor = page.next_cursor;
+            }
+        }
+        Ok((seen, drift))
+    }
+
+    /// Schedules a reconciliation of `app` at the top of the hour after `after` (or now with
+    /// `now = true`); the hour in the dedupe key makes any number of callers schedule it once.
+    pub async fn schedule_reconcile(
+        &self,
+        tenant: TenantId,
+        app: WecomAppId,
+        now: bool,
+    ) -> Result<siyu_core::JobId, StoreError> {
+        let t = self.store.now();
+        let (at, key) = if now {
+            // Manual runs dedupe per minute, so a double click runs once.
+            (t, format!("{RECONCILE_JOB}:{app}:now:{}", t.unix_secs() / 60))
+        } else {
+            let hour = t.unix_secs() / 3600 + 1;
+            (Timestamp::from_unix_secs(hour * 3600), format!("{RECONCILE_JOB}:{app}:{hour}"))
+        };
+        self.store
+            .enqueue(
+                siyu_store::jobs::NewJob::new(RECONCILE_JOB, json!({"app_id": app.0}))
+                    .tenant(tenant)
+                    .at(at)
+                    .dedupe(key),
+            )
+            .await
     }
 
     /// Runs the connection checklist against the app's API and records the result.
@@ -125,6 +452,31 @@ impl Gateway {
         });
         self.store.record_wecom_check(tenant, app_id, &serde_json::to_value(&items).unwrap_or_default()).await?;
         Ok(items)
+    }
+}
+
+/// Every member of every visible department, once each.
+async fn all_members(client: &Client) -> Result<Vec<siyu_wecom::api::Member>, WecomError> {
+    let mut out: Vec<siyu_wecom::api::Member> = Vec::new();
+    for d in client.departments().await? {
+        for m in client.members(d.id).await? {
+            if !out.iter().any(|x| x.userid == m.userid) {
+                out.push(m);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn contact_rec(c: &siyu_wecom::api::ExternalContact) -> ContactRec {
+    ContactRec {
+        external_userid: c.external_userid.clone(),
+        name: c.name.clone(),
+        avatar: Some(c.avatar.clone()).filter(|a| !a.is_empty()),
+        kind: c.kind,
+        gender: c.gender,
+        unionid: c.unionid.clone(),
+        corp_name: c.corp_name.clone(),
     }
 }
 
