@@ -43,6 +43,10 @@ pub struct SandboxConfig {
     pub welcome_code_ttl: Duration,
     /// Joins by scanning stop at this many members (default 200).
     pub scan_join_limit: usize,
+    /// API-created contact ways and join ways a corp may hold (WeCom: 500,000).
+    pub way_quota: usize,
+    /// Mass sends one customer may receive per day before WeCom reports status 3.
+    pub receive_limit_per_day: u32,
     /// The mini-program `jscode2session` accepts.
     pub miniprogram_appid: String,
     pub miniprogram_secret: String,
@@ -60,6 +64,8 @@ impl SandboxConfig {
             per_minute: 10_000,
             welcome_code_ttl: Duration::from_secs(20),
             scan_join_limit: 200,
+            way_quota: 500_000,
+            receive_limit_per_day: 1,
             miniprogram_appid: "wxSANDBOXMINIAPP".into(),
             miniprogram_secret: "sandbox-miniprogram-secret".into(),
         }
@@ -81,6 +87,13 @@ struct WelcomeCode {
     external_userid: String,
     issued: Timestamp,
     used: bool,
+}
+
+struct MassSend {
+    creator: String,
+    created: Timestamp,
+    recipients: Vec<(String, i64)>,
+    sent_at: Option<Timestamp>,
 }
 
 struct Transfer {
@@ -110,6 +123,10 @@ struct Corp {
     welcomes: Vec<DeliveredWelcome>,
     transfers: Vec<Transfer>,
     msg_templates: Vec<(String, Value)>,
+    /// msgid → (sender, recipients with their status: 0 unsent, 1 sent, 2 not a friend, 3 limit), confirmed at.
+    mass: BTreeMap<String, MassSend>,
+    /// (external, day) → mass sends received that day.
+    received: HashMap<(String, i64), u32>,
     /// Login codes from `wx.login`: code → (openid, unionid, issued, used).
     login_codes: HashMap<String, (String, Option<String>, Timestamp, bool)>,
     risky_openids: Vec<String>,
@@ -416,7 +433,13 @@ impl Sandbox {
         Ok(())
     }
 
+    /// WeCom's API and the control API, as one router.
     pub fn router(self: &Arc<Self>) -> Router {
+        self.api_router().merge(self.control_router())
+    }
+
+    /// WeCom's API only.
+    pub fn api_router(self: &Arc<Self>) -> Router {
         let ec = "/cgi-bin/externalcontact";
         Router::new()
             .route("/cgi-bin/gettoken", get(gettoken))
@@ -443,6 +466,9 @@ impl Sandbox {
             .route(&format!("{ec}/groupchat/get"), post(groupchat_get))
             .route(&format!("{ec}/send_welcome_msg"), post(send_welcome_msg))
             .route(&format!("{ec}/add_msg_template"), post(add_msg_template))
+            .route(&format!("{ec}/get_groupmsg_list_v2"), post(groupmsg_list))
+            .route(&format!("{ec}/get_groupmsg_task"), post(groupmsg_task))
+            .route(&format!("{ec}/get_groupmsg_send_result"), post(groupmsg_send_result))
             .route(&format!("{ec}/groupchat/transfer"), post(chat_transfer_resigned))
             .route(&format!("{ec}/groupchat/onjob_transfer"), post(chat_transfer_onjob))
             .route(&format!("{ec}/transfer_customer"), post(transfer_onjob))
@@ -718,6 +744,9 @@ async fn add_contact_way(State(sb): S, Query(q): Q, Json(b): Json<Value>) -> Jso
     if way.user.is_empty() && way.party.is_empty() || (way.kind == 1 && way.user.len() != 1) {
         return err(40058, "a single-member code needs exactly one user");
     }
+    if c.contact_ways.len() + c.join_ways.len() >= sb.config().way_quota {
+        return err(41100, "contact way quota exceeded");
+    }
     way.config_id = format!("{:032x}", rand::thread_rng().gen::<u128>());
     way.qr_code = format!("https://sandbox.siyu.local/qr/{}", way.config_id);
     let out = json!({"config_id": way.config_id, "qr_code": way.qr_code});
@@ -775,6 +804,9 @@ async fn add_join_way(State(sb): S, Query(q): Q, Json(b): Json<Value>) -> Json<V
     let mut c = sb.corp();
     if way.chat_id_list.iter().any(|id| !c.chats.contains_key(id)) {
         return err(40058, "invalid chat_id");
+    }
+    if c.contact_ways.len() + c.join_ways.len() >= sb.config().way_quota {
+        return err(41100, "join way quota exceeded");
     }
     way.config_id = format!("{:032x}", rand::thread_rng().gen::<u128>());
     way.qr_code = format!("https://sandbox.siyu.local/join/{}", way.config_id);
@@ -893,10 +925,105 @@ async fn send_welcome_msg(State(sb): S, Query(q): Q, Json(b): Json<Value>) -> Js
 
 async fn add_msg_template(State(sb): S, Query(q): Q, Json(b): Json<Value>) -> Json<Value> {
     guarded!(sb, "externalcontact/add_msg_template", q);
+    let sender = b["sender"].as_str().unwrap_or_default().to_string();
+    let externals: Vec<String> = b["external_userid"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+        .unwrap_or_default();
+    if externals.len() > 10_000 {
+        return err(40058, "at most 10,000 recipients");
+    }
+    if b["text"]["content"].as_str().is_none_or(|t| t.is_empty())
+        && b["attachments"].as_array().is_none_or(|a| a.is_empty())
+    {
+        return err(40058, "text or attachments required");
+    }
+    let now = sb.clock.now();
     let mut c = sb.corp();
+    if !c.members.contains_key(&sender) {
+        return err(40003, "invalid sender");
+    }
     let id = format!("msg{}", c.next_id("M"));
+    // Customers who are not the sender's friends fail at once; the rest wait for the sender
+    // to confirm in the WeCom client.
+    let mut fail = Vec::new();
+    let mut recipients = Vec::new();
+    for e in externals {
+        if c.follows.contains_key(&(e.clone(), sender.clone())) {
+            recipients.push((e, 0));
+        } else {
+            fail.push(e.clone());
+            recipients.push((e, 2));
+        }
+    }
+    c.mass.insert(id.clone(), MassSend { creator: sender, created: now, recipients, sent_at: None });
     c.msg_templates.push((id.clone(), b));
-    ok(json!({"fail_list": [], "msgid": id}))
+    ok(json!({"fail_list": fail, "msgid": id}))
+}
+
+impl Sandbox {
+    /// The sender confirms a mass send in the WeCom client: each friend receives it, unless
+    /// they reached today's receive limit (status 3).
+    pub fn confirm_mass_send(&self, msgid: &str) -> Result<(), String> {
+        let now = self.clock.now();
+        let limit = self.config().receive_limit_per_day;
+        let mut c = self.corp();
+        let day = now.unix_secs().div_euclid(86_400);
+        let mut m = c.mass.remove(msgid).ok_or("no such mass send")?;
+        if m.sent_at.is_none() {
+            for (e, st) in m.recipients.iter_mut().filter(|(_, st)| *st == 0) {
+                let n = c.received.entry((e.clone(), day)).or_insert(0);
+                if *n >= limit {
+                    *st = 3;
+                } else {
+                    *n += 1;
+                    *st = 1;
+                }
+            }
+            m.sent_at = Some(now);
+        }
+        c.mass.insert(msgid.to_string(), m);
+        Ok(())
+    }
+}
+
+async fn groupmsg_list(State(sb): S, Query(q): Query<HashMap<String, String>>, Json(b): Json<Value>) -> Json<Value> {
+    guarded!(sb, "externalcontact/get_groupmsg_list_v2", q);
+    let (start, end) = (b["start_time"].as_i64().unwrap_or(0), b["end_time"].as_i64().unwrap_or(i64::MAX));
+    if end < start {
+        return err(40058, "end_time before start_time");
+    }
+    let c = sb.corp();
+    let list: Vec<Value> = c
+        .mass
+        .iter()
+        .filter(|(_, m)| (start..=end).contains(&m.created.unix_secs()))
+        .map(|(id, m)| json!({"msgid": id, "creator": m.creator, "create_type": 0, "create_time": m.created.unix_secs()}))
+        .collect();
+    ok(json!({"group_msg_list": list, "next_cursor": ""}))
+}
+
+async fn groupmsg_task(State(sb): S, Query(q): Q, Json(b): Json<Value>) -> Json<Value> {
+    guarded!(sb, "externalcontact/get_groupmsg_task", q);
+    let c = sb.corp();
+    let Some(m) = c.mass.get(b["msgid"].as_str().unwrap_or_default()) else { return err(40058, "invalid msgid") };
+    let task = json!({"userid": m.creator, "status": if m.sent_at.is_some() { 2 } else { 0 }, "send_time": m.sent_at.map(|t| t.unix_secs()).unwrap_or(0)});
+    ok(json!({"task_list": [task], "next_cursor": ""}))
+}
+
+async fn groupmsg_send_result(State(sb): S, Query(q): Q, Json(b): Json<Value>) -> Json<Value> {
+    guarded!(sb, "externalcontact/get_groupmsg_send_result", q);
+    let c = sb.corp();
+    let Some(m) = c.mass.get(b["msgid"].as_str().unwrap_or_default()) else { return err(40058, "invalid msgid") };
+    if b["userid"].as_str() != Some(m.creator.as_str()) {
+        return ok(json!({"send_list": [], "next_cursor": ""}));
+    }
+    let list: Vec<Value> = m
+        .recipients
+        .iter()
+        .map(|(e, st)| json!({"external_userid": e, "chat_id": "", "userid": m.creator, "status": st, "send_time": if *st == 1 { m.sent_at.map(|t| t.unix_secs()).unwrap_or(0) } else { 0 }}))
+        .collect();
+    ok(json!({"send_list": list, "next_cursor": ""}))
 }
 
 async fn transfer(sb: Arc<Sandbox>, q: HashMap<String, String>, b: Value, api: &str) -> Json<Value> {
@@ -1091,4 +1218,227 @@ async fn jscode2session(State(sb): S, Query(q): Q) -> Json<Value> {
         out["unionid"] = json!(u);
     }
     ok(out)
+}
+
+impl Sandbox {
+    /// A customer scans a join way's QR: WeCom puts them in the first listed group that is
+    /// below the scan-join limit; when all are full and `auto_create_room` is 1 it creates the
+    /// next group (base name + number) and sends its `create` event. Each join sends an
+    /// `update`/`add_member` event with member versions. Returns the chat_id joined.
+    pub async fn join_via_join_way(&self, config_id: &str, external_userid: &str) -> Result<String, String> {
+        let now = self.clock.now();
+        let limit = self.config().scan_join_limit;
+        let (chat_id, created, last_ver, cur_ver) = {
+            let mut c = self.corp();
+            let way = c.join_ways.get(config_id).cloned().ok_or("no such join way")?;
+            if !c.externals.contains_key(external_userid) {
+                return Err("no such external user".into());
+            }
+            let open = way
+                .chat_id_list
+                .iter()
+                .find(|id| c.chats.get(*id).is_some_and(|g| g.member_list.len() < limit))
+                .cloned();
+            let (chat_id, created) = match open {
+                Some(id) => (id, false),
+                None if way.auto_create_room == 1 => {
+                    let owner = way
+                        .chat_id_list
+                        .first()
+                        .and_then(|id| c.chats.get(id))
+                        .map(|g| g.owner.clone())
+                        .ok_or("the join way lists no group")?;
+                    let base = way.room_base_name.clone().unwrap_or_else(|| "群聊".into());
+                    let n = way.room_base_id.unwrap_or(1)
+                        + c.chats.values().filter(|g| g.name.starts_with(&base)).count() as i64;
+                    let id = format!("wr{}", c.next_id("CHAT"));
+                    let owner_member = crate::api::ChatMember {
+                        userid: owner.clone(),
+                        kind: 1,
+                        join_time: now.unix_secs(),
+                        join_scene: 1,
+                        ..Default::default()
+                    };
+                    c.chats.insert(
+                        id.clone(),
+                        GroupChat {
+                            chat_id: id.clone(),
+                            name: format!("{base}{n}"),
+                            owner,
+                            create_time: now.unix_secs(),
+                            member_list: vec![owner_member],
+                            member_version: "1".into(),
+                            ..Default::default()
+                        },
+                    );
+                    // WeCom keeps listing the new group on the join way.
+                    if let Some(w) = c.join_ways.get_mut(config_id) {
+                        w.chat_id_list.push(id.clone());
+                        if w.chat_id_list.len() > 5 {
+                            w.chat_id_list.remove(0);
+                        }
+                    }
+                    (id, true)
+                }
+                None => return Err("every group of the join way is full".into()),
+            };
+            let ext = c.externals.get(external_userid).cloned().unwrap_or_default();
+            let g = c.chats.get_mut(&chat_id).expect("chosen above");
+            if g.member_list.iter().any(|m| m.userid == external_userid) {
+                return Ok(chat_id);
+            }
+            let last = g.member_version.clone();
+            g.member_list.push(crate::api::ChatMember {
+                userid: external_userid.into(),
+                kind: 2,
+                unionid: ext.unionid.clone(),
+                join_time: now.unix_secs(),
+                join_scene: 3,
+                name: ext.name.clone(),
+                ..Default::default()
+            });
+            g.member_version = (last.parse::<u64>().unwrap_or(0) + 1).to_string();
+            (chat_id, created, last, g.member_version.clone())
+        };
+        let corp = self.config().corp_id;
+        if created {
+            self.send_callback(&chat_event(&corp, now, &chat_id, "create", "")).await?;
+        }
+        let detail = format!(
+            "<UpdateDetail><![CDATA[add_member]]></UpdateDetail><JoinScene>3</JoinScene><MemChangeCnt>1</MemChangeCnt><MemChangeList><Item><![CDATA[{external_userid}]]></Item></MemChangeList><LastMemVer><![CDATA[{last_ver}]]></LastMemVer><CurMemVer><![CDATA[{cur_ver}]]></CurMemVer>"
+        );
+        self.send_callback(&chat_event(&corp, now, &chat_id, "update", &detail)).await?;
+        Ok(chat_id)
+    }
+
+    /// A member leaves a group (QuitScene 0).
+    pub async fn leave_group(&self, chat_id: &str, external_userid: &str) -> Result<(), String> {
+        let now = self.clock.now();
+        let (last, cur) = {
+            let mut c = self.corp();
+            let g = c.chats.get_mut(chat_id).ok_or("no such group")?;
+            let before = g.member_list.len();
+            g.member_list.retain(|m| m.userid != external_userid);
+            if g.member_list.len() == before {
+                return Err("not a member".into());
+            }
+            let last = g.member_version.clone();
+            g.member_version = (last.parse::<u64>().unwrap_or(0) + 1).to_string();
+            (last, g.member_version.clone())
+        };
+        let detail = format!(
+            "<UpdateDetail><![CDATA[del_member]]></UpdateDetail><QuitScene>0</QuitScene><MemChangeCnt>1</MemChangeCnt><MemChangeList><Item><![CDATA[{external_userid}]]></Item></MemChangeList><LastMemVer><![CDATA[{last}]]></LastMemVer><CurMemVer><![CDATA[{cur}]]></CurMemVer>"
+        );
+        self.send_callback(&chat_event(&self.config().corp_id, now, chat_id, "update", &detail)).await
+    }
+
+    pub fn group_member_count(&self, chat_id: &str) -> usize {
+        self.corp().chats.get(chat_id).map(|g| g.member_list.len()).unwrap_or(0)
+    }
+
+    pub fn join_way(&self, config_id: &str) -> Option<JoinWay> {
+        self.corp().join_ways.get(config_id).cloned()
+    }
+
+    /// The control API: what tests, the demo and an evaluator use to make things happen in
+    /// the simulated corp, as JSON over HTTP under `/sandbox/`.
+    pub fn control_router(self: &Arc<Self>) -> Router {
+        Router::new()
+            .route("/sandbox/members", post(ctl_member))
+            .route("/sandbox/external-users", post(ctl_external))
+            .route("/sandbox/groups", post(ctl_group))
+            .route("/sandbox/scan", post(ctl_scan))
+            .route("/sandbox/join", post(ctl_join))
+            .route("/sandbox/leave", post(ctl_leave))
+            .route("/sandbox/customer-deletes", post(ctl_customer_deletes))
+            .route("/sandbox/member-deletes", post(ctl_member_deletes))
+            .route("/sandbox/mass-sends/confirm", post(ctl_confirm))
+            .route("/sandbox/transfers/refuse", post(ctl_refuse))
+            .route("/sandbox/login-codes", post(ctl_login_code))
+            .route("/sandbox/faults", post(ctl_faults))
+            .route("/sandbox/welcomes", get(ctl_welcomes))
+            .with_state(self.clone())
+    }
+}
+
+fn chat_event(corp: &str, now: Timestamp, chat_id: &str, change: &str, detail: &str) -> String {
+    format!(
+        "<xml><ToUserName><![CDATA[{corp}]]></ToUserName><FromUserName><![CDATA[sys]]></FromUserName><CreateTime>{}</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[change_external_chat]]></Event><ChatId><![CDATA[{chat_id}]]></ChatId><ChangeType><![CDATA[{change}]]></ChangeType>{detail}</xml>",
+        now.unix_secs()
+    )
+}
+
+type Ctl = axum::response::Result<Json<Value>, (axum::http::StatusCode, String)>;
+
+fn bad(e: impl Into<String>) -> (axum::http::StatusCode, String) {
+    (axum::http::StatusCode::UNPROCESSABLE_ENTITY, e.into())
+}
+
+fn s(b: &Value, k: &str) -> String {
+    b[k].as_str().unwrap_or_default().to_string()
+}
+
+async fn ctl_member(State(sb): S, Json(b): Json<Value>) -> Ctl {
+    sb.add_member(&s(&b, "userid"), &s(&b, "name"), b["department"].as_i64().unwrap_or(1));
+    Ok(Json(json!({})))
+}
+async fn ctl_external(State(sb): S, Json(b): Json<Value>) -> Ctl {
+    Ok(Json(json!({"external_userid": sb.add_external_user(&s(&b, "name"), b["unionid"].as_str())})))
+}
+async fn ctl_group(State(sb): S, Json(b): Json<Value>) -> Ctl {
+    Ok(Json(json!({"chat_id": sb.add_group_chat(&s(&b, "owner"), &s(&b, "name"))})))
+}
+async fn ctl_scan(State(sb): S, Json(b): Json<Value>) -> Ctl {
+    let (userid, code) = sb.scan_contact_way(&s(&b, "config_id"), &s(&b, "external_userid")).await.map_err(bad)?;
+    Ok(Json(json!({"userid": userid, "welcome_code": code})))
+}
+async fn ctl_join(State(sb): S, Json(b): Json<Value>) -> Ctl {
+    Ok(Json(
+        json!({"chat_id": sb.join_via_join_way(&s(&b, "config_id"), &s(&b, "external_userid")).await.map_err(bad)?}),
+    ))
+}
+async fn ctl_leave(State(sb): S, Json(b): Json<Value>) -> Ctl {
+    sb.leave_group(&s(&b, "chat_id"), &s(&b, "external_userid")).await.map_err(bad)?;
+    Ok(Json(json!({})))
+}
+async fn ctl_customer_deletes(State(sb): S, Json(b): Json<Value>) -> Ctl {
+    sb.customer_deletes(&s(&b, "external_userid"), &s(&b, "userid")).await.map_err(bad)?;
+    Ok(Json(json!({})))
+}
+async fn ctl_member_deletes(State(sb): S, Json(b): Json<Value>) -> Ctl {
+    sb.member_deletes(&s(&b, "external_userid"), &s(&b, "userid")).await.map_err(bad)?;
+    Ok(Json(json!({})))
+}
+async fn ctl_confirm(State(sb): S, Json(b): Json<Value>) -> Ctl {
+    sb.confirm_mass_send(&s(&b, "msgid")).map_err(bad)?;
+    Ok(Json(json!({})))
+}
+async fn ctl_refuse(State(sb): S, Json(b): Json<Value>) -> Ctl {
+    sb.refuse_transfer(&s(&b, "external_userid"));
+    Ok(Json(json!({})))
+}
+async fn ctl_login_code(State(sb): S, Json(b): Json<Value>) -> Ctl {
+    Ok(Json(json!({"code": sb.issue_login_code(&s(&b, "openid"), b["unionid"].as_str())})))
+}
+async fn ctl_faults(State(sb): S, Json(b): Json<Value>) -> Ctl {
+    if let Some(c) = b["gettoken"].as_i64() {
+        sb.fail_next_gettoken(c);
+    }
+    if let Some(c) = b["next_call"].as_i64() {
+        sb.fail_next_call(c);
+    }
+    if b["invalidate_tokens"].as_bool() == Some(true) {
+        sb.invalidate_tokens();
+    }
+    if b["expire_tokens"].as_bool() == Some(true) {
+        sb.expire_tokens_now();
+    }
+    if let Some(n) = b["per_minute"].as_u64() {
+        sb.set_per_minute(n as u32);
+    }
+    Ok(Json(json!({})))
+}
+async fn ctl_welcomes(State(sb): S) -> Ctl {
+    let list: Vec<Value> = sb.welcomes().iter().map(|w| json!({"userid": w.userid, "external_userid": w.external_userid, "text": w.text, "at": w.at.unix_secs()})).collect();
+    Ok(Json(json!({"welcomes": list})))
 }

@@ -7,7 +7,7 @@ use axum::extract::{Query, State};
 use axum::routing::post;
 use axum::Router;
 
-use siyu_core::time::ManualClock;
+use siyu_core::time::{Clock, ManualClock};
 use siyu_core::Timestamp;
 use siyu_wecom::api::{AddCorpTag, ContactWay, JoinWay, MsgTemplate, NewTag, Text};
 use siyu_wecom::errcode::Action;
@@ -329,4 +329,164 @@ async fn miniprogram_login_codes_are_single_use_and_expire() {
     }
     let wrong = siyu_wecom::miniprogram::MiniProgram::new(&w.base, &cfg.miniprogram_appid, "wrong");
     assert_eq!(wrong.code2session(&w.sb.issue_login_code("o3", None)).await.unwrap_err().code(), Some(40125));
+}
+
+#[tokio::test]
+async fn mass_sends_wait_for_confirmation_and_respect_the_receive_limit() {
+    let w = world().await;
+    let c = client(&w);
+    let way = c
+        .add_contact_way(&ContactWay { kind: 1, scene: 2, user: vec!["wangfang".into()], ..Default::default() })
+        .await
+        .unwrap();
+    let a = w.sb.add_external_user("甲", None);
+    let b = w.sb.add_external_user("乙", None);
+    w.sb.scan_contact_way(&way.config_id, &a).await.unwrap();
+    w.sb.scan_contact_way(&way.config_id, &b).await.unwrap();
+    let stranger = w.sb.add_external_user("丙", None);
+    let send = |to: Vec<String>| MsgTemplate {
+        sender: Some("wangfang".into()),
+        text: Some(Text { content: "周末上新".into() }),
+        external_userid: to,
+        ..Default::default()
+    };
+    let first = c.add_msg_template(&send(vec![a.clone(), b.clone(), stranger.clone()])).await.unwrap();
+    assert_eq!(first.fail_list, vec![stranger.clone()], "not a friend");
+    // Nothing is sent until the member confirms in the WeCom client.
+    assert_eq!(c.groupmsg_task(&first.msgid, "").await.unwrap().task_list[0].status, 0);
+    let r = c.groupmsg_send_result(&first.msgid, "wangfang", "").await.unwrap();
+    assert!(r.send_list.iter().filter(|x| x.external_userid != stranger).all(|x| x.status == 0));
+    w.sb.confirm_mass_send(&first.msgid).unwrap();
+    assert_eq!(c.groupmsg_task(&first.msgid, "").await.unwrap().task_list[0].status, 2);
+    let r = c.groupmsg_send_result(&first.msgid, "wangfang", "").await.unwrap();
+    let status =
+        |r: &siyu_wecom::api::SendResults, e: &str| r.send_list.iter().find(|x| x.external_userid == e).unwrap().status;
+    assert_eq!((status(&r, &a), status(&r, &b), status(&r, &stranger)), (1, 1, 2));
+    // A second send the same day hits the receive limit (status 3).
+    let second = c.add_msg_template(&send(vec![a.clone()])).await.unwrap();
+    w.sb.confirm_mass_send(&second.msgid).unwrap();
+    assert_eq!(status(&c.groupmsg_send_result(&second.msgid, "wangfang", "").await.unwrap(), &a), 3);
+    let now = w.clock.now().unix_secs();
+    let listed = c.groupmsg_list("single", now - 60, now + 60, "").await.unwrap();
+    assert_eq!(listed.group_msg_list.len(), 2);
+}
+
+#[tokio::test]
+async fn join_ways_roll_over_to_a_new_group_at_exactly_200() {
+    let w = world().await;
+    let c = client(&w);
+    let first = w.sb.add_group_chat("wangfang", "福利群1");
+    let jw = c
+        .add_join_way(&JoinWay {
+            scene: 2,
+            auto_create_room: 1,
+            room_base_name: Some("福利群".into()),
+            room_base_id: Some(1),
+            chat_id_list: vec![first.clone()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // The owner plus 199 customers fill the first group to 200.
+    for i in 0..199 {
+        let e = w.sb.add_external_user(&format!("顾客{i}"), None);
+        assert_eq!(w.sb.join_via_join_way(&jw, &e).await.unwrap(), first);
+    }
+    assert_eq!(w.sb.group_member_count(&first), 200);
+    let before = w.received.lock().unwrap().len();
+    let e = w.sb.add_external_user("第201位", None);
+    let second = w.sb.join_via_join_way(&jw, &e).await.unwrap();
+    assert_ne!(second, first, "the 201st joiner lands in a new group");
+    assert_eq!(w.sb.group_member_count(&second), 2);
+    assert!(w.sb.join_way(&jw).unwrap().chat_id_list.contains(&second));
+    // WeCom announced the new group, then the join.
+    let events: Vec<Callback> =
+        w.received.lock().unwrap()[before..].iter().map(|m| Callback::parse(m).unwrap()).collect();
+    match (&events[0].event, &events[1].event) {
+        (
+            Event::ExternalChat { change: siyu_wecom::events::ChatChange::Create, chat_id, .. },
+            Event::ExternalChat { mem_change_list, join_scene, .. },
+        ) => {
+            assert_eq!(chat_id, &second);
+            assert_eq!((mem_change_list.clone(), *join_scene), (vec![e.clone()], Some(3)));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(c.group_chat(&second).await.unwrap().name, "福利群2");
+    w.sb.leave_group(&second, &e).await.unwrap();
+    assert_eq!(w.sb.group_member_count(&second), 1);
+    // Without auto-create, a full pool refuses the join.
+    let full = c
+        .add_join_way(&JoinWay {
+            scene: 2,
+            auto_create_room: 0,
+            chat_id_list: vec![first.clone()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let late = w.sb.add_external_user("迟到", None);
+    assert!(w.sb.join_via_join_way(&full, &late).await.is_err());
+}
+
+#[tokio::test]
+async fn the_control_api_drives_the_corp_over_http() {
+    let w = world().await;
+    let c = client(&w);
+    let way = c
+        .add_contact_way(&ContactWay { kind: 1, scene: 2, user: vec!["wangfang".into()], ..Default::default() })
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let ext: serde_json::Value = http
+        .post(format!("{}/sandbox/external-users", w.base))
+        .json(&serde_json::json!({"name": "远程"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ext = ext["external_userid"].as_str().unwrap().to_string();
+    let scan: serde_json::Value = http
+        .post(format!("{}/sandbox/scan", w.base))
+        .json(&serde_json::json!({"config_id": way.config_id, "external_userid": ext}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    c.send_welcome_msg(scan["welcome_code"].as_str().unwrap(), Some("你好"), &[]).await.unwrap();
+    let welcomes: serde_json::Value =
+        http.get(format!("{}/sandbox/welcomes", w.base)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(welcomes["welcomes"][0]["text"], "你好");
+    http.post(format!("{}/sandbox/faults", w.base))
+        .json(&serde_json::json!({"next_call": 45033}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(c.departments().await.unwrap_err().code(), Some(45033));
+    let r = http
+        .post(format!("{}/sandbox/scan", w.base))
+        .json(&serde_json::json!({"config_id": "nope", "external_userid": ext}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+}
+
+#[tokio::test]
+async fn the_contact_way_quota_is_enforced() {
+    let clock = ManualClock::at(Timestamp::from_unix_secs(1_800_000_000));
+    let mut cfg = SandboxConfig::new(CORP, SECRET, TOKEN, KEY);
+    cfg.way_quota = 2;
+    let sb = Sandbox::new(cfg, Arc::new(clock.clone()));
+    sb.add_member("wangfang", "王芳", 1);
+    let base = serve(sb.router()).await;
+    let c = Client::new(ClientConfig::new(&base, CORP, SECRET), Arc::new(clock));
+    let way = ContactWay { kind: 1, scene: 2, user: vec!["wangfang".into()], ..Default::default() };
+    c.add_contact_way(&way).await.unwrap();
+    c.add_contact_way(&way).await.unwrap();
+    assert_eq!(c.add_contact_way(&way).await.unwrap_err().code(), Some(41100));
 }
