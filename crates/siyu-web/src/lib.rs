@@ -63,6 +63,8 @@ pub struct Inner {
     pub config: WebConfig,
     pub ip_throttle: api::auth::IpThrottle,
     pub gateway: wecom::Gateway,
+    /// The demo's simulated WeCom corp, when running `serve --demo`.
+    pub sandbox: Option<Arc<siyu_wecom::sandbox::Sandbox>>,
 }
 
 /// The one state every handler gets.
@@ -79,7 +81,13 @@ impl std::ops::Deref for AppState {
 impl AppState {
     pub fn new(store: Store, config: WebConfig) -> AppState {
         let gateway = wecom::Gateway::new(store.clone());
-        AppState(Arc::new(Inner { store, config, ip_throttle: Default::default(), gateway }))
+        AppState(Arc::new(Inner { store, config, ip_throttle: Default::default(), gateway, sandbox: None }))
+    }
+
+    /// The same state, with a sandbox corp whose actions the console offers (demo mode).
+    pub fn with_sandbox(store: Store, config: WebConfig, sandbox: Arc<siyu_wecom::sandbox::Sandbox>) -> AppState {
+        let gateway = wecom::Gateway::new(store.clone());
+        AppState(Arc::new(Inner { store, config, ip_throttle: Default::default(), gateway, sandbox: Some(sandbox) }))
     }
 }
 

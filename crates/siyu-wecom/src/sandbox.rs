@@ -1442,3 +1442,19 @@ async fn ctl_welcomes(State(sb): S) -> Ctl {
     let list: Vec<Value> = sb.welcomes().iter().map(|w| json!({"userid": w.userid, "external_userid": w.external_userid, "text": w.text, "at": w.at.unix_secs()})).collect();
     Ok(Json(json!({"welcomes": list})))
 }
+
+impl Sandbox {
+    /// Contact way ids, oldest first (for the demo console's actions).
+    pub fn contact_way_ids(&self) -> Vec<String> {
+        self.corp().contact_ways.keys().cloned().collect()
+    }
+
+    /// Live (external_userid, userid) relationships.
+    pub fn relationships(&self) -> Vec<(String, String)> {
+        self.corp().follows.keys().cloned().collect()
+    }
+
+    pub fn external_name(&self, external: &str) -> Option<String> {
+        self.corp().externals.get(external).map(|e| e.name.clone())
+    }
+}

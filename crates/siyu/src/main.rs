@@ -228,14 +228,16 @@ async fn serve(cfg: Config, demo: bool) -> Result<()> {
     }
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
     let local = listener.local_addr()?;
-    let state = siyu_web::AppState::new(store.clone(), web);
-    let mut app = siyu_web::app(state);
-    if demo {
+    let app = if demo {
         // The demo's WeCom corp is a sandbox served by this same process.
         let sb = demo::wecom::wire(&store, &format!("http://{local}")).await.context("wiring the WeCom sandbox")?;
-        app = app.nest(demo::wecom::MOUNT, sb.router());
+        let app = siyu_web::app(siyu_web::AppState::with_sandbox(store.clone(), web, sb.clone()))
+            .nest(demo::wecom::MOUNT, sb.router());
         tokio::spawn(demo::wecom::simulate(store.clone(), sb));
-    }
+        app
+    } else {
+        siyu_web::app(siyu_web::AppState::new(store.clone(), web))
+    };
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let jobs = if cfg.jobs.enabled {

@@ -278,6 +278,20 @@ async fn console_walk(backend: Backend) {
     assert!(!check.contains("失败"), "{check}");
     w.shot("wecom").await;
 
+    // Demo mode: act as a customer in the sandbox; the scan arrives as a fourth callback.
+    w.go("/console/sandbox").await;
+    w.submit("form[action='/console/sandbox/scan']").await;
+    assert!(w.text("#sandbox-result").await.contains("回调已发出"));
+    w.shot("sandbox").await;
+    for _ in 0..100 {
+        w.go("/console/wecom?status=processed").await;
+        if w.count("#inbox-table tbody tr").await == 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(w.count("#inbox-table tbody tr").await, 4);
+
     // Jobs: a probe runs in the serve process's runner.
     w.go("/console/jobs").await;
     w.click_nav("#probe").await;

@@ -33,6 +33,7 @@ use crate::AppState;
 mod admin;
 mod auth;
 mod org;
+mod sandbox;
 mod wecom;
 
 pub const LANG_COOKIE: &str = "siyu_lang";
@@ -60,6 +61,7 @@ const TEMPLATES: &[(&str, &str)] = embed!(
     "jobs.html",
     "wecom.html",
     "wecom_form.html",
+    "sandbox.html",
 );
 
 const CSS: &str = include_str!("../../assets/static/console.css");
@@ -116,6 +118,7 @@ pub fn router() -> Router<AppState> {
         .merge(org::router())
         .merge(admin::router())
         .merge(wecom::router())
+        .merge(sandbox::router())
 }
 
 fn static_asset(body: &'static str, ct: &'static str) -> Response {
@@ -133,6 +136,8 @@ pub struct Ctx {
     pub path: String,
     /// `http://host:port` as the browser addressed us, for copy-paste examples.
     pub origin: String,
+    /// Demo mode: the console offers the WeCom sandbox's actions.
+    pub sandbox: bool,
 }
 
 impl FromRequestParts<AppState> for Ctx {
@@ -154,7 +159,8 @@ impl FromRequestParts<AppState> for Ctx {
         let host = parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
         let scheme = if state.config.secure_cookies { "https" } else { "http" };
         let origin = format!("{scheme}://{host}");
-        Ok(Ctx { actor, user: sess.user, tenant, csrf: sess.csrf_token, lang, path, origin })
+        let sandbox = state.sandbox.is_some();
+        Ok(Ctx { actor, user: sess.user, tenant, csrf: sess.csrf_token, lang, path, origin, sandbox })
     }
 }
 
@@ -385,6 +391,7 @@ fn nav(ctx: &Ctx) -> serde_json::Value {
                 soon("area.loyalty", "/console/areas/loyalty"),
                 soon("area.analytics", "/console/areas/analytics"),
                 item("wecom.title", "/console/wecom", "wecom", Some(Scope::SettingsRead)),
+                item("sandbox.title", "/console/sandbox", "sandbox", Some(Scope::SettingsRead)),
             ],
         ),
         (
@@ -406,6 +413,7 @@ fn nav(ctx: &Ctx) -> serde_json::Value {
             let items: Vec<_> = items
                 .iter()
                 .filter(|i| i.scope.is_none_or(|s| ctx.can(s)))
+                .filter(|i| i.id != "sandbox" || ctx.sandbox)
                 .map(|i| json!({"label": ctx.t(i.key), "href": i.href, "id": i.id, "built": i.built}))
                 .collect();
             json!({"title": if title.is_empty() { String::new() } else { ctx.t(title) }, "items": items})
