@@ -586,6 +586,35 @@ impl Store {
         Ok(Page::from_rows(rows, page, |r| r.id).map(Into::into))
     }
 
+    /// Whether an earlier callback about the same entity still awaits processing (pending or
+    /// failed, not dead): the later one must wait, so one entity's events apply in order.
+    pub async fn earlier_unprocessed(&self, tenant: TenantId, item: &InboxItem) -> Result<bool> {
+        let n: Option<Uuid> = on_read!(self, |p| {
+            sqlx::query_scalar(
+            "SELECT id FROM wecom_inbox WHERE tenant_id = $1 AND entity = $2 AND id < $3 AND status IN ('pending', 'failed') LIMIT 1"
+        )
+        .bind(tenant.0)
+        .bind(&item.entity)
+        .bind(item.id.0)
+        .fetch_optional(p)
+        .await?
+        });
+        Ok(n.is_some())
+    }
+
+    /// Deletes processed callbacks received before `age` ago (scrm-rules S-6 keeps 30 days);
+    /// their events stay.
+    pub async fn purge_wecom_inbox(&self, age: Duration) -> Result<u64> {
+        let cutoff = self.now().minus(age);
+        let n =
+            on_write!(self, |p| sqlx::query("DELETE FROM wecom_inbox WHERE status = 'processed' AND received_at < $1")
+                .bind(cutoff.0)
+                .execute(p)
+                .await?
+                .rows_affected());
+        Ok(n)
+    }
+
     /// Forgets nonces older than the replay window; run by housekeeping.
     pub async fn purge_wecom_nonces(&self, window: Duration) -> Result<u64> {
         let cutoff = self.now().minus(window * 2);

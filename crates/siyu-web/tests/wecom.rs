@@ -85,7 +85,8 @@ async fn setup(app: &App) -> Setup {
 async fn process_all(app: &App, tenant: TenantId) {
     let gw = siyu_web::wecom::Gateway::new(app.store.store.clone());
     let page = app.store.list_inbox(tenant, &Default::default(), &Default::default()).await.unwrap();
-    for item in page.items {
+    // Oldest first, as the job runner's retries eventually order them.
+    for item in page.items.into_iter().rev() {
         gw.process_inbox(tenant, item.id).await.unwrap();
     }
 }
@@ -432,4 +433,41 @@ both!(a_dropped_callback_is_repaired_by_the_next_reconciliation, |app| async mov
     let sync: Value = bearer(&app, &s.seed.token, Method::GET, "/api/v1/wecom/sync", None).await.json().await.unwrap();
     let rel = sync.as_array().unwrap().iter().find(|x| x["entity"] == "relationships").unwrap();
     assert_eq!(rel["drift"], 0, "{rel}");
+});
+
+both!(one_customers_events_apply_in_order, |app| async move {
+    let s = setup(&app).await;
+    let gw = siyu_web::wecom::Gateway::new(app.store.store.clone());
+    let app_id: siyu_core::WecomAppId = s.app_id.parse::<uuid::Uuid>().unwrap().into();
+    let client = gw.client(s.seed.tenant, app_id).await.unwrap();
+    let way = client
+        .add_contact_way(&ContactWay { kind: 1, scene: 2, user: vec!["wangfang".into()], ..Default::default() })
+        .await
+        .unwrap();
+    let ext = s.sb.add_external_user("顺序", None);
+    s.sb.scan_contact_way(&way.config_id, &ext).await.unwrap();
+    s.sb.customer_deletes(&ext, "wangfang").await.unwrap();
+    let page = app.store.list_inbox(s.seed.tenant, &Default::default(), &Default::default()).await.unwrap();
+    let (later, earlier) = (page.items[0].id, page.items[1].id);
+    match gw.process_inbox(s.seed.tenant, later).await {
+        Err(siyu_web::wecom::gateway::SyncError::OutOfOrder(entity)) => assert_eq!(entity, format!("contact:{ext}")),
+        other => panic!("the later event must wait: {other:?}"),
+    }
+    gw.process_inbox(s.seed.tenant, earlier).await.unwrap();
+    gw.process_inbox(s.seed.tenant, later).await.unwrap();
+    let rels: Value =
+        bearer(&app, &s.seed.token, Method::GET, &format!("/api/v1/wecom/relationships?external_userid={ext}"), None)
+            .await
+            .json()
+            .await
+            .unwrap();
+    assert_eq!(rels[0]["status"], "deleted_by_customer");
+    let events: Value =
+        bearer(&app, &s.seed.token, Method::GET, &format!("/api/v1/wecom/events?entity=contact:{ext}"), None)
+            .await
+            .json()
+            .await
+            .unwrap();
+    let kinds: Vec<&str> = events["items"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, vec!["change_external_contact.del_follow_user", "change_external_contact.add"], "newest first");
 });

@@ -208,6 +208,10 @@ async fn wecom_inbox(ctx: JobCtx) -> Result<(), String> {
         .and_then(|s| s.parse().ok())
         .ok_or("wecom.inbox job without an inbox_id")?;
     let result = siyu_web::wecom::Gateway::new(ctx.store.clone()).process_inbox(tenant, siyu_core::InboxId(id)).await;
+    // Waiting for an earlier event is not a failure of this row: retry without marking it.
+    if let Err(e @ siyu_web::wecom::gateway::SyncError::OutOfOrder(_)) = &result {
+        return Err(e.to_string());
+    }
     if let Err(e) = &result {
         let dead = ctx.job.attempts >= ctx.job.max_attempts;
         let _ = ctx.store.fail_inbox_item(tenant, siyu_core::InboxId(id), &e.to_string(), dead).await;

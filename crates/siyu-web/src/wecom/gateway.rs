@@ -25,6 +25,9 @@ pub enum SyncError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Wecom(#[from] WecomError),
+    /// An earlier callback about the same entity has not been processed yet.
+    #[error("waiting for an earlier event about {0}")]
+    OutOfOrder(String),
 }
 
 /// Job kind of the scheduled reconciliation of one app.
@@ -79,6 +82,9 @@ impl Gateway {
         if item.status == InboxStatus::Processed {
             return Ok(());
         }
+        if self.store.earlier_unprocessed(tenant, &item).await? {
+            return Err(SyncError::OutOfOrder(item.entity));
+        }
         match Callback::parse(&item.payload) {
             Ok(cb) => {
                 self.apply(tenant, item.app_id, &cb.event).await?;
@@ -97,7 +103,7 @@ impl Gateway {
     /// truth (rule R-2): whatever can be re-read is re-read and upserted, never patched blind.
     async fn apply(&self, tenant: TenantId, app: WecomAppId, ev: &Event) -> Result<(), SyncError> {
         match ev {
-            Event::ExternalContact { change, user_id, external_user_id, source, .. } => match change {
+            Event::ExternalContact { change, user_id, external_user_id, source, state, .. } => match change {
                 ContactChange::Del => {
                     let (status, reason) = if source.as_deref() == Some("DELETE_BY_TRANSFER") {
                         ("transferred_out", "transfer")
@@ -123,7 +129,24 @@ impl Gateway {
                 ContactChange::TransferFail => {}
                 ContactChange::Add | ContactChange::AddHalf | ContactChange::Edit => {
                     let half = (*change == ContactChange::AddHalf).then_some(user_id.as_str());
-                    self.refresh_contact(tenant, app, external_user_id, half, "event").await?;
+                    let found = self.refresh_contact(tenant, app, external_user_id, half, "event").await?;
+                    if found.is_none() && *change != ContactChange::Edit {
+                        // Gone by the time we asked WeCom: keep the fact that it existed, so
+                        // the deletion that follows has a relationship to mark.
+                        let rec = RelationshipRec {
+                            external_userid: external_user_id.clone(),
+                            userid: user_id.clone(),
+                            remark: String::new(),
+                            description: String::new(),
+                            add_time: self.store.now().unix_secs(),
+                            add_way: 0,
+                            state: state.clone(),
+                            status: "removed".into(),
+                            corp_tag_ids: vec![],
+                            remark_mobiles: vec![],
+                        };
+                        self.store.upsert_wecom_relationship(tenant, &rec, "event", Some("gone when re-read")).await?;
+                    }
                 }
             },
             Event::ExternalChat { change: ChatChange::Dismiss, chat_id, .. } => {
@@ -144,7 +167,8 @@ impl Gateway {
     }
 
     /// Re-reads one customer and upserts the contact and every relationship WeCom reports;
-    /// `half` names a member whose relationship is still half-added. Returns the drift.
+    /// `half` names a member whose relationship is still half-added. Returns the drift, or
+    /// `None` when WeCom no longer has the contact or any relationship with it.
     pub async fn refresh_contact(
         &self,
         tenant: TenantId,
@@ -152,12 +176,12 @@ impl Gateway {
         external: &str,
         half: Option<&str>,
         source: &str,
-    ) -> Result<i64, SyncError> {
+    ) -> Result<Option<i64>, SyncError> {
         let client = self.client(tenant, app).await?;
         let detail = match client.contact(external).await {
             Ok(d) => d,
             // No relationship left at all (84061) or no such contact (40096): nothing to upsert.
-            Err(WecomError::Api { code: 84061 | 40096, .. }) => return Ok(0),
+            Err(WecomError::Api { code: 84061 | 40096, .. }) => return Ok(None),
             Err(e) => return Err(e.into()),
         };
         let mut drift =
@@ -177,7 +201,31 @@ impl Gateway {
             };
             drift += i64::from(self.store.upsert_wecom_relationship(tenant, &rec, source, Some(source)).await?);
         }
-        Ok(drift)
+        // A live relationship WeCom no longer reports is gone, whichever order events came in.
+        let listed: Vec<&str> = detail.follow_user.iter().map(|f| f.userid.as_str()).collect();
+        let ours = self
+            .store
+            .list_wecom_relationships(
+                tenant,
+                &siyu_store::wecom_sync::RelationshipFilter {
+                    external_userid: Some(external.into()),
+                    ..Default::default()
+                },
+                &siyu_core::paging::PageRequest { limit: 200, before: None },
+            )
+            .await?;
+        for r in ours
+            .items
+            .iter()
+            .filter(|r| matches!(r.rec.status.as_str(), "active" | "half") && !listed.contains(&r.rec.userid.as_str()))
+        {
+            drift += i64::from(
+                self.store
+                    .set_wecom_relationship_status(tenant, external, &r.rec.userid, "removed", source, source)
+                    .await?,
+            );
+        }
+        Ok(Some(drift))
     }
 
     async fn refresh_group(
