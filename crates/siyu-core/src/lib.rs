@@ -7,6 +7,8 @@
 //! tested exhaustively.
 
 pub mod auth;
+pub mod commerce;
+pub mod customers;
 pub mod ids;
 pub mod jobs;
 pub mod money;

@@ -1,0 +1,4 @@
+//! Commerce rules (the mini-mall): exact money arithmetic first; the pricing pipeline, stock
+//! and order state machines, coupons and the marketing plays build on it.
+
+pub mod allocate;
