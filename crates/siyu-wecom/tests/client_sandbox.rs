@@ -490,3 +490,68 @@ async fn the_contact_way_quota_is_enforced() {
     c.add_contact_way(&way).await.unwrap();
     assert_eq!(c.add_contact_way(&way).await.unwrap_err().code(), Some(41100));
 }
+
+#[tokio::test]
+async fn resigned_transfers_and_in_service_group_transfers() {
+    let w = world().await;
+    let c = client(&w);
+    let way = c
+        .add_contact_way(&ContactWay { kind: 1, scene: 2, user: vec!["wangfang".into()], ..Default::default() })
+        .await
+        .unwrap();
+    let ext = w.sb.add_external_user("离职客户", None);
+    w.sb.scan_contact_way(&way.config_id, &ext).await.unwrap();
+    w.sb.resign_member("wangfang");
+    let r = c.transfer_customer(true, "wangfang", "zhangwei", std::slice::from_ref(&ext), None).await.unwrap();
+    assert_eq!(r[0].errcode, 0);
+    assert_eq!(c.transfer_result(true, "wangfang", "zhangwei", "").await.unwrap().customer[0].status, 2);
+    // A refusal is final and reported as status 3.
+    w.sb.refuse_transfer(&ext);
+    w.clock.advance(Duration::from_secs(86_401));
+    assert_eq!(c.transfer_result(true, "wangfang", "zhangwei", "").await.unwrap().customer[0].status, 3);
+    // Not a relationship of the handover member: per-item errcode 84061.
+    let stranger = w.sb.add_external_user("陌生人", None);
+    let r = c.transfer_customer(false, "zhangwei", "wangfang", &[stranger], None).await.unwrap();
+    assert_eq!(r[0].errcode, 84061);
+    // In-service group transfer moves the owner at once.
+    let chat = w.sb.add_group_chat("zhangwei", "在职群");
+    assert!(c.transfer_group_chats(false, std::slice::from_ref(&chat), "wangfang").await.unwrap().is_empty());
+    assert_eq!(w.sb.group_chat_owner(&chat).as_deref(), Some("wangfang"));
+    let failed = c.transfer_group_chats(false, &["wrNOPE".into()], "wangfang").await.unwrap();
+    assert_eq!(failed[0].errcode, 90501);
+}
+
+#[tokio::test]
+async fn remaining_errcode_paths() {
+    let w = world().await;
+    let c = client(&w);
+    // 40003: an unknown member.
+    let way = ContactWay { kind: 1, scene: 2, user: vec!["nobody".into()], ..Default::default() };
+    assert_eq!(c.add_contact_way(&way).await.unwrap_err().code(), Some(40003));
+    // 41096 (another app is sending the welcome) is retried; the next attempt succeeds.
+    let way = c
+        .add_contact_way(&ContactWay { kind: 1, scene: 2, user: vec!["wangfang".into()], ..Default::default() })
+        .await
+        .unwrap();
+    let ext = w.sb.add_external_user("欢迎", None);
+    let (_, code) = w.sb.scan_contact_way(&way.config_id, &ext).await.unwrap();
+    w.sb.fail_next_call(41096);
+    c.send_welcome_msg(&code, Some("你好"), &[]).await.unwrap();
+    assert_eq!(w.sb.welcomes().len(), 1);
+    // Permission problems are configuration errors with the fix in words.
+    for (code, needle) in [(48002, "可调用应用"), (84074, "客户联系"), (60011, "可见范围"), (60020, "企业可信IP")]
+    {
+        w.sb.fail_next_call(code);
+        match c.departments().await.unwrap_err() {
+            WecomError::Api { code: got, action: Action::Configuration, meaning, .. } => {
+                assert_eq!(got, code);
+                assert!(meaning.contains(needle), "{code}: {meaning}");
+            }
+            other => panic!("{code}: {other:?}"),
+        }
+    }
+    // 41001: a call without a token never comes from the client, but the sandbox refuses it.
+    let r: serde_json::Value =
+        reqwest::get(format!("{}/cgi-bin/department/list", w.base)).await.unwrap().json().await.unwrap();
+    assert_eq!(r["errcode"], 41001);
+}
