@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::future::BoxFuture;
+use futures::future::{BoxFuture, FutureExt};
 use rand::Rng;
 use tokio::sync::{watch, Semaphore};
 use tracing::Instrument;
@@ -110,33 +110,18 @@ impl Runner {
             };
             let ctx = JobCtx { job: job.clone(), store: self.store.clone(), worker: self.worker.clone() };
             let (lost_tx, mut lost_rx) = watch::channel(false);
-            let hb = {
-                let store = self.store.clone();
-                let worker = self.worker.clone();
-                let lease = self.lease;
-                let (id, attempt) = (job.id, job.attempts);
-                tokio::spawn(async move {
-                    loop {
-                        tokio::time::sleep(lease / 3).await;
-                        match store.heartbeat_job(id, &worker, attempt, lease).await {
-                            Ok(true) => {}
-                            Ok(false) => {
-                                let _ = lost_tx.send(true);
-                                return;
-                            }
-                            Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
-                        }
-                    }
-                })
-            };
+            // Aborted when dropped, so the heartbeat stops however the handler ends (a panic
+            // included) and the lease can expire.
+            let _hb = AbortOnDrop(tokio::spawn(heartbeat(self.store.clone(), self.worker.clone(), job.id, job.attempts, self.lease, lost_tx)));
+            // A panicking handler is a failed attempt, not a job stuck "running".
+            let run = std::panic::AssertUnwindSafe(handler(ctx)).catch_unwind();
             let result = tokio::select! {
-                r = handler(ctx) => Some(r),
+                r = run => Some(r.unwrap_or_else(|p| Err(format!("the handler panicked: {}", panic_text(&*p))))),
                 _ = lost_rx.wait_for(|lost| *lost) => None,
             };
-            hb.abort();
             match result {
                 Some(r) => self.finish(&job, r).await,
-                None => tracing::warn!("lease lost while running; another worker owns the job now"),
+                None => tracing::warn!("lease lost while running; the handler was cancelled"),
             }
         };
         siyu_store::audit::REQUEST_ID.scope(request_id, fut).instrument(span).await
@@ -163,6 +148,42 @@ impl Runner {
             Ok(true) => {}
             Ok(false) => tracing::warn!("job outcome not recorded: lease was lost"),
             Err(e) => tracing::error!(error = %e, "recording job outcome failed"),
+        }
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned()).unwrap_or_else(|| "unknown panic".into())
+}
+
+/// Keeps a lease alive. Reports `lost` when the lease was taken over, or when heartbeats have
+/// failed for long enough that the lease may have expired: past that point another worker may
+/// hold the job, so this one must stop.
+async fn heartbeat(store: Store, worker: String, id: siyu_core::JobId, attempt: u32, lease: Duration, lost: watch::Sender<bool>) {
+    let mut last_ok = std::time::Instant::now();
+    loop {
+        tokio::time::sleep(lease / 3).await;
+        match store.heartbeat_job(id, &worker, attempt, lease).await {
+            Ok(true) => last_ok = std::time::Instant::now(),
+            Ok(false) => {
+                let _ = lost.send(true);
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "heartbeat failed");
+                if last_ok.elapsed() > lease * 2 / 3 {
+                    let _ = lost.send(true);
+                    return;
+                }
+            }
         }
     }
 }
@@ -256,4 +277,53 @@ pub async fn schedule_housekeeping(store: &Store) -> Result<(), siyu_store::Stor
         )
         .await
         .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use siyu_store::jobs::NewJob;
+    use siyu_store::testing::TestStore;
+    use siyu_store::Backend;
+
+    async fn panicking_handler_fails_the_attempt(backend: Backend) {
+        let store = TestStore::new(backend).await;
+        let mut registry = Registry::default();
+        registry.register("test.panic", |_ctx: JobCtx| async { panic!("boom") });
+        let id = store.enqueue(NewJob::new("test.panic", serde_json::json!({}))).await.unwrap();
+        let runner = Runner {
+            store: store.store.clone(),
+            registry,
+            worker: "w".into(),
+            workers: 1,
+            lease: Duration::from_secs(30),
+            poll: Duration::from_millis(20),
+            backoff: Backoff { base: Duration::from_secs(60), ..Default::default() },
+        };
+        let (stop, rx) = watch::channel(false);
+        let task = tokio::spawn(runner.run(rx));
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let job = loop {
+            let j = store.job(id).await.unwrap();
+            if j.status == siyu_core::jobs::JobStatus::Queued && j.attempts == 1 {
+                break j;
+            }
+            assert!(std::time::Instant::now() < deadline, "the panicked attempt was never recorded: {j:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert!(job.last_error.unwrap().contains("panicked: boom"));
+        assert!(job.locked_by.is_none(), "the lease is released, not kept alive by a leftover heartbeat");
+        let _ = stop.send(true);
+        task.await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn panicking_handler_fails_the_attempt_sqlite() {
+        panicking_handler_fails_the_attempt(Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn panicking_handler_fails_the_attempt_postgres() {
+        panicking_handler_fails_the_attempt(Backend::Postgres).await;
+    }
 }
