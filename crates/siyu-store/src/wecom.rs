@@ -586,20 +586,43 @@ impl Store {
         Ok(Page::from_rows(rows, page, |r| r.id).map(Into::into))
     }
 
-    /// Whether an earlier callback about the same entity still awaits processing (pending or
-    /// failed, not dead): the later one must wait, so one entity's events apply in order.
+    /// Whether an earlier callback about the same entity is still being worked on (pending or
+    /// failed, received within the last hour): the later one waits, so one entity's events
+    /// apply in order. Older stragglers stop blocking: handlers re-read state, so order is a
+    /// courtesy, and an entity must never be wedged by one row whose job died.
     pub async fn earlier_unprocessed(&self, tenant: TenantId, item: &InboxItem) -> Result<bool> {
+        let since = self.now().minus(Duration::from_secs(3600));
         let n: Option<Uuid> = on_read!(self, |p| {
             sqlx::query_scalar(
-            "SELECT id FROM wecom_inbox WHERE tenant_id = $1 AND entity = $2 AND id < $3 AND status IN ('pending', 'failed') LIMIT 1"
+            "SELECT id FROM wecom_inbox WHERE tenant_id = $1 AND entity = $2 AND id < $3 AND status IN ('pending', 'failed') AND received_at > $4 LIMIT 1"
         )
         .bind(tenant.0)
         .bind(&item.entity)
         .bind(item.id.0)
+        .bind(since.0)
         .fetch_optional(p)
         .await?
         });
         Ok(n.is_some())
+    }
+
+    /// Processes an inbox row again a little later, as a fresh job: waiting for an earlier
+    /// event is not a failure and must not spend attempts.
+    pub async fn defer_inbox_item(&self, tenant: TenantId, id: InboxId, delay: Duration) -> Result<()> {
+        let now = self.now();
+        on_write!(self, |p| sqlx::query(ENQUEUE_SQL)
+            .bind(JobId::new().0)
+            .bind(Some(tenant.0))
+            .bind(INBOX_JOB)
+            .bind(Json(json!({"inbox_id": id.0})))
+            .bind(Some(format!("{INBOX_JOB}:{}:defer:{}", id.0, now.0)))
+            .bind(now.plus(delay).0)
+            .bind(10i32)
+            .bind(now.0)
+            .execute(p)
+            .await?
+            .rows_affected());
+        Ok(())
     }
 
     /// Deletes processed callbacks received before `age` ago (scrm-rules S-6 keeps 30 days);

@@ -112,7 +112,14 @@ impl Runner {
             let (lost_tx, mut lost_rx) = watch::channel(false);
             // Aborted when dropped, so the heartbeat stops however the handler ends (a panic
             // included) and the lease can expire.
-            let _hb = AbortOnDrop(tokio::spawn(heartbeat(self.store.clone(), self.worker.clone(), job.id, job.attempts, self.lease, lost_tx)));
+            let _hb = AbortOnDrop(tokio::spawn(heartbeat(
+                self.store.clone(),
+                self.worker.clone(),
+                job.id,
+                job.attempts,
+                self.lease,
+                lost_tx,
+            )));
             // A panicking handler is a failed attempt, not a job stuck "running".
             let run = std::panic::AssertUnwindSafe(handler(ctx)).catch_unwind();
             let result = tokio::select! {
@@ -161,13 +168,23 @@ impl Drop for AbortOnDrop {
 }
 
 fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
-    p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned()).unwrap_or_else(|| "unknown panic".into())
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
 }
 
 /// Keeps a lease alive. Reports `lost` when the lease was taken over, or when heartbeats have
 /// failed for long enough that the lease may have expired: past that point another worker may
 /// hold the job, so this one must stop.
-async fn heartbeat(store: Store, worker: String, id: siyu_core::JobId, attempt: u32, lease: Duration, lost: watch::Sender<bool>) {
+async fn heartbeat(
+    store: Store,
+    worker: String,
+    id: siyu_core::JobId,
+    attempt: u32,
+    lease: Duration,
+    lost: watch::Sender<bool>,
+) {
     let mut last_ok = std::time::Instant::now();
     loop {
         tokio::time::sleep(lease / 3).await;
@@ -229,13 +246,19 @@ async fn wecom_inbox(ctx: JobCtx) -> Result<(), String> {
         .and_then(|s| s.parse().ok())
         .ok_or("wecom.inbox job without an inbox_id")?;
     let result = siyu_web::wecom::Gateway::new(ctx.store.clone()).process_inbox(tenant, siyu_core::InboxId(id)).await;
-    // Waiting for an earlier event is not a failure of this row: retry without marking it.
-    if let Err(e @ siyu_web::wecom::gateway::SyncError::OutOfOrder(_)) = &result {
-        return Err(e.to_string());
+    // Waiting for an earlier event is not a failure: come back shortly as a fresh job.
+    if let Err(siyu_web::wecom::gateway::SyncError::OutOfOrder(_)) = &result {
+        return ctx
+            .store
+            .defer_inbox_item(tenant, siyu_core::InboxId(id), Duration::from_secs(2))
+            .await
+            .map_err(|e| e.to_string());
     }
     if let Err(e) = &result {
         let dead = ctx.job.attempts >= ctx.job.max_attempts;
-        let _ = ctx.store.fail_inbox_item(tenant, siyu_core::InboxId(id), &e.to_string(), dead).await;
+        if let Err(fe) = ctx.store.fail_inbox_item(tenant, siyu_core::InboxId(id), &e.to_string(), dead).await {
+            tracing::error!(error = %fe, "could not record the inbox failure");
+        }
     }
     result.map_err(|e| e.to_string())
 }
