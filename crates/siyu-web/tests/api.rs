@@ -471,3 +471,35 @@ both!(operations_endpoints_answer, |app| async move {
     let r = c.get(app.url("/healthz")).send().await.unwrap();
     assert!(r.headers().contains_key("x-request-id"));
 });
+
+both!(parallel_guesses_cannot_outrun_the_throttle, |app| async move {
+    let _ = app.seed("par").await;
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let url = app.url("/api/v1/auth/login");
+        tasks.push(tokio::spawn(async move {
+            Client::new()
+                .post(url)
+                .json(&json!({"tenant": "par", "login": "owner", "password": "wrong-guess-1"}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    assert!(checked <= 5, "at most five guesses reach the password check, got {statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 20 - checked);
+    let r = Client::new()
+        .post(app.url("/api/v1/auth/login"))
+        .json(&json!({"tenant": "par", "login": "owner", "password": common::PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+});

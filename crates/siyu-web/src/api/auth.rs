@@ -35,18 +35,27 @@ pub struct IpThrottle(Mutex<HashMap<IpAddr, Vec<Timestamp>>>);
 const IP_POLICY: ThrottlePolicy = ThrottlePolicy { max_failures: 30, window: Duration::from_secs(15 * 60) };
 
 impl IpThrottle {
-    fn check(&self, ip: IpAddr, now: Timestamp) -> Result<(), Timestamp> {
-        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        IP_POLICY.check(map.get(&ip).map(Vec::as_slice).unwrap_or(&[]), now)
-    }
-    fn fail(&self, ip: IpAddr, now: Timestamp) {
+    /// Counts an attempt before it is checked, atomically, so parallel guesses cannot all
+    /// slip through; a successful login withdraws its attempt with [`IpThrottle::succeeded`].
+    fn begin(&self, ip: IpAddr, now: Timestamp) -> Result<(), Timestamp> {
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let since = now.minus(IP_POLICY.window);
         map.retain(|_, v| {
             v.retain(|t| *t > since);
             !v.is_empty()
         });
-        map.entry(ip).or_default().push(now);
+        let entry = map.entry(ip).or_default();
+        IP_POLICY.check(entry, now)?;
+        entry.push(now);
+        Ok(())
+    }
+    fn succeeded(&self, ip: IpAddr, at: Timestamp) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(v) = map.get_mut(&ip) {
+            if let Some(pos) = v.iter().position(|t| *t == at) {
+                v.remove(pos);
+            }
+        }
     }
 }
 
@@ -81,15 +90,22 @@ pub async fn login(
     let now = store.clock().now();
     let login = login.trim().to_lowercase();
     if let Some(ip) = ip {
-        state.ip_throttle.check(ip, now).map_err(LoginError::Throttled)?;
+        state.ip_throttle.begin(ip, now).map_err(LoginError::Throttled)?;
     }
     let internal = |e: siyu_store::StoreError| LoginError::Internal(e.to_string());
     let tenant = store.tenant_by_slug(tenant_slug.trim()).await.map_err(internal)?;
     let candidate = match &tenant {
         Some(t) => {
+            // Record the attempt first and count it with the others, so concurrent guesses
+            // are all counted before any of them reaches the (slow) password check.
             let policy = ThrottlePolicy::default();
+            store.record_login_failure(t.id, &login).await.map_err(internal)?;
             let fails = store.login_failures_since(t.id, &login, now.minus(policy.window)).await.map_err(internal)?;
-            policy.check(&fails, now).map_err(LoginError::Throttled)?;
+            // Checked at a reading taken after the insert, so our own attempt is in the window.
+            let at = store.now();
+            ThrottlePolicy { max_failures: policy.max_failures + 1, ..policy }
+                .check(&fails, at)
+                .map_err(LoginError::Throttled)?;
             store.user_for_login(t.id, &login).await.map_err(internal)?
         }
         None => None,
@@ -101,6 +117,9 @@ pub async fn login(
     match (tenant, candidate) {
         (Some(_), Some((user, _))) if ok && !user.disabled => {
             store.clear_login_failures(user.tenant_id, &login).await.map_err(internal)?;
+            if let Some(ip) = ip {
+                state.ip_throttle.succeeded(ip, now);
+            }
             let ua = user_agent.map(str::to_string);
             let sess = store
                 .create_session(&user, ip.map(|i| i.to_string()).as_deref(), ua.as_deref())
@@ -109,13 +128,8 @@ pub async fn login(
             tracing::info!(tenant = %user.tenant_id, user = %user.id, "login");
             Ok((user, sess))
         }
-        (tenant, _) => {
-            if let Some(t) = tenant {
-                store.record_login_failure(t.id, &login).await.map_err(internal)?;
-            }
-            if let Some(ip) = ip {
-                state.ip_throttle.fail(ip, now);
-            }
+        _ => {
+            // The attempt recorded above stays as a failure, for the login and the address.
             tracing::info!(tenant = tenant_slug, "login failed");
             Err(LoginError::Invalid)
         }
@@ -130,13 +144,15 @@ pub fn session_cookie(state: &AppState, value: &str, max_age_secs: i64) -> Heade
     .expect("cookie characters are ASCII")
 }
 
-/// The client address, from the socket or (behind a trusted proxy) `X-Forwarded-For`.
+/// The client address, from the socket or (behind a trusted proxy) `X-Forwarded-For`. The
+/// rightmost entry is the one our own proxy appended; everything left of it came from the
+/// client and can be forged.
 pub fn client_ip(state: &AppState, headers: &HeaderMap, peer: Option<IpAddr>) -> Option<IpAddr> {
     if state.config.trust_proxy {
         if let Some(ip) = headers
             .get("x-forwarded-for")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.rsplit(',').next())
             .and_then(|v| v.trim().parse().ok())
         {
             return Some(ip);
