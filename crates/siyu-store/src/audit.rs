@@ -120,9 +120,9 @@ impl Store {
         const SQL: &str = "SELECT id, at, actor_kind, actor_id, actor_name, action, entity_type, entity_id, before, after, request_id \
             FROM audit_log WHERE tenant_id = $1 \
             AND ($2 IS NULL OR entity_type = $2) AND ($3 IS NULL OR entity_id = $3) \
-            AND ($4 IS NULL OR actor_id = $4) AND ($5 IS NULL OR action LIKE $5) \
+            AND ($4 IS NULL OR actor_id = $4) AND ($5 IS NULL OR action LIKE $5 ESCAPE '\\') \
             AND ($6 IS NULL OR id < $6) ORDER BY id DESC LIMIT $7";
-        let prefix = f.action_prefix.as_ref().map(|p| format!("{}%", p.replace(['%', '_'], "")));
+        let prefix = f.action_prefix.as_ref().map(|p| format!("{}%", crate::like_escape(p)));
         let rows: Vec<Row> = on_read!(self, |p| sqlx::query_as(SQL)
             .bind(tenant.0)
             .bind(&f.entity_type)

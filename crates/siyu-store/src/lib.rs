@@ -146,6 +146,12 @@ impl StoreError {
     }
 }
 
+/// Escapes `%`, `_` and backslash so user input matches literally inside a
+/// `LIKE … ESCAPE '\'` pattern (the same escape syntax works on both backends).
+pub fn like_escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}
+
 /// Connection settings. `Debug` never prints the URL, which may hold a password.
 #[derive(Clone)]
 pub struct StoreConfig {

@@ -4,7 +4,7 @@ use serde_json::json;
 use sqlx::FromRow;
 use uuid::Uuid;
 
-use siyu_core::auth::{Actor, DataScope, Role};
+use siyu_core::auth::{Actor, DataScope, Role, Scope};
 use siyu_core::org::{
     Staff, StaffInput, StaffStatus, Store as StoreRec, StoreInput, StoreStatus, Tenant, TenantSettings, User,
 };
@@ -162,7 +162,7 @@ fn like_pattern(q: &Option<String>) -> Option<String> {
     q.as_ref()
         .map(|s| s.trim().to_lowercase())
         .filter(|s| !s.is_empty())
-        .map(|s| format!("%{}%", s.replace(['%', '_'], "")))
+        .map(|s| format!("%{}%", crate::like_escape(&s)))
 }
 
 #[derive(Clone, Debug, Default)]
@@ -351,7 +351,7 @@ impl Store {
     pub async fn list_stores(&self, tenant: TenantId, f: &StoreFilter, page: &PageRequest) -> Result<Page<StoreRec>> {
         let sql = format!(
             "SELECT {STORE_COLS} FROM stores WHERE tenant_id = $1 \
-             AND ($2 IS NULL OR LOWER(name) LIKE $2 OR LOWER(code) LIKE $2 OR LOWER(city) LIKE $2) \
+             AND ($2 IS NULL OR LOWER(name) LIKE $2 ESCAPE '\\' OR LOWER(code) LIKE $2 ESCAPE '\\' OR LOWER(city) LIKE $2 ESCAPE '\\') \
              AND ($3 IS NULL OR status = $3) AND ($4 IS NULL OR id < $4) ORDER BY id DESC LIMIT $5"
         );
         let rows: Vec<StoreRow> = on_read!(self, |p| sqlx::query_as(&sql)
@@ -486,7 +486,7 @@ impl Store {
     ) -> Result<Page<Staff>> {
         let sql = format!(
             "SELECT {STAFF_COLS} FROM staff WHERE tenant_id = $1 AND ($2 OR id = $3) \
-             AND ($4 IS NULL OR LOWER(name) LIKE $4 OR LOWER(wecom_userid) LIKE $4 OR mobile LIKE $4) \
+             AND ($4 IS NULL OR LOWER(name) LIKE $4 ESCAPE '\\' OR LOWER(wecom_userid) LIKE $4 ESCAPE '\\' OR mobile LIKE $4 ESCAPE '\\') \
              AND ($5 IS NULL OR status = $5) AND ($6 IS NULL OR store_id = $6) \
              AND ($7 IS NULL OR id < $7) ORDER BY id DESC LIMIT $8"
         );
@@ -604,7 +604,7 @@ impl Store {
     pub async fn list_users(&self, tenant: TenantId, f: &UserFilter, page: &PageRequest) -> Result<Page<User>> {
         let sql = format!(
             "SELECT {USER_COLS} FROM users WHERE tenant_id = $1 \
-             AND ($2 IS NULL OR LOWER(login) LIKE $2 OR LOWER(display_name) LIKE $2) \
+             AND ($2 IS NULL OR LOWER(login) LIKE $2 ESCAPE '\\' OR LOWER(display_name) LIKE $2 ESCAPE '\\') \
              AND ($3 IS NULL OR role = $3) AND ($4 IS NULL OR id < $4) ORDER BY id DESC LIMIT $5"
         );
         let rows: Vec<UserRow> = on_read!(self, |p| sqlx::query_as(&sql)
@@ -654,6 +654,31 @@ impl Store {
                 .execute(&mut *tx)
                 .await
                 .map_err(user_constraint)?;
+            // Tokens act with their creator's authority: when it is gone, so are they.
+            let lost_tokens = after.disabled
+                || (before.role.scopes().contains(&Scope::TokensManage)
+                    && !after.role.scopes().contains(&Scope::TokensManage));
+            if lost_tokens {
+                let n = sqlx::query("UPDATE api_tokens SET revoked_at = $3 WHERE tenant_id = $1 AND created_by = $2 AND revoked_at IS NULL")
+                    .bind(actor.tenant_id.0)
+                    .bind(id.0)
+                    .bind(now.0)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if n > 0 {
+                    audit!(
+                        tx,
+                        self,
+                        actor,
+                        "api_token.revoke_all",
+                        "user",
+                        id,
+                        None,
+                        Some(json!({"revoked_tokens": n, "reason": "creator disabled or demoted"}))
+                    );
+                }
+            }
             if after.disabled || after.role != before.role {
                 // Sessions carry the role they were opened with; end them so the change bites now.
                 sqlx::query("DELETE FROM sessions WHERE tenant_id = $1 AND user_id = $2")

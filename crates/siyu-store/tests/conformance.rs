@@ -323,3 +323,17 @@ both_backends!(bulk_paths_insert_exactly, |s| async move {
     let found = s.list_staff(t.id, DataScope::Tenant, &f, &PageRequest::default()).await.unwrap();
     assert_eq!(found.items[0].name, "员工, \"4999\"");
 });
+
+both_backends!(searches_match_wildcards_literally, |s| async move {
+    let t = s.create_tenant("lk", "L", "Asia/Shanghai").await.unwrap();
+    let a = Actor::system(t.id);
+    s.create_store(&a, &store_input("a_1", "下划线店")).await.unwrap();
+    s.create_store(&a, &store_input("ab1", "普通店")).await.unwrap();
+    let q = StoreFilter { q: Some("a_1".into()), ..Default::default() };
+    let found = s.list_stores(t.id, &q, &PageRequest::default()).await.unwrap().items;
+    assert_eq!(found.iter().map(|x| x.code.as_str()).collect::<Vec<_>>(), vec!["a_1"], "_ is not a wildcard");
+    let q = StoreFilter { q: Some("%".into()), ..Default::default() };
+    assert!(s.list_stores(t.id, &q, &PageRequest::default()).await.unwrap().items.is_empty(), "% is not a wildcard");
+    let f = AuditFilter { action_prefix: Some("store.cre".into()), ..Default::default() };
+    assert_eq!(s.list_audit(t.id, &f, &PageRequest::default()).await.unwrap().items.len(), 2);
+});

@@ -503,3 +503,44 @@ both!(parallel_guesses_cannot_outrun_the_throttle, |app| async move {
         .unwrap();
     assert_eq!(r.status(), 429);
 });
+
+both!(tokens_die_with_their_creators_authority, |app| async move {
+    let _ = app.seed("tc").await;
+    let owner = app.session("tc", "owner").await;
+    let r = owner
+        .send(
+            &app,
+            Method::POST,
+            "/api/v1/users",
+            Some(&json!({"login": "adm", "display_name": "Adm", "role": "admin", "password": common::PASSWORD})),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let adm_id = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    let adm = app.session("tc", "adm").await;
+    let tok: Value = adm
+        .send(
+            &app,
+            Method::POST,
+            "/api/v1/tokens",
+            Some(&json!({"name": "mine", "scopes": ["users:write", "users:read"]})),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let secret = tok["secret"].as_str().unwrap().to_string();
+    assert_eq!(bearer(&app, &secret, Method::GET, "/api/v1/users", None).await.status(), 200);
+    // Demoted to guide: the token no longer works.
+    assert_eq!(
+        owner
+            .send(&app, Method::PATCH, &format!("/api/v1/users/{adm_id}"), Some(&json!({"role": "guide"})))
+            .await
+            .status(),
+        200
+    );
+    problem(bearer(&app, &secret, Method::GET, "/api/v1/users", None).await, 401).await;
+    let log: Value =
+        owner.send(&app, Method::GET, "/api/v1/audit?action=api_token.revoke_all", None).await.json().await.unwrap();
+    assert_eq!(log["items"][0]["after"]["revoked_tokens"], 1);
+});
