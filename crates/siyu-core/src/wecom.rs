@@ -35,12 +35,28 @@ impl AppInput {
             v.push("agent_id", "invalid_format", "agent_id is the app's numeric AgentId");
         }
         let base_url = v.text("base_url", base_url, 200);
-        if !(base_url.is_empty() || base_url.starts_with("https://") || base_url.starts_with("http://")) {
-            v.push("base_url", "invalid_format", "base_url must start with https:// (or http:// for a local sandbox)");
+        if !(base_url.is_empty() || base_url.starts_with("https://") || is_loopback_http(&base_url)) {
+            // The app Secret travels to this address: plain http only to this machine.
+            v.push(
+                "base_url",
+                "invalid_format",
+                "base_url must start with https:// (plain http only for a sandbox on this machine)",
+            );
         }
         v.into_result()?;
         Ok(AppInput { name, corp_id, agent_id, base_url: base_url.trim_end_matches('/').to_string() })
     }
+}
+
+fn is_loopback_http(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else { return false };
+    let host = rest.split(['/', '?']).next().unwrap_or("");
+    let host = if host.starts_with('[') {
+        host.split(']').next().map(|h| &h[1..]).unwrap_or("")
+    } else {
+        host.split(':').next().unwrap_or("")
+    };
+    matches!(host, "localhost" | "127.0.0.1" | "::1")
 }
 
 /// A new app secret must be present and plausible; checking it for real is the connection
@@ -70,5 +86,12 @@ mod tests {
         assert!(validate_secret("short").is_err());
         assert!(validate_secret("").is_err());
         assert!(validate_secret("0123456789abcdef").is_ok());
+        assert!(AppInput::validate("x", "ww12345678", "1", "http://127.0.0.1:8090/wecom-sandbox").is_ok());
+        assert!(AppInput::validate("x", "ww12345678", "1", "http://[::1]:8090").is_ok());
+        assert!(
+            AppInput::validate("x", "ww12345678", "1", "http://evil.example.com").is_err(),
+            "the secret would travel in clear"
+        );
+        assert!(AppInput::validate("x", "ww12345678", "1", "http://127.0.0.1.evil.com").is_err());
     }
 }

@@ -74,10 +74,26 @@ async fn setup(app: &App) -> Setup {
         &seed.token,
         Method::PUT,
         &format!("/api/v1/wecom/apps/{app_id}"),
-        Some(&json!({"name": "客户联系", "corp_id": CORP, "agent_id": "1000002", "base_url": sb2_url})),
+        Some(
+            &json!({"name": "客户联系", "corp_id": CORP, "agent_id": "1000002", "base_url": sb2_url, "secret": SECRET}),
+        ),
     )
     .await;
-    assert_eq!(r.status(), 200, "update keeps the secret when none is sent");
+    assert_eq!(r.status(), 200);
+    // Keeping the address, the Secret may be omitted; changing it, the Secret is required.
+    let same = json!({"name": "客户联系（改名）", "corp_id": CORP, "agent_id": "1000002", "base_url": sb2_url});
+    assert_eq!(
+        bearer(app, &seed.token, Method::PUT, &format!("/api/v1/wecom/apps/{app_id}"), Some(&same)).await.status(),
+        200
+    );
+    let moved =
+        json!({"name": "客户联系", "corp_id": CORP, "agent_id": "1000002", "base_url": "https://attacker.example.com"});
+    let v = problem(
+        bearer(app, &seed.token, Method::PUT, &format!("/api/v1/wecom/apps/{app_id}"), Some(&moved)).await,
+        422,
+    )
+    .await;
+    assert_eq!(v["field"], "secret");
     drop(sb);
     Setup { seed, sb: sb2, app_id, sandbox_url: sb2_url, callback_url, token, key }
 }

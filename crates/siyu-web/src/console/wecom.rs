@@ -19,7 +19,7 @@ use siyu_store::wecom::{InboxFilter, InboxStatus};
 
 use super::{page_req, pager, qget, Ctx, FormData};
 use crate::error::ApiError;
-use crate::wecom::api::{app_input, callback_path, new_callback_keys, WecomAppIn};
+use crate::wecom::api::{app_input, callback_path, new_callback_keys, secret_for_update, WecomAppIn};
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -206,10 +206,8 @@ async fn update(State(s): State<AppState>, ctx: Ctx, Path(id): Path<Uuid>, body:
     let b = app_in(&f);
     let res: Result<_, ApiError> = async {
         let input = app_input(&b)?;
-        let secret = match b.secret.as_deref() {
-            Some(x) => Some(validate_secret(x)?),
-            None => None,
-        };
+        let current = s.store.wecom_app(ctx.tenant.id, WecomAppId(id)).await?;
+        let secret = secret_for_update(&current, &input, b.secret.as_deref())?;
         let app = s.store.update_wecom_app(&ctx.actor, WecomAppId(id), &input, secret.as_deref()).await?;
         s.gateway.forget(ctx.tenant.id, app.id);
         Ok(app)

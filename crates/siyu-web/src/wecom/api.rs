@@ -165,6 +165,19 @@ pub fn new_callback_keys() -> (String, String) {
     (token, key)
 }
 
+/// The secret to store on an update: a new one, or none to keep the stored one. Pointing the
+/// app at another API address requires the Secret again, so a stolen settings permission
+/// cannot send the stored Secret to a server of the thief's choosing.
+pub fn secret_for_update(current: &WecomApp, input: &AppInput, secret: Option<&str>) -> ApiResult<Option<String>> {
+    match secret.filter(|x| !x.trim().is_empty()) {
+        Some(x) => Ok(Some(validate_secret(x)?)),
+        None if input.base_url != current.base_url => {
+            Err(ApiError::validation("secret", "required", "enter the Secret again when changing the API base URL"))
+        }
+        None => Ok(None),
+    }
+}
+
 pub fn app_input(b: &WecomAppIn) -> ApiResult<AppInput> {
     Ok(AppInput::validate(
         &b.name,
@@ -216,10 +229,8 @@ async fn update_app(
 ) -> ApiResult<axum::Json<WecomAppOut>> {
     auth.require(Scope::SettingsWrite)?;
     let input = app_input(&b)?;
-    let secret = match b.secret.as_deref().filter(|x| !x.trim().is_empty()) {
-        Some(x) => Some(validate_secret(x)?),
-        None => None,
-    };
+    let current = s.store.wecom_app(auth.tenant_id, WecomAppId(id)).await?;
+    let secret = secret_for_update(&current, &input, b.secret.as_deref())?;
     let app = s.store.update_wecom_app(&auth, WecomAppId(id), &input, secret.as_deref()).await?;
     s.gateway.forget(auth.tenant_id, app.id);
     Ok(axum::Json(app.into()))
