@@ -10,7 +10,13 @@ use std::time::Duration;
 
 use siyu_core::{TenantId, Timestamp};
 
+use base64::Engine;
+
 use crate::{on_read, on_write, Result, Store};
+
+fn body_aad(tenant: TenantId, actor_key: &str, key: &str) -> String {
+    format!("{tenant}|{actor_key}|{key}|idempotent-response")
+}
 
 /// A claim older than this without a response belongs to a request that died; it may be
 /// taken over.
@@ -18,10 +24,16 @@ pub const STALE_CLAIM: Duration = Duration::from_secs(120);
 /// Stored responses are kept this long.
 pub const RETENTION: Duration = Duration::from_secs(24 * 3600);
 
+/// Names one claim of a key, so only the request holding it can complete or release it
+/// (a request that took over a stale claim must not be undone by the original one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClaimToken(i64);
+
 #[derive(Debug, PartialEq, Eq)]
 pub enum Claim {
-    /// First use of the key: run the request, then [`Store::idempotency_complete`].
-    Fresh,
+    /// First use of the key: run the request, then [`Store::idempotency_complete`] or
+    /// [`Store::idempotency_abandon`] with this claim's token.
+    Fresh(ClaimToken),
     /// The key was used before with the same request: replay this response.
     Replay { status: u16, content_type: String, body: Vec<u8> },
     /// The first request with this key has not finished yet.
@@ -56,7 +68,7 @@ impl Store {
         .rows_affected()
         });
         if inserted == 1 {
-            return Ok(Claim::Fresh);
+            return Ok(Claim::Fresh(ClaimToken(now.0)));
         }
         let row: Option<KeyRow> = on_read!(self, |p| {
             sqlx::query_as(
@@ -76,11 +88,16 @@ impl Store {
             return Ok(Claim::Mismatch);
         }
         match status {
-            Some(s) => Ok(Claim::Replay {
-                status: s as u16,
-                content_type: ct.unwrap_or_default(),
-                body: body.unwrap_or_default(),
-            }),
+            Some(s) => {
+                // Stored responses are sealed: one may hold a secret that is shown only once.
+                let sealed =
+                    String::from_utf8(body.unwrap_or_default()).map_err(|_| crate::secrets::SealError::Open)?;
+                let b64 = self.sealer.open(&body_aad(tenant, actor_key, key), &sealed)?;
+                let body = base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .map_err(|_| crate::secrets::SealError::Open)?;
+                Ok(Claim::Replay { status: s as u16, content_type: ct.unwrap_or_default(), body })
+            }
             None if Timestamp(created) < now.minus(STALE_CLAIM) => {
                 // Take over a claim whose request died; the conditional update lets one taker win.
                 let n = on_write!(self, |p| {
@@ -96,7 +113,7 @@ impl Store {
                 .await?
                 .rows_affected()
                 });
-                Ok(if n == 1 { Claim::Fresh } else { Claim::InProgress })
+                Ok(if n == 1 { Claim::Fresh(ClaimToken(now.0)) } else { Claim::InProgress })
             }
             None => Ok(Claim::InProgress),
         }
@@ -107,20 +124,25 @@ impl Store {
         tenant: TenantId,
         actor_key: &str,
         key: &str,
+        claim: ClaimToken,
         status: u16,
         content_type: &str,
         body: &[u8],
     ) -> Result<()> {
+        let sealed = self
+            .sealer
+            .seal(&body_aad(tenant, actor_key, key), &base64::engine::general_purpose::STANDARD.encode(body));
         on_write!(self, |p| {
             sqlx::query(
-            "UPDATE idempotency_keys SET status_code = $4, content_type = $5, response_body = $6 WHERE tenant_id = $1 AND actor_key = $2 AND key = $3"
+            "UPDATE idempotency_keys SET status_code = $4, content_type = $5, response_body = $6 WHERE tenant_id = $1 AND actor_key = $2 AND key = $3 AND created_at = $7 AND status_code IS NULL"
         )
         .bind(tenant.0)
         .bind(actor_key)
         .bind(key)
         .bind(status as i32)
         .bind(content_type)
-        .bind(body)
+        .bind(sealed.as_bytes())
+        .bind(claim.0)
         .execute(p)
         .await?.rows_affected()
         });
@@ -128,12 +150,19 @@ impl Store {
     }
 
     /// Releases a claim whose request failed on the server side, so a retry runs afresh.
-    pub async fn idempotency_abandon(&self, tenant: TenantId, actor_key: &str, key: &str) -> Result<()> {
+    pub async fn idempotency_abandon(
+        &self,
+        tenant: TenantId,
+        actor_key: &str,
+        key: &str,
+        claim: ClaimToken,
+    ) -> Result<()> {
         on_write!(self, |p| {
-            sqlx::query("DELETE FROM idempotency_keys WHERE tenant_id = $1 AND actor_key = $2 AND key = $3 AND status_code IS NULL")
+            sqlx::query("DELETE FROM idempotency_keys WHERE tenant_id = $1 AND actor_key = $2 AND key = $3 AND created_at = $4 AND status_code IS NULL")
             .bind(tenant.0)
             .bind(actor_key)
             .bind(key)
+            .bind(claim.0)
             .execute(p)
             .await?.rows_affected()
         });

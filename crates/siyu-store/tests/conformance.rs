@@ -232,18 +232,26 @@ both_backends!(login_failures_are_counted_per_login, |s| async move {
 
 both_backends!(idempotency_claims_replay_and_detect_misuse, |s| async move {
     let t = s.create_tenant("idem", "I", "Asia/Shanghai").await.unwrap();
-    assert_eq!(s.idempotency_claim(t.id, "user:1", "k1", "h1").await.unwrap(), Claim::Fresh);
+    let Claim::Fresh(c1) = s.idempotency_claim(t.id, "user:1", "k1", "h1").await.unwrap() else { panic!("fresh") };
     assert_eq!(s.idempotency_claim(t.id, "user:1", "k1", "h1").await.unwrap(), Claim::InProgress);
     assert_eq!(s.idempotency_claim(t.id, "user:1", "k1", "h2").await.unwrap(), Claim::Mismatch);
     // Another actor with the same key is independent.
-    assert_eq!(s.idempotency_claim(t.id, "user:2", "k1", "h9").await.unwrap(), Claim::Fresh);
-    s.idempotency_complete(t.id, "user:1", "k1", 201, "application/json", b"{\"id\":1}").await.unwrap();
+    let Claim::Fresh(c2) = s.idempotency_claim(t.id, "user:2", "k1", "h9").await.unwrap() else { panic!("fresh") };
+    s.idempotency_complete(t.id, "user:1", "k1", c1, 201, "application/json", b"{\"id\":1}").await.unwrap();
     assert_eq!(
         s.idempotency_claim(t.id, "user:1", "k1", "h1").await.unwrap(),
         Claim::Replay { status: 201, content_type: "application/json".into(), body: b"{\"id\":1}".to_vec() }
     );
-    s.idempotency_abandon(t.id, "user:2", "k1").await.unwrap();
-    assert_eq!(s.idempotency_claim(t.id, "user:2", "k1", "h9").await.unwrap(), Claim::Fresh);
+    s.idempotency_abandon(t.id, "user:2", "k1", c2).await.unwrap();
+    assert!(matches!(s.idempotency_claim(t.id, "user:2", "k1", "h9").await.unwrap(), Claim::Fresh(_)));
+    // Stored responses are sealed at rest.
+    let raw: Vec<Vec<u8>> = on_read!(s.store, |p| sqlx::query_scalar(
+        "SELECT response_body FROM idempotency_keys WHERE status_code IS NOT NULL"
+    )
+    .fetch_all(p)
+    .await
+    .unwrap());
+    assert!(raw.iter().all(|b| b.starts_with(b"v1:") && !b.windows(4).any(|w| w == b"\"id\"")));
 });
 
 both_backends!(jobs_lease_retry_and_fence, |s| async move {

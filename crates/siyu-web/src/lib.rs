@@ -11,6 +11,7 @@ use std::sync::Arc;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
 
 use siyu_store::Store;
 
@@ -96,15 +97,26 @@ pub fn app(state: AppState) -> Router {
     let (api, openapi) = api::router().split_for_parts();
     let openapi = Arc::new(openapi);
     Router::new()
-        .merge(api.layer(from_fn_with_state(state.clone(), middleware::idempotency)))
+        // A panicking handler answers 500 problem+json inside the idempotency layer, which then
+        // releases the key so a retry runs again.
+        .merge(
+            api.layer(CatchPanicLayer::custom(panic_response))
+                .layer(from_fn_with_state(state.clone(), middleware::idempotency)),
+        )
         .merge(ops::router(openapi))
         .merge(console::router())
         .merge(wecom::callback::router())
         .route_layer(from_fn(ops::record_metrics))
         .fallback(ops::fallback)
+        .layer(CatchPanicLayer::custom(panic_response))
         .layer(DefaultBodyLimit::max(middleware::MAX_BODY))
         .layer(from_fn(middleware::request_context))
         .with_state(state)
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    error::ApiError::Internal("a request handler panicked".into()).into_response()
 }
 
 /// The OpenAPI document, for tooling that wants it without starting a server.

@@ -100,7 +100,7 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
     h.update([0]);
     h.update(&bytes);
     let hash = hex::encode(h.finalize());
-    match state.store.idempotency_claim(tenant, &actor_key, &key, &hash).await {
+    let claim = match state.store.idempotency_claim(tenant, &actor_key, &key, &hash).await {
         Err(e) => return ApiError::from(e).into_response(),
         Ok(Claim::InProgress) => return ApiError::IdempotencyInProgress.into_response(),
         Ok(Claim::Mismatch) => return ApiError::IdempotencyMismatch.into_response(),
@@ -113,26 +113,26 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
             res.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
             return res;
         }
-        Ok(Claim::Fresh) => {}
-    }
+        Ok(Claim::Fresh(claim)) => claim,
+    };
     parts.extensions.insert(Auth(actor));
     let res = next.run(Request::from_parts(parts, Body::from(bytes))).await;
     let (rparts, rbody) = res.into_parts();
     let rbytes = match to_bytes(rbody, MAX_BODY).await {
         Ok(b) => b,
         Err(_) => {
-            let _ = state.store.idempotency_abandon(tenant, &actor_key, &key).await;
+            let _ = state.store.idempotency_abandon(tenant, &actor_key, &key, claim).await;
             return ApiError::Internal("response too large to store for idempotency".into()).into_response();
         }
     };
     if rparts.status.is_server_error() {
-        if let Err(e) = state.store.idempotency_abandon(tenant, &actor_key, &key).await {
+        if let Err(e) = state.store.idempotency_abandon(tenant, &actor_key, &key, claim).await {
             tracing::warn!(error = %e, "could not release idempotency key");
         }
     } else {
         let ct = rparts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
         if let Err(e) =
-            state.store.idempotency_complete(tenant, &actor_key, &key, rparts.status.as_u16(), ct, &rbytes).await
+            state.store.idempotency_complete(tenant, &actor_key, &key, claim, rparts.status.as_u16(), ct, &rbytes).await
         {
             tracing::warn!(error = %e, "could not store idempotent response");
         }
