@@ -24,6 +24,14 @@ pub const STALE_CLAIM: Duration = Duration::from_secs(120);
 /// Stored responses are kept this long.
 pub const RETENTION: Duration = Duration::from_secs(24 * 3600);
 
+/// Which key: a tenant's, an actor's, and the client's chosen string.
+#[derive(Clone, Copy, Debug)]
+pub struct KeyRef<'a> {
+    pub tenant: TenantId,
+    pub actor_key: &'a str,
+    pub key: &'a str,
+}
+
 /// Names one claim of a key, so only the request holding it can complete or release it
 /// (a request that took over a stale claim must not be undone by the original one).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,14 +129,13 @@ impl Store {
 
     pub async fn idempotency_complete(
         &self,
-        tenant: TenantId,
-        actor_key: &str,
-        key: &str,
+        k: KeyRef<'_>,
         claim: ClaimToken,
         status: u16,
         content_type: &str,
         body: &[u8],
     ) -> Result<()> {
+        let (tenant, actor_key, key) = (k.tenant, k.actor_key, k.key);
         let sealed = self
             .sealer
             .seal(&body_aad(tenant, actor_key, key), &base64::engine::general_purpose::STANDARD.encode(body));
@@ -150,13 +157,8 @@ impl Store {
     }
 
     /// Releases a claim whose request failed on the server side, so a retry runs afresh.
-    pub async fn idempotency_abandon(
-        &self,
-        tenant: TenantId,
-        actor_key: &str,
-        key: &str,
-        claim: ClaimToken,
-    ) -> Result<()> {
+    pub async fn idempotency_abandon(&self, k: KeyRef<'_>, claim: ClaimToken) -> Result<()> {
+        let (tenant, actor_key, key) = (k.tenant, k.actor_key, k.key);
         on_write!(self, |p| {
             sqlx::query("DELETE FROM idempotency_keys WHERE tenant_id = $1 AND actor_key = $2 AND key = $3 AND created_at = $4 AND status_code IS NULL")
             .bind(tenant.0)

@@ -632,6 +632,14 @@ impl Store {
         in_tx!(self, |tx| {
             // Guard against demoting or disabling the tenant's last active owner.
             if before.role == Role::Owner && (after.role != Role::Owner || after.disabled) {
+                // On PostgreSQL, lock the owners first so two owners demoting each other at once
+                // cannot both pass the count (SQLite's single writer already serialises this).
+                if self.backend() == crate::Backend::Postgres {
+                    sqlx::query("SELECT id FROM users WHERE tenant_id = $1 AND role = 'owner' FOR UPDATE")
+                        .bind(actor.tenant_id.0)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 let owners: i64 = sqlx::query_scalar(
                     "SELECT COUNT(*) FROM users WHERE tenant_id = $1 AND role = 'owner' AND disabled = FALSE AND id <> $2",
                 )

@@ -237,12 +237,22 @@ both_backends!(idempotency_claims_replay_and_detect_misuse, |s| async move {
     assert_eq!(s.idempotency_claim(t.id, "user:1", "k1", "h2").await.unwrap(), Claim::Mismatch);
     // Another actor with the same key is independent.
     let Claim::Fresh(c2) = s.idempotency_claim(t.id, "user:2", "k1", "h9").await.unwrap() else { panic!("fresh") };
-    s.idempotency_complete(t.id, "user:1", "k1", c1, 201, "application/json", b"{\"id\":1}").await.unwrap();
+    s.idempotency_complete(
+        siyu_store::idempotency::KeyRef { tenant: t.id, actor_key: "user:1", key: "k1" },
+        c1,
+        201,
+        "application/json",
+        b"{\"id\":1}",
+    )
+    .await
+    .unwrap();
     assert_eq!(
         s.idempotency_claim(t.id, "user:1", "k1", "h1").await.unwrap(),
         Claim::Replay { status: 201, content_type: "application/json".into(), body: b"{\"id\":1}".to_vec() }
     );
-    s.idempotency_abandon(t.id, "user:2", "k1", c2).await.unwrap();
+    s.idempotency_abandon(siyu_store::idempotency::KeyRef { tenant: t.id, actor_key: "user:2", key: "k1" }, c2)
+        .await
+        .unwrap();
     assert!(matches!(s.idempotency_claim(t.id, "user:2", "k1", "h9").await.unwrap(), Claim::Fresh(_)));
     // Stored responses are sealed at rest.
     let raw: Vec<Vec<u8>> = on_read!(s.store, |p| sqlx::query_scalar(

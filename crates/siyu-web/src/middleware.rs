@@ -115,25 +115,24 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
         }
         Ok(Claim::Fresh(claim)) => claim,
     };
+    let kref = siyu_store::idempotency::KeyRef { tenant, actor_key: &actor_key, key: &key };
     parts.extensions.insert(Auth(actor));
     let res = next.run(Request::from_parts(parts, Body::from(bytes))).await;
     let (rparts, rbody) = res.into_parts();
     let rbytes = match to_bytes(rbody, MAX_BODY).await {
         Ok(b) => b,
         Err(_) => {
-            let _ = state.store.idempotency_abandon(tenant, &actor_key, &key, claim).await;
+            let _ = state.store.idempotency_abandon(kref, claim).await;
             return ApiError::Internal("response too large to store for idempotency".into()).into_response();
         }
     };
     if rparts.status.is_server_error() {
-        if let Err(e) = state.store.idempotency_abandon(tenant, &actor_key, &key, claim).await {
+        if let Err(e) = state.store.idempotency_abandon(kref, claim).await {
             tracing::warn!(error = %e, "could not release idempotency key");
         }
     } else {
         let ct = rparts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
-        if let Err(e) =
-            state.store.idempotency_complete(tenant, &actor_key, &key, claim, rparts.status.as_u16(), ct, &rbytes).await
-        {
+        if let Err(e) = state.store.idempotency_complete(kref, claim, rparts.status.as_u16(), ct, &rbytes).await {
             tracing::warn!(error = %e, "could not store idempotent response");
         }
     }

@@ -92,18 +92,22 @@ async fn login_submit(
 }
 
 async fn logout(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    // Logging out is harmless to force, but still demand the token so another site cannot
-    // log users out at will.
+    // Demand the session's CSRF token, so another site cannot log users out at will; without
+    // it the session and the cookie stay as they are.
+    let mut res = Redirect::to("/console/login").into_response();
     if let Some(c) = cookie(&headers, SESSION_COOKIE) {
         if let Ok(Some(sess)) = state.store.session(c).await {
-            let f = FormData::parse(&body);
-            if f.get("_csrf") == sess.csrf_token {
+            let sent = FormData::parse(&body).get("_csrf").to_string();
+            if !sent.is_empty()
+                && bool::from(subtle::ConstantTimeEq::ct_eq(sent.as_bytes(), sess.csrf_token.as_bytes()))
+            {
                 let _ = state.store.delete_session(c).await;
+                res.headers_mut().insert(header::SET_COOKIE, session_cookie(&state, "", 0));
+            } else {
+                return Redirect::to("/console").into_response();
             }
         }
     }
-    let mut res = Redirect::to("/console/login").into_response();
-    res.headers_mut().insert(header::SET_COOKIE, session_cookie(&state, "", 0));
     res
 }
 

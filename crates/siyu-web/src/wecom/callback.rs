@@ -38,7 +38,10 @@ async fn crypt(state: &AppState, tenant: Uuid, app: Uuid) -> Result<MsgCrypt, Re
         Ok(c) => MsgCrypt::new(&c.callback_token, &c.encoding_aes_key, &c.corp_id)
             .map_err(|e| reject(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())),
         Err(StoreError::NotFound) => Err(reject(StatusCode::NOT_FOUND, "no such WeCom app")),
-        Err(e) => Err(reject(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())),
+        Err(e) => {
+            tracing::error!(error = %e, "WeCom callback: cannot load the app's settings");
+            Err(reject(StatusCode::INTERNAL_SERVER_ERROR, "temporarily unavailable"))
+        }
     }
 }
 
@@ -117,6 +120,10 @@ async fn receive(
             metrics::counter!("siyu_wecom_callbacks_total", "outcome" => "duplicate").increment(1);
             StatusCode::OK.into_response()
         }
-        Err(e) => reject(StatusCode::INTERNAL_SERVER_ERROR, &format!("not stored: {e}")),
+        Err(e) => {
+            // Not stored, so not acknowledged: WeCom will retry.
+            tracing::error!(error = %e, "WeCom callback not stored");
+            reject(StatusCode::INTERNAL_SERVER_ERROR, "not stored; retry")
+        }
     }
 }
