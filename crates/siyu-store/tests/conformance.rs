@@ -355,3 +355,36 @@ both_backends!(searches_match_wildcards_literally, |s| async move {
     let f = AuditFilter { action_prefix: Some("store.cre".into()), ..Default::default() };
     assert_eq!(s.list_audit(t.id, &f, &PageRequest::default()).await.unwrap().items.len(), 2);
 });
+
+both_backends!(processed_callbacks_are_purged_after_retention_but_events_stay, |s| async move {
+    let clock = ManualClock::at(Timestamp::from_unix_secs(1_800_000_000));
+    let s = TestStore::with_clock(s.backend(), Arc::new(clock.clone())).await;
+    let t = s.create_tenant("ret", "R", "Asia/Shanghai").await.unwrap();
+    let a = Actor::system(t.id);
+    let input = siyu_core::wecom::AppInput::validate("A", "wwRETENTION1", "1", "https://qyapi.weixin.qq.com").unwrap();
+    let app = s
+        .create_wecom_app(&a, &input, "secret-value-1", "tok", "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt")
+        .await
+        .unwrap();
+    let incoming = |key: &'static str| siyu_store::wecom::IncomingCallback {
+        app_id: app.id,
+        timestamp: 1,
+        nonce: key,
+        dedupe_key: key,
+        envelope: "<xml/>",
+        payload: "<xml/>",
+        event_kind: "k",
+        entity: "e",
+    };
+    let siyu_store::wecom::Accepted::New(old) = s.accept_callback(t.id, &incoming("old")).await.unwrap() else {
+        panic!("new")
+    };
+    let item = s.inbox_item(t.id, old).await.unwrap();
+    assert!(s.record_wecom_event(t.id, &item, "k", &serde_json::json!({}), Timestamp(0)).await.unwrap());
+    clock.advance(Duration::from_secs(31 * 86_400));
+    s.accept_callback(t.id, &incoming("new")).await.unwrap();
+    assert_eq!(s.purge_wecom_inbox(Duration::from_secs(30 * 86_400)).await.unwrap(), 1, "only the old, processed one");
+    assert!(matches!(s.inbox_item(t.id, old).await, Err(StoreError::NotFound)));
+    let events = s.list_wecom_events(t.id, None, &PageRequest::default()).await.unwrap();
+    assert_eq!(events.items.len(), 1, "the event outlives its callback");
+});

@@ -241,7 +241,9 @@ async fn serve(cfg: Config, demo: bool) -> Result<()> {
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let jobs = if cfg.jobs.enabled {
-        runner::schedule_housekeeping(&store).await.context("scheduling housekeeping")?;
+        runner::schedule_housekeeping(&store, cfg.wecom_callback_window_secs)
+            .await
+            .context("scheduling housekeeping")?;
         let r = runner::Runner {
             store: store.clone(),
             registry: runner::builtin_registry(),

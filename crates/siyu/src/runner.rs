@@ -278,25 +278,32 @@ async fn probe(ctx: JobCtx) -> Result<(), String> {
 async fn housekeeping(ctx: JobCtx) -> Result<(), String> {
     let keys = ctx.store.purge_idempotency_keys().await.map_err(|e| e.to_string())?;
     let jobs = ctx.store.purge_finished_jobs(Duration::from_secs(7 * 86_400)).await.map_err(|e| e.to_string())?;
-    let nonces = ctx
-        .store
-        .purge_wecom_nonces(Duration::from_secs(siyu_web::DEFAULT_CALLBACK_WINDOW_SECS))
-        .await
-        .map_err(|e| e.to_string())?;
-    tracing::info!(keys, jobs, nonces, "housekeeping done");
-    schedule_housekeeping(&ctx.store).await.map_err(|e| e.to_string())
+    // Nonces must outlive the replay window the callback endpoint enforces.
+    let window = ctx
+        .job
+        .payload
+        .get("callback_window_secs")
+        .and_then(|v| v.as_u64())
+        .unwrap_or(siyu_web::DEFAULT_CALLBACK_WINDOW_SECS);
+    let nonces = ctx.store.purge_wecom_nonces(Duration::from_secs(window)).await.map_err(|e| e.to_string())?;
+    let inbox = ctx.store.purge_wecom_inbox(Duration::from_secs(30 * 86_400)).await.map_err(|e| e.to_string())?;
+    tracing::info!(keys, jobs, nonces, inbox, "housekeeping done");
+    schedule_housekeeping(&ctx.store, window).await.map_err(|e| e.to_string())
 }
 
 /// Ensures one housekeeping run is scheduled for the next hour. The dedupe key names the hour,
 /// so any number of processes calling this schedule it once.
-pub async fn schedule_housekeeping(store: &Store) -> Result<(), siyu_store::StoreError> {
+pub async fn schedule_housekeeping(store: &Store, callback_window_secs: u64) -> Result<(), siyu_store::StoreError> {
     let hour = store.now().unix_secs() / 3600 + 1;
     let at = siyu_core::Timestamp::from_unix_secs(hour * 3600);
     store
         .enqueue(
-            siyu_store::jobs::NewJob::new(HOUSEKEEPING_JOB, serde_json::json!({}))
-                .at(at)
-                .dedupe(format!("housekeeping:{hour}")),
+            siyu_store::jobs::NewJob::new(
+                HOUSEKEEPING_JOB,
+                serde_json::json!({"callback_window_secs": callback_window_secs}),
+            )
+            .at(at)
+            .dedupe(format!("housekeeping:{hour}")),
         )
         .await
         .map(|_| ())

@@ -35,8 +35,10 @@ fn reject(status: StatusCode, why: &str) -> Response {
 
 async fn crypt(state: &AppState, tenant: Uuid, app: Uuid) -> Result<MsgCrypt, Response> {
     match state.store.wecom_credentials(TenantId(tenant), WecomAppId(app)).await {
-        Ok(c) => MsgCrypt::new(&c.callback_token, &c.encoding_aes_key, &c.corp_id)
-            .map_err(|e| reject(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())),
+        Ok(c) => MsgCrypt::new(&c.callback_token, &c.encoding_aes_key, &c.corp_id).map_err(|e| {
+            tracing::error!(error = %e, "WeCom callback: the stored EncodingAESKey is unusable");
+            reject(StatusCode::INTERNAL_SERVER_ERROR, "temporarily unavailable")
+        }),
         Err(StoreError::NotFound) => Err(reject(StatusCode::NOT_FOUND, "no such WeCom app")),
         Err(e) => {
             tracing::error!(error = %e, "WeCom callback: cannot load the app's settings");
