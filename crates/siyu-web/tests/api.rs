@@ -544,3 +544,28 @@ both!(tokens_die_with_their_creators_authority, |app| async move {
         owner.send(&app, Method::GET, "/api/v1/audit?action=api_token.revoke_all", None).await.json().await.unwrap();
     assert_eq!(log["items"][0]["after"]["revoked_tokens"], 1);
 });
+
+both!(the_console_login_form_refuses_cross_site_posts, |app| async move {
+    let _ = app.seed("lc").await;
+    // A cross-site form post carries no token cookie: refused, and no session is set.
+    let r = Client::new()
+        .post(app.url("/console/login"))
+        .form(&[("tenant", "lc"), ("login", "owner"), ("password", common::PASSWORD), ("_csrf", "forged")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get_all("set-cookie").iter().all(|c| !c.to_str().unwrap().starts_with("siyu_session=")));
+    // The same post from the login page itself (cookie and field match) logs in.
+    let c = Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let page = c.get(app.url("/console/login")).send().await.unwrap().text().await.unwrap();
+    let token = page.split("name=\"_csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    let r = c
+        .post(app.url("/console/login"))
+        .form(&[("tenant", "lc"), ("login", "owner"), ("password", common::PASSWORD), ("_csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert!(r.headers().get_all("set-cookie").iter().any(|c| c.to_str().unwrap().starts_with("siyu_session=")));
+});

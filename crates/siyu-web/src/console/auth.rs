@@ -28,6 +28,10 @@ fn login_lang(h: &HeaderMap) -> Lang {
     lang_from(h).unwrap_or(Lang::Zh)
 }
 
+/// Cookie of the login form's CSRF token (double submit): a cross-site POST arrives without
+/// it (SameSite=Lax), so nobody can log a victim into an account of the attacker's choosing.
+const LOGIN_CSRF_COOKIE: &str = "siyu_login_csrf";
+
 fn render_login(
     state: &AppState,
     lang: Lang,
@@ -35,7 +39,9 @@ fn render_login(
     error: Option<String>,
     next: &str,
 ) -> Response {
+    let token = siyu_store::secrets::random_secret();
     let mut m = Map::new();
+    m.insert("login_csrf".into(), json!(token));
     m.insert("lang".into(), json!(lang.code()));
     m.insert("other_lang".into(), json!(lang.other().code()));
     m.insert("values".into(), values);
@@ -45,10 +51,17 @@ fn render_login(
     if let Some(d) = &state.config.demo_login {
         m.insert("demo".into(), json!({"tenant": d.tenant, "login": d.login, "password": d.password}));
     }
-    match templates().render("login.html", &serde_json::Value::Object(m)) {
+    let mut res = match templates().render("login.html", &serde_json::Value::Object(m)) {
         Ok(h) => axum::response::Html(h).into_response(),
-        Err(e) => e.into_response(),
+        Err(e) => return e.into_response(),
+    };
+    let secure = if state.config.secure_cookies { "; Secure" } else { "" };
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "{LOGIN_CSRF_COOKIE}={token}; Path=/console/login; HttpOnly; SameSite=Lax; Max-Age=3600{secure}"
+    )) {
+        res.headers_mut().insert(header::SET_COOKIE, v);
     }
+    res
 }
 
 async fn login_page(
@@ -73,6 +86,11 @@ async fn login_submit(
     let f = FormData::parse(&body);
     let lang = login_lang(&headers);
     let next = safe_next(f.opt("next"));
+    let expected = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or("");
+    let sent = f.get("_csrf");
+    if expected.is_empty() || !bool::from(subtle::ConstantTimeEq::ct_eq(sent.as_bytes(), expected.as_bytes())) {
+        return render_login(&state, lang, f.values(), Some(i18n::t(lang, "error.csrf")), &next);
+    }
     let ip = client_ip(&state, &headers, peer);
     let ua = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
     match login(&state, f.get("tenant"), f.get("login"), f.get("password"), ip, ua).await {
