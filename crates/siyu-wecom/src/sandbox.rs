@@ -160,6 +160,11 @@ fn ok(mut v: Value) -> Json<Value> {
     Json(v)
 }
 
+/// A JSON array of strings; anything else reads as empty.
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect()).unwrap_or_default()
+}
+
 fn err(code: i64, msg: &str) -> Json<Value> {
     Json(json!({"errcode": code, "errmsg": msg}))
 }
@@ -565,10 +570,7 @@ async fn contact_list(State(sb): S, Query(q): Q) -> Json<Value> {
 
 async fn batch_get_by_user(State(sb): S, Query(q): Q, Json(b): Json<Value>) -> Json<Value> {
     guarded!(sb, "externalcontact/batch/get_by_user", q);
-    let users: Vec<String> = b["userid_list"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
-        .unwrap_or_default();
+    let users: Vec<String> = strings(&b["userid_list"]);
     if users.is_empty() || users.len() > 100 {
         return err(40058, "userid_list must hold 1-100 userids");
     }
@@ -681,14 +683,8 @@ async fn edit_corp_tag(State(sb): S, Query(q): Q, Json(b): Json<Value>) -> Json<
 
 async fn del_corp_tag(State(sb): S, Query(q): Q, Json(b): Json<Value>) -> Json<Value> {
     guarded!(sb, "externalcontact/del_corp_tag", q);
-    let tags: Vec<String> = b["tag_id"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
-        .unwrap_or_default();
-    let groups: Vec<String> = b["group_id"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
-        .unwrap_or_default();
+    let tags: Vec<String> = strings(&b["tag_id"]);
+    let groups: Vec<String> = strings(&b["group_id"]);
     let mut c = sb.corp();
     c.tag_groups.retain(|g| !groups.contains(&g.group_id));
     for g in c.tag_groups.iter_mut() {
@@ -706,9 +702,7 @@ async fn mark_tag(State(sb): S, Query(q): Q, Json(b): Json<Value>) -> Json<Value
         b["external_userid"].as_str().unwrap_or_default().to_string(),
         b["userid"].as_str().unwrap_or_default().to_string(),
     );
-    let ids = |k: &str| -> Vec<String> {
-        b[k].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect()).unwrap_or_default()
-    };
+    let ids = |k: &str| -> Vec<String> { strings(&b[k]) };
     let (add, remove) = (ids("add_tag"), ids("remove_tag"));
     let mut c = sb.corp();
     if !c.follows.contains_key(&key) {
@@ -875,10 +869,7 @@ impl Sandbox {
 
 async fn groupchat_list(State(sb): S, Query(q): Q, Json(b): Json<Value>) -> Json<Value> {
     guarded!(sb, "externalcontact/groupchat/list", q);
-    let owners: Vec<String> = b["owner_filter"]["userid_list"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
-        .unwrap_or_default();
+    let owners: Vec<String> = strings(&b["owner_filter"]["userid_list"]);
     let limit = b["limit"].as_u64().unwrap_or(100).clamp(1, 1000) as usize;
     let start: usize = b["cursor"].as_str().and_then(|c| c.parse().ok()).unwrap_or(0);
     let c = sb.corp();
@@ -926,10 +917,7 @@ async fn send_welcome_msg(State(sb): S, Query(q): Q, Json(b): Json<Value>) -> Js
 async fn add_msg_template(State(sb): S, Query(q): Q, Json(b): Json<Value>) -> Json<Value> {
     guarded!(sb, "externalcontact/add_msg_template", q);
     let sender = b["sender"].as_str().unwrap_or_default().to_string();
-    let externals: Vec<String> = b["external_userid"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
-        .unwrap_or_default();
+    let externals: Vec<String> = strings(&b["external_userid"]);
     if externals.len() > 10_000 {
         return err(40058, "at most 10,000 recipients");
     }
@@ -1031,10 +1019,7 @@ async fn transfer(sb: Arc<Sandbox>, q: HashMap<String, String>, b: Value, api: &
     let now = sb.clock.now();
     let handover = b["handover_userid"].as_str().unwrap_or_default().to_string();
     let takeover = b["takeover_userid"].as_str().unwrap_or_default().to_string();
-    let externals: Vec<String> = b["external_userid"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
-        .unwrap_or_default();
+    let externals: Vec<String> = strings(&b["external_userid"]);
     if externals.is_empty() || externals.len() > 100 {
         return err(40058, "external_userid must hold 1-100 ids");
     }
@@ -1141,10 +1126,7 @@ async fn chat_transfer(sb: Arc<Sandbox>, q: HashMap<String, String>, b: Value, r
         q
     );
     let owner = b["new_owner"].as_str().unwrap_or_default().to_string();
-    let ids: Vec<String> = b["chat_id_list"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
-        .unwrap_or_default();
+    let ids: Vec<String> = strings(&b["chat_id_list"]);
     if ids.is_empty() || ids.len() > 100 {
         return err(40058, "chat_id_list must hold 1-100 chats");
     }
