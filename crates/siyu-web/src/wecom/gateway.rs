@@ -258,11 +258,24 @@ impl Gateway {
     /// members become staff, resigned ones (status 5) become departed. Returns (members
     /// seen, staff changed).
     pub async fn sync_staff(&self, tenant: TenantId, app: WecomAppId) -> Result<(i64, i64), SyncError> {
+        let members = self.directory(tenant, app).await?;
+        self.sync_staff_from(tenant, &members).await
+    }
+
+    /// Every member of every visible department, once each.
+    async fn directory(&self, tenant: TenantId, app: WecomAppId) -> Result<Vec<siyu_wecom::api::Member>, SyncError> {
         let client = self.client(tenant, app).await?;
-        let members = all_members(&client).await?;
+        Ok(all_members(&client).await?)
+    }
+
+    async fn sync_staff_from(
+        &self,
+        tenant: TenantId,
+        members: &[siyu_wecom::api::Member],
+    ) -> Result<(i64, i64), SyncError> {
         let actor = Actor::system(tenant);
         let mut drift = 0;
-        for m in &members {
+        for m in members {
             let status = if m.status == 5 { "departed" } else { "active" };
             let invalid = |v: Vec<siyu_core::validate::Violation>| {
                 StoreError::Conflict(format!("WeCom member {}: {v:?}", m.userid))
@@ -316,15 +329,27 @@ impl Gateway {
     /// groups are read from WeCom's list APIs and siyu's copy is repaired, so a lost callback
     /// leaves data wrong for at most one period. Each entity's outcome is recorded.
     pub async fn reconcile(&self, tenant: TenantId, app: WecomAppId) -> Result<(), SyncError> {
-        let staff = self.sync_staff(tenant, app).await;
-        self.record(tenant, app, "staff", &staff).await?;
-        let rel = self.reconcile_relationships(tenant, app).await;
-        self.record(tenant, app, "relationships", &rel).await?;
         let tags = self.sync_tags(tenant, app).await;
         self.record(tenant, app, "corp_tags", &tags).await?;
-        let groups = self.reconcile_groups(tenant, app).await;
+        // The directory is read once and serves the staff, relationship and group passes: on a
+        // large corp each read is many calls against WeCom's rate limits.
+        let members = match self.directory(tenant, app).await {
+            Ok(m) => m,
+            Err(e) => {
+                for entity in ["staff", "relationships", "groups"] {
+                    self.store.record_wecom_sync(tenant, app, entity, 0, 0, Some(&e.to_string())).await?;
+                }
+                return Err(e);
+            }
+        };
+        let active: Vec<String> = members.iter().filter(|m| m.status != 5).map(|m| m.userid.clone()).collect();
+        let staff = self.sync_staff_from(tenant, &members).await;
+        self.record(tenant, app, "staff", &staff).await?;
+        let rel = self.reconcile_relationships(tenant, app, &active).await;
+        self.record(tenant, app, "relationships", &rel).await?;
+        let groups = self.reconcile_groups(tenant, app, &active).await;
         self.record(tenant, app, "groups", &groups).await?;
-        for r in [staff, rel, tags, groups] {
+        for r in [tags, staff, rel, groups] {
             r?;
         }
         Ok(())
@@ -343,10 +368,13 @@ impl Gateway {
         }
     }
 
-    async fn reconcile_relationships(&self, tenant: TenantId, app: WecomAppId) -> Result<(i64, i64), SyncError> {
+    async fn reconcile_relationships(
+        &self,
+        tenant: TenantId,
+        app: WecomAppId,
+        users: &[String],
+    ) -> Result<(i64, i64), SyncError> {
         let client = self.client(tenant, app).await?;
-        let users: Vec<String> =
-            all_members(&client).await?.into_iter().filter(|m| m.status != 5).map(|m| m.userid).collect();
         let mut seen = std::collections::HashSet::new();
         let mut drift = 0;
         for batch in users.chunks(100) {
@@ -380,7 +408,7 @@ impl Gateway {
             }
         }
         // Relationships siyu holds as live that WeCom no longer lists are gone (C-42).
-        for r in self.store.wecom_relationships_of(tenant, &users).await? {
+        for r in self.store.wecom_relationships_of(tenant, users).await? {
             let live = matches!(r.rec.status.as_str(), "active" | "half");
             if live && !seen.contains(&(r.rec.external_userid.clone(), r.rec.userid.clone())) {
                 drift += i64::from(
@@ -400,10 +428,13 @@ impl Gateway {
         Ok((seen.len() as i64, drift))
     }
 
-    async fn reconcile_groups(&self, tenant: TenantId, app: WecomAppId) -> Result<(i64, i64), SyncError> {
+    async fn reconcile_groups(
+        &self,
+        tenant: TenantId,
+        app: WecomAppId,
+        users: &[String],
+    ) -> Result<(i64, i64), SyncError> {
         let client = self.client(tenant, app).await?;
-        let users: Vec<String> =
-            all_members(&client).await?.into_iter().filter(|m| m.status != 5).map(|m| m.userid).collect();
         let (mut seen, mut drift) = (0, 0);
         // Listing by owner batches keeps within groupchat/list's visibility limit (81017).
         for batch in users.chunks(100) {
