@@ -81,14 +81,17 @@ impl std::ops::Deref for AppState {
 
 impl AppState {
     pub fn new(store: Store, config: WebConfig) -> AppState {
-        let gateway = wecom::Gateway::new(store.clone());
-        AppState(Arc::new(Inner { store, config, ip_throttle: Default::default(), gateway, sandbox: None }))
+        Self::build(store, config, None)
     }
 
     /// The same state, with a sandbox corp whose actions the console offers (demo mode).
     pub fn with_sandbox(store: Store, config: WebConfig, sandbox: Arc<siyu_wecom::sandbox::Sandbox>) -> AppState {
+        Self::build(store, config, Some(sandbox))
+    }
+
+    fn build(store: Store, config: WebConfig, sandbox: Option<Arc<siyu_wecom::sandbox::Sandbox>>) -> AppState {
         let gateway = wecom::Gateway::new(store.clone());
-        AppState(Arc::new(Inner { store, config, ip_throttle: Default::default(), gateway, sandbox: Some(sandbox) }))
+        AppState(Arc::new(Inner { store, config, ip_throttle: Default::default(), gateway, sandbox }))
     }
 }
 
