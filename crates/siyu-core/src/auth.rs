@@ -52,9 +52,22 @@ impl Role {
                 TokensManage,
                 AuditRead,
                 JobsRead,
+                CustomersRead,
+                CustomersWrite,
+                CustomersPii,
             ],
-            Role::Operator => &[SettingsRead, StoresRead, StoresWrite, StaffRead, StaffWrite, JobsRead],
-            Role::Guide => &[StoresRead, StaffRead, StaffWriteOwn],
+            Role::Operator => &[
+                SettingsRead,
+                StoresRead,
+                StoresWrite,
+                StaffRead,
+                StaffWrite,
+                JobsRead,
+                CustomersRead,
+                CustomersWrite,
+                CustomersPii,
+            ],
+            Role::Guide => &[StoresRead, StaffRead, StaffWriteOwn, CustomersRead, CustomersWrite],
         }
     }
 
@@ -97,10 +110,18 @@ pub enum Scope {
     AuditRead,
     #[serde(rename = "jobs:read")]
     JobsRead,
+    #[serde(rename = "customers:read")]
+    CustomersRead,
+    /// Create, edit, tag customers; manage tags and segments. Guides hold it for their own.
+    #[serde(rename = "customers:write")]
+    CustomersWrite,
+    /// See personal data (phone numbers, sensitive fields) unmasked, export and erase it.
+    #[serde(rename = "customers:pii")]
+    CustomersPii,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 12] = [
+    pub const ALL: [Scope; 15] = [
         Scope::SettingsRead,
         Scope::SettingsWrite,
         Scope::StoresRead,
@@ -113,6 +134,9 @@ impl Scope {
         Scope::TokensManage,
         Scope::AuditRead,
         Scope::JobsRead,
+        Scope::CustomersRead,
+        Scope::CustomersWrite,
+        Scope::CustomersPii,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -129,6 +153,9 @@ impl Scope {
             Scope::TokensManage => "tokens:manage",
             Scope::AuditRead => "audit:read",
             Scope::JobsRead => "jobs:read",
+            Scope::CustomersRead => "customers:read",
+            Scope::CustomersWrite => "customers:write",
+            Scope::CustomersPii => "customers:pii",
         }
     }
 

@@ -56,6 +56,14 @@ id_type!(
     InboxId,
     /// A typed WeCom domain event.
     WecomEventId,
+    /// A person (customer) after identity resolution (OneID).
+    CustomerId,
+    /// A group of tags.
+    TagGroupId,
+    /// A customer tag (internal, or mirroring a WeCom corp tag).
+    TagId,
+    /// A saved segment (人群).
+    SegmentId,
 );
 
 #[cfg(test)]

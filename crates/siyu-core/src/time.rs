@@ -36,6 +36,16 @@ impl Timestamp {
             .and_then(|t| t.format(&::time::format_description::well_known::Rfc3339).ok())
             .unwrap_or_default()
     }
+    /// Parses RFC 3339 (any offset).
+    pub fn parse_rfc3339(s: &str) -> Option<Timestamp> {
+        let t = ::time::OffsetDateTime::parse(s.trim(), &::time::format_description::well_known::Rfc3339).ok()?;
+        Some(Timestamp((t.unix_timestamp_nanos() / 1000) as i64))
+    }
+
+    /// The local day number (days since 1970-01-01) at the given offset.
+    pub fn local_day(self, offset_hours: i8) -> i64 {
+        (self.0 + offset_hours as i64 * 3_600_000_000).div_euclid(86_400_000_000)
+    }
     /// `YYYY-MM-DD HH:MM:SS` in the given offset, for people.
     pub fn display_local(self, offset_hours: i8) -> String {
         let off = ::time::UtcOffset::from_hms(offset_hours, 0, 0).unwrap_or(::time::UtcOffset::UTC);
@@ -46,6 +56,21 @@ impl Timestamp {
             .and_then(|t| t.format(&fmt).ok())
             .unwrap_or_default()
     }
+}
+
+/// `YYYY-MM-DD` → day number (days since 1970-01-01).
+pub fn parse_day(s: &str) -> Option<i64> {
+    let d = ::time::Date::parse(s.trim(), ::time::macros::format_description!("[year]-[month]-[day]")).ok()?;
+    Some((d - ::time::Date::from_calendar_date(1970, ::time::Month::January, 1).ok()?).whole_days())
+}
+
+/// Day number → `YYYY-MM-DD`.
+pub fn format_day(day: i64) -> String {
+    let epoch = ::time::Date::from_calendar_date(1970, ::time::Month::January, 1).expect("valid date");
+    epoch
+        .checked_add(::time::Duration::days(day))
+        .and_then(|d| d.format(::time::macros::format_description!("[year]-[month]-[day]")).ok())
+        .unwrap_or_default()
 }
 
 /// Time zones a tenant may choose, with their UTC offsets in hours. All of them are free of
@@ -108,6 +133,17 @@ impl Clock for ManualClock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn days_and_dates_round_trip() {
+        assert_eq!(parse_day("1970-01-02"), Some(1));
+        assert_eq!(format_day(parse_day("2011-12-10").unwrap()), "2011-12-10");
+        assert_eq!(parse_day("2011-13-01"), None);
+        // 2026-11-22T00:30 at +08:00 is still 2026-11-21 in UTC but the 22nd locally.
+        let t = Timestamp::parse_rfc3339("2026-11-22T00:30:00+08:00").unwrap();
+        assert_eq!(format_day(t.local_day(8)), "2026-11-22");
+        assert_eq!(format_day(t.local_day(0)), "2026-11-21");
+    }
 
     #[test]
     fn formats_in_shanghai_time() {

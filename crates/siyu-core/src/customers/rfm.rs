@@ -35,7 +35,7 @@ impl Scores {
 }
 
 /// The eight segments (八类客户).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
 pub enum Segment {
     /// 重要价值客户: R high, F high, M high.
@@ -119,7 +119,8 @@ pub fn quintile_scores(values: &[i64], better_is_lower: bool) -> Vec<u8> {
 }
 
 /// How high/low is decided. Every variant counts equality as high (analytics.md §8.3).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Centre {
     /// The population mean of the raw values (the default).
     #[default]
