@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use siyu_core::{TenantId, Timestamp};
 
-use crate::{Db, Result, Store};
+use crate::{on_read, Db, Result, Store};
 
 /// One synthetic staff row.
 pub struct StaffSeed {
@@ -113,6 +113,124 @@ impl Store {
             .rows_affected(),
         };
         Ok(r)
+    }
+}
+
+/// The facts of a generated segment-benchmark customer `x`, as SQL over the series column
+/// `x`: spread by multiplicative hashing so predicates are independent of each other.
+const SEGMENT_COLUMNS: &str = "CASE ((x * 48271) % 2147483647) % 7 WHEN 0 THEN 'new' WHEN 1 THEN 'following' WHEN 2 THEN 'intent' \
+     WHEN 3 THEN 'deal' WHEN 4 THEN 'repurchase' WHEN 5 THEN 'dormant' ELSE 'lost' END, \
+     ((x * 69621) % 1000003) % 20, ((x * 2654435761) % 1000003) % 200000, 15000 + ((x * 9973) % 1000003) % 1000, \
+     1 + ((x * 31) % 1000003) % 5, 1 + ((x * 37) % 1000033) % 5, 1 + ((x * 41) % 1000037) % 5, \
+     CASE ((x * 7919) % 999983) % 8 WHEN 0 THEN 'important_value' WHEN 1 THEN 'important_develop' WHEN 2 THEN 'important_keep' \
+     WHEN 3 THEN 'important_retain' WHEN 4 THEN 'general_value' WHEN 5 THEN 'general_develop' \
+     WHEN 6 THEN 'general_keep' ELSE 'general_retain' END";
+
+/// Tags per generated customer, chosen from the tenant's tags named `t0`…`t{tags-1}`.
+pub const SEGMENT_TAGS_PER_CUSTOMER: i64 = 3;
+
+impl Store {
+    /// Generates a segment-benchmark tenant inside the database: `n` customers with a
+    /// lifecycle stage, purchase metrics and RFM, and three of the tenant's tags `t0…` each.
+    /// The tenant's change counter is set so an index builds from it like from real data.
+    pub async fn generate_segment_tenant(
+        &self,
+        tenant: TenantId,
+        group: siyu_core::TagGroupId,
+        n: i64,
+        tags: i64,
+    ) -> Result<()> {
+        let insert =
+            "INSERT INTO customers (tenant_id, id, num, name, lifecycle, orders_count, spend_fen, last_order_day, \
+                      rfm_r, rfm_f, rfm_m, rfm_segment, source, status, created_at, updated_at, change_seq)";
+        let tag_sql = format!(
+            "INSERT INTO customer_tags (tenant_id, tag_id, customer_id, customer_num, source, created_at) \
+             SELECT c.tenant_id, t.id, c.id, c.num, 'bench', 0 FROM customers c \
+             CROSS JOIN (SELECT 0 AS k UNION ALL SELECT 1 UNION ALL SELECT 2) ks \
+             JOIN tags t ON t.tenant_id = c.tenant_id AND t.group_id = $2 \
+               AND t.name = 't' || (((c.num * 40503 + ks.k * 7919) % 1000003) % {tags}) \
+             WHERE c.tenant_id = $1"
+        );
+        let counters = "INSERT INTO customer_counters (tenant_id, next_num, change_seq) VALUES ($1, $2 + 1, 1) \
+                        ON CONFLICT (tenant_id) DO UPDATE SET next_num = $2 + 1, change_seq = 1";
+        match &self.db {
+            Db::Postgres(p) => {
+                sqlx::query(&format!(
+                    "{insert} SELECT $1, lpad(to_hex(x), 32, '0')::uuid, x, 'c' || x, {SEGMENT_COLUMNS}, 'bench', 'active', 0, 0, 1 \
+                     FROM generate_series(1::bigint, $2) AS x"
+                ))
+                .bind(tenant.0)
+                .bind(n)
+                .execute(p)
+                .await?;
+                sqlx::query(&tag_sql).bind(tenant.0).bind(group.0).execute(p).await?;
+                sqlx::query(counters).bind(tenant.0).bind(n).execute(p).await?;
+                sqlx::query("ANALYZE customers").execute(p).await?;
+                sqlx::query("ANALYZE customer_tags").execute(p).await?;
+            }
+            Db::Sqlite { write, .. } => {
+                sqlx::query(&format!(
+                    "WITH RECURSIVE g(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM g WHERE x < $2) \
+                     {insert} SELECT $1, unhex(printf('%032x', x)), x, 'c' || x, {SEGMENT_COLUMNS}, 'bench', 'active', 0, 0, 1 FROM g"
+                ))
+                .bind(tenant.0)
+                .bind(n)
+                .execute(write)
+                .await?;
+                sqlx::query(&tag_sql).bind(tenant.0).bind(group.0).execute(write).await?;
+                sqlx::query(counters).bind(tenant.0).bind(n).execute(write).await?;
+                sqlx::query("ANALYZE").execute(write).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes a tenant's segment facts as two CSV files (`customers.csv`: num, lifecycle,
+    /// orders, spend_fen, last_order_day, rfm_segment; `tags.csv`: num, tag name), so another
+    /// engine can be measured on exactly the same data.
+    pub async fn export_segment_facts(&self, tenant: TenantId, dir: &std::path::Path) -> Result<()> {
+        use futures::TryStreamExt;
+        use std::io::Write;
+        let open = |name: &str| -> Result<std::io::BufWriter<std::fs::File>> {
+            let f = std::fs::File::create(dir.join(name)).map_err(sqlx::Error::Io)?;
+            Ok(std::io::BufWriter::with_capacity(1 << 20, f))
+        };
+        let io = |e: std::io::Error| crate::StoreError::Db(sqlx::Error::Io(e));
+        let mut w = open("customers.csv")?;
+        writeln!(w, "num,lifecycle,orders,spend_fen,last_order_day,rfm_segment").map_err(io)?;
+        on_read!(self, |p| {
+            let mut rows = sqlx::query_as::<_, (i64, String, i64, i64, Option<i64>, Option<String>)>(
+                "SELECT num, lifecycle, orders_count, spend_fen, last_order_day, rfm_segment FROM customers \
+                 WHERE tenant_id = $1 AND status = 'active'",
+            )
+            .bind(tenant.0)
+            .fetch(p);
+            while let Some((num, l, o, s, d, r)) = rows.try_next().await? {
+                writeln!(
+                    w,
+                    "{num},{l},{o},{s},{},{}",
+                    d.map(|d| d.to_string()).unwrap_or_default(),
+                    r.unwrap_or_default()
+                )
+                .map_err(io)?;
+            }
+        });
+        w.flush().map_err(io)?;
+        let mut w = open("tags.csv")?;
+        writeln!(w, "num,tag").map_err(io)?;
+        on_read!(self, |p| {
+            let mut rows = sqlx::query_as::<_, (i64, String)>(
+                "SELECT c.num, t.name FROM customer_tags x JOIN customers c ON c.tenant_id = x.tenant_id AND c.id = x.customer_id \
+                 JOIN tags t ON t.tenant_id = x.tenant_id AND t.id = x.tag_id WHERE x.tenant_id = $1",
+            )
+            .bind(tenant.0)
+            .fetch(p);
+            while let Some((num, tag)) = rows.try_next().await? {
+                writeln!(w, "{num},{tag}").map_err(io)?;
+            }
+        });
+        w.flush().map_err(io)?;
+        Ok(())
     }
 }
 

@@ -26,6 +26,7 @@ use siyu_core::Timestamp;
 pub mod audit;
 pub mod auth;
 pub mod bulk;
+pub mod customers;
 pub mod idempotency;
 pub mod jobs;
 pub mod org;

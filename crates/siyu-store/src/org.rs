@@ -150,7 +150,8 @@ const USER_COLS: &str = "tenant_id, id, login, display_name, role, staff_id, dis
 
 /// Binds a [`DataScope`] as `(all_rows: bool, own_staff: uuid)`: the SQL fragment
 /// `($n OR <staff column> = $n+1)` then admits every row, one staff member's rows, or none.
-fn scope_binds(scope: DataScope) -> (bool, Uuid) {
+/// Binds for `($n OR staff = $n+1)`: see every row, or only one staff member's.
+pub(crate) fn scope_binds(scope: DataScope) -> (bool, Uuid) {
     match scope {
         DataScope::Tenant => (true, Uuid::nil()),
         DataScope::OwnStaff(s) => (false, s.0),

@@ -8,6 +8,7 @@ use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
@@ -49,6 +50,8 @@ pub fn sha256_hex(s: &str) -> String {
 #[derive(Clone)]
 pub struct Sealer {
     cipher: Aes256Gcm,
+    /// A key for blind indexes, derived from the master key so one key still rules both.
+    index_key: [u8; 32],
 }
 
 impl std::fmt::Debug for Sealer {
@@ -67,7 +70,20 @@ pub enum SealError {
 
 impl Sealer {
     pub fn new(key: &[u8; 32]) -> Sealer {
-        Sealer { cipher: Aes256Gcm::new(key.into()) }
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+        mac.update(b"siyu blind index v1");
+        Sealer { cipher: Aes256Gcm::new(key.into()), index_key: mac.finalize().into_bytes().into() }
+    }
+
+    /// A keyed, deterministic fingerprint of a personal value (HMAC-SHA-256, hex), so an exact
+    /// lookup — "which customer has this phone?" — works without storing the value in the
+    /// clear. `purpose` separates the fingerprints of different kinds of value.
+    pub fn blind_index(&self, purpose: &str, value: &str) -> String {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.index_key).expect("HMAC takes any key length");
+        mac.update(purpose.as_bytes());
+        mac.update(&[0]);
+        mac.update(value.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
     }
 
     /// Parses a base64 master key (as in `SIYU_SECRET_KEY`).

@@ -1,0 +1,343 @@
+//! Tag groups, tags and tag membership.
+//!
+//! Internal tags belong to siyu and are written here. Corp tags mirror WeCom's (kind `corp`,
+//! `wecom_tag_id` set); their membership is projected from relationships and they are never
+//! applied directly here, because WeCom is their truth (scrm-rules R-1, C-20).
+
+use serde::Serialize;
+use sqlx::FromRow;
+use uuid::Uuid;
+
+use siyu_core::auth::Actor;
+use siyu_core::{CustomerId, TagGroupId, TagId, TenantId, Timestamp};
+
+use crate::audit::snapshot;
+use crate::{audit, in_tx, on_read, Result, Store, StoreError};
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TagGroup {
+    pub id: TagGroupId,
+    pub name: String,
+    /// `internal` or `corp`.
+    pub kind: String,
+    pub wecom_group_id: Option<String>,
+    pub tags: Vec<Tag>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Tag {
+    pub id: TagId,
+    pub group_id: TagGroupId,
+    pub name: String,
+    pub kind: String,
+    pub wecom_tag_id: Option<String>,
+    /// Live customers holding the tag.
+    pub customers: i64,
+    pub created_at: Timestamp,
+}
+
+#[derive(FromRow)]
+struct TagRow {
+    id: Uuid,
+    group_id: Uuid,
+    name: String,
+    kind: String,
+    wecom_tag_id: Option<String>,
+    customers: i64,
+    created_at: i64,
+}
+
+impl From<TagRow> for Tag {
+    fn from(r: TagRow) -> Self {
+        Tag {
+            id: TagId(r.id),
+            group_id: TagGroupId(r.group_id),
+            name: r.name,
+            kind: r.kind,
+            wecom_tag_id: r.wecom_tag_id,
+            customers: r.customers,
+            created_at: Timestamp(r.created_at),
+        }
+    }
+}
+
+const TAG_SELECT: &str = "SELECT t.id, t.group_id, t.name, t.kind, t.wecom_tag_id, \
+     (SELECT COUNT(*) FROM customer_tags ct WHERE ct.tenant_id = t.tenant_id AND ct.tag_id = t.id) AS customers, \
+     t.created_at FROM tags t";
+
+/// How many customers one statement tags or untags; keeps statements and locks short.
+const BULK_CHUNK: usize = 5_000;
+
+impl Store {
+    pub async fn tag_groups(&self, tenant: TenantId) -> Result<Vec<TagGroup>> {
+        let groups: Vec<(Uuid, String, String, Option<String>)> = on_read!(self, |p| {
+            sqlx::query_as(
+            "SELECT id, name, kind, wecom_group_id FROM tag_groups WHERE tenant_id = $1 ORDER BY kind DESC, sort_order, name"
+        )
+        .bind(tenant.0)
+        .fetch_all(p)
+        .await?
+        });
+        let sql = format!("{TAG_SELECT} WHERE t.tenant_id = $1 ORDER BY t.sort_order, t.name");
+        let tags: Vec<TagRow> = on_read!(self, |p| sqlx::query_as(&sql).bind(tenant.0).fetch_all(p).await?);
+        let mut out: Vec<TagGroup> = groups
+            .into_iter()
+            .map(|(id, name, kind, wecom_group_id)| TagGroup {
+                id: TagGroupId(id),
+                name,
+                kind,
+                wecom_group_id,
+                tags: vec![],
+            })
+            .collect();
+        for t in tags {
+            if let Some(g) = out.iter_mut().find(|g| g.id.0 == t.group_id) {
+                g.tags.push(t.into());
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn tag(&self, tenant: TenantId, id: TagId) -> Result<Tag> {
+        let sql = format!("{TAG_SELECT} WHERE t.tenant_id = $1 AND t.id = $2");
+        let r: Option<TagRow> =
+            on_read!(self, |p| sqlx::query_as(&sql).bind(tenant.0).bind(id.0).fetch_optional(p).await?);
+        r.map(Into::into).ok_or(StoreError::NotFound)
+    }
+
+    /// A tag's name and kind, without counting its holders: for existence checks on hot paths
+    /// (segment expressions, tagging), where [`Store::tag`]'s count would scan the memberships.
+    pub async fn tag_name_kind(&self, tenant: TenantId, id: TagId) -> Result<(String, String)> {
+        let r: Option<(String, String)> =
+            on_read!(self, |p| sqlx::query_as("SELECT name, kind FROM tags WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant.0)
+                .bind(id.0)
+                .fetch_optional(p)
+                .await?);
+        r.ok_or(StoreError::NotFound)
+    }
+
+    pub async fn create_tag_group(&self, actor: &Actor, name: &str) -> Result<TagGroup> {
+        let now = self.now();
+        let g = TagGroup {
+            id: TagGroupId::new(),
+            name: name.to_string(),
+            kind: "internal".into(),
+            wecom_group_id: None,
+            tags: vec![],
+        };
+        in_tx!(self, |tx| {
+            sqlx::query(
+                "INSERT INTO tag_groups (tenant_id, id, name, kind, sort_order, created_at, updated_at) \
+                 VALUES ($1, $2, $3, 'internal', 0, $4, $4)",
+            )
+            .bind(actor.tenant_id.0)
+            .bind(g.id.0)
+            .bind(name)
+            .bind(now.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| StoreError::constraint(e, "name"))?;
+            audit!(tx, self, actor, "tag_group.create", "tag_group", g.id, None, snapshot(&g));
+        });
+        Ok(g)
+    }
+
+    pub async fn create_tag(&self, actor: &Actor, group: TagGroupId, name: &str) -> Result<Tag> {
+        let now = self.now();
+        let kind: Option<String> =
+            on_read!(self, |p| sqlx::query_scalar("SELECT kind FROM tag_groups WHERE tenant_id = $1 AND id = $2")
+                .bind(actor.tenant_id.0)
+                .bind(group.0)
+                .fetch_optional(p)
+                .await?);
+        match kind.as_deref() {
+            None => return Err(StoreError::BadReference("group_id")),
+            Some("corp") => return Err(StoreError::Conflict("corp tags are created in WeCom".into())),
+            Some(_) => {}
+        }
+        let t = Tag {
+            id: TagId::new(),
+            group_id: group,
+            name: name.to_string(),
+            kind: "internal".into(),
+            wecom_tag_id: None,
+            customers: 0,
+            created_at: now,
+        };
+        in_tx!(self, |tx| {
+            sqlx::query(
+                "INSERT INTO tags (tenant_id, id, group_id, name, kind, sort_order, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, 'internal', 0, $5, $5)",
+            )
+            .bind(actor.tenant_id.0)
+            .bind(t.id.0)
+            .bind(group.0)
+            .bind(name)
+            .bind(now.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| StoreError::constraint(e, "name"))?;
+            audit!(tx, self, actor, "tag.create", "tag", t.id, None, snapshot(&t));
+        });
+        Ok(t)
+    }
+
+    pub async fn rename_tag(&self, actor: &Actor, id: TagId, name: &str) -> Result<Tag> {
+        let before = self.tag(actor.tenant_id, id).await?;
+        if before.kind == "corp" {
+            return Err(StoreError::Conflict("corp tags are renamed in WeCom".into()));
+        }
+        let now = self.now();
+        in_tx!(self, |tx| {
+            sqlx::query("UPDATE tags SET name = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2")
+                .bind(actor.tenant_id.0)
+                .bind(id.0)
+                .bind(name)
+                .bind(now.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| StoreError::constraint(e, "name"))?;
+            audit!(
+                tx,
+                self,
+                actor,
+                "tag.rename",
+                "tag",
+                id,
+                Some(serde_json::json!({"name": before.name})),
+                Some(serde_json::json!({"name": name}))
+            );
+        });
+        self.tag(actor.tenant_id, id).await
+    }
+
+    /// Deletes an internal tag and its memberships; the customers who held it change.
+    pub async fn delete_tag(&self, actor: &Actor, id: TagId) -> Result<()> {
+        let tenant = actor.tenant_id;
+        let before = self.tag(tenant, id).await?;
+        if before.kind == "corp" {
+            return Err(StoreError::Conflict("corp tags are deleted in WeCom".into()));
+        }
+        let now = self.now();
+        in_tx!(self, |tx| {
+            let (_, seq) = bump!(tx, tenant, 0);
+            sqlx::query(
+                "UPDATE customers SET change_seq = $3, updated_at = $4 WHERE tenant_id = $1 AND id IN \
+                 (SELECT customer_id FROM customer_tags WHERE tenant_id = $1 AND tag_id = $2)",
+            )
+            .bind(tenant.0)
+            .bind(id.0)
+            .bind(seq)
+            .bind(now.0)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM customer_tags WHERE tenant_id = $1 AND tag_id = $2")
+                .bind(tenant.0)
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM tags WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant.0)
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await?;
+            audit!(tx, self, actor, "tag.delete", "tag", id, snapshot(&before), None);
+        });
+        Ok(())
+    }
+
+    /// Tags of one customer.
+    pub async fn customer_tags(&self, tenant: TenantId, id: CustomerId) -> Result<Vec<Tag>> {
+        let sql = format!(
+            "{TAG_SELECT} WHERE t.tenant_id = $1 AND t.id IN \
+             (SELECT tag_id FROM customer_tags WHERE tenant_id = $1 AND customer_id = $2) ORDER BY t.name"
+        );
+        let rows: Vec<TagRow> = on_read!(self, |p| sqlx::query_as(&sql).bind(tenant.0).bind(id.0).fetch_all(p).await?);
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    /// Adds or removes an internal tag for the given customers (ids already checked against
+    /// the actor's scope by the caller, or numbers taken from the actor's own segment view).
+    /// Returns how many memberships changed. Repeats change nothing.
+    pub async fn apply_tag(
+        &self,
+        actor: &Actor,
+        tag: TagId,
+        who: &[CustomerId],
+        add: bool,
+        source: &str,
+    ) -> Result<u64> {
+        let tenant = actor.tenant_id;
+        let (tag_name, kind) = self.tag_name_kind(tenant, tag).await?;
+        if kind == "corp" {
+            return Err(StoreError::Conflict("corp tags are applied through WeCom".into()));
+        }
+        let now = self.now();
+        let mut changed = 0;
+        for chunk in who.chunks(BULK_CHUNK) {
+            // Ids are UUIDs rendered by us, so inlining them is safe and keeps one statement per
+            // chunk on both backends; they are filtered by tenant and liveness in SQL.
+            let list = chunk.iter().map(|c| format!("'{}'", c.0)).collect::<Vec<_>>().join(",");
+            let ids_sql = match self.backend() {
+                crate::Backend::Postgres => format!("({list})"),
+                // SQLite stores UUIDs as 16-byte blobs.
+                crate::Backend::Sqlite => {
+                    let blobs = chunk.iter().map(|c| format!("X'{}'", c.0.simple())).collect::<Vec<_>>().join(",");
+                    format!("({blobs})")
+                }
+            };
+            let n = in_tx!(self, |tx| {
+                let (_, seq) = bump!(tx, tenant, 0);
+                let n = if add {
+                    sqlx::query(&format!(
+                        "INSERT INTO customer_tags (tenant_id, tag_id, customer_id, customer_num, source, created_at) \
+                         SELECT c.tenant_id, $2, c.id, c.num, $3, $4 FROM customers c WHERE c.tenant_id = $1 \
+                         AND c.status = 'active' AND c.id IN {ids_sql} ON CONFLICT DO NOTHING"
+                    ))
+                    .bind(tenant.0)
+                    .bind(tag.0)
+                    .bind(source)
+                    .bind(now.0)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                } else {
+                    sqlx::query(&format!(
+                        "DELETE FROM customer_tags WHERE tenant_id = $1 AND tag_id = $2 AND customer_id IN {ids_sql}"
+                    ))
+                    .bind(tenant.0)
+                    .bind(tag.0)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                };
+                sqlx::query(&format!(
+                    "UPDATE customers SET change_seq = $2, updated_at = $3 WHERE tenant_id = $1 AND id IN {ids_sql}"
+                ))
+                .bind(tenant.0)
+                .bind(seq)
+                .bind(now.0)
+                .execute(&mut *tx)
+                .await?;
+                if chunk.len() == 1 && n > 0 {
+                    let summary = format!("{} tag {}", if add { "added" } else { "removed" }, tag_name);
+                    timeline!(tx, tenant, chunk[0], now, "tag", source, actor, &summary);
+                }
+                audit!(
+                    tx,
+                    self,
+                    actor,
+                    if add { "tag.apply" } else { "tag.remove" },
+                    "tag",
+                    tag,
+                    None,
+                    Some(serde_json::json!({"customers": chunk.len(), "changed": n, "source": source}))
+                );
+                n
+            });
+            changed += n;
+        }
+        Ok(changed)
+    }
+}
