@@ -17,6 +17,7 @@ use siyu_store::Store;
 
 pub mod api;
 pub mod console;
+pub mod customers;
 pub mod error;
 pub mod extract;
 pub mod i18n;
@@ -66,6 +67,8 @@ pub struct Inner {
     pub gateway: wecom::Gateway,
     /// The demo's simulated WeCom corp, when running `serve --demo`.
     pub sandbox: Option<Arc<siyu_wecom::sandbox::Sandbox>>,
+    /// Per-tenant segment indexes, caught up with the database before each use.
+    pub segments: siyu_store::customers::index::SegmentIndexes,
 }
 
 /// The one state every handler gets.
@@ -91,7 +94,8 @@ impl AppState {
 
     fn build(store: Store, config: WebConfig, sandbox: Option<Arc<siyu_wecom::sandbox::Sandbox>>) -> AppState {
         let gateway = wecom::Gateway::new(store.clone());
-        AppState(Arc::new(Inner { store, config, ip_throttle: Default::default(), gateway, sandbox }))
+        let segments = siyu_store::customers::index::SegmentIndexes::new(store.clone());
+        AppState(Arc::new(Inner { store, config, ip_throttle: Default::default(), gateway, sandbox, segments }))
     }
 }
 

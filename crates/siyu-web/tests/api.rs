@@ -95,7 +95,26 @@ both!(every_tenant_path_is_404_with_another_tenants_credentials, |app| async mov
         .await
         .unwrap();
     let siyu_store::wecom::Accepted::New(inbox_id) = accepted else { panic!("fresh callback") };
+    let post = |path: &'static str, body: Value| {
+        let sa = &sa;
+        let app = &app;
+        async move {
+            let r = sa.send(app, Method::POST, path, Some(&body)).await;
+            assert_eq!(r.status(), 201, "POST {path}");
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    let customer = post("/api/v1/customers", json!({"name": "甲客户"})).await;
+    let group = post("/api/v1/tag-groups", json!({"name": "组"})).await;
+    let tag = post("/api/v1/tags", json!({"group_id": group["id"], "name": "标签"})).await;
+    let segment = post("/api/v1/segments", json!({"name": "人群", "expr": {"tag": tag["id"]}})).await;
+    app.store.record_loss(a.tenant, "wmEXT", "someone", "deleted_by_customer", "event").await.unwrap();
+    let alert = app.store.loss_alerts(a.tenant, siyu_core::auth::DataScope::Tenant, true, 1).await.unwrap()[0].id;
     let fixtures: HashMap<&str, String> = HashMap::from([
+        ("alert_id", alert.to_string()),
+        ("customer_id", customer["id"].as_str().unwrap().to_string()),
+        ("tag_id", tag["id"].as_str().unwrap().to_string()),
+        ("segment_id", segment["id"].as_str().unwrap().to_string()),
         ("app_id", app_id.to_string()),
         ("inbox_id", inbox_id.to_string()),
         ("store_id", a.store_id.to_string()),
@@ -135,7 +154,7 @@ both!(every_tenant_path_is_404_with_another_tenants_credentials, |app| async mov
         assert_eq!(v["code"], "not_found", "{method} {path}");
         walked += 1;
     }
-    assert!(walked >= 17, "walked {walked} id-addressed operations");
+    assert!(walked >= 32, "walked {walked} id-addressed operations");
     // Nothing of tenant A changed.
     let audit_after: Value = sa.send(&app, Method::GET, "/api/v1/audit?limit=200", None).await.json().await.unwrap();
     assert_eq!(audit_before["items"].as_array().unwrap().len(), audit_after["items"].as_array().unwrap().len());

@@ -98,6 +98,21 @@ async fn setup(app: &App) -> Setup {
     Setup { seed, sb: sb2, app_id, sandbox_url: sb2_url, callback_url, token, key }
 }
 
+/// A single-member channel code for `wangfang`, created through siyu's own client; returns
+/// its config_id for the sandbox to scan.
+async fn contact_way(app: &App, s: &Setup, state: Option<&str>) -> String {
+    let gw = siyu_web::wecom::Gateway::new(app.store.store.clone());
+    let client = gw.client(s.seed.tenant, s.app_id.parse::<uuid::Uuid>().unwrap().into()).await.unwrap();
+    let way = ContactWay {
+        kind: 1,
+        scene: 2,
+        user: vec!["wangfang".into()],
+        state: state.map(str::to_string),
+        ..Default::default()
+    };
+    client.add_contact_way(&way).await.unwrap().config_id
+}
+
 async fn process_all(app: &App, tenant: TenantId) {
     let gw = siyu_web::wecom::Gateway::new(app.store.store.clone());
     let page = app.store.list_inbox(tenant, &Default::default(), &Default::default()).await.unwrap();
@@ -110,20 +125,9 @@ async fn process_all(app: &App, tenant: TenantId) {
 both!(a_scan_reaches_the_inbox_and_becomes_one_typed_event, |app| async move {
     let s = setup(&app).await;
     // Create a contact way through siyu's own client and let a customer scan it.
-    let gw = siyu_web::wecom::Gateway::new(app.store.store.clone());
-    let client = gw.client(s.seed.tenant, s.app_id.parse::<uuid::Uuid>().unwrap().into()).await.unwrap();
-    let way = client
-        .add_contact_way(&ContactWay {
-            kind: 1,
-            scene: 2,
-            user: vec!["wangfang".into()],
-            state: Some("c:demo".into()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let way = contact_way(&app, &s, Some("c:demo")).await;
     let ext = s.sb.add_external_user("李雷", None);
-    s.sb.scan_contact_way(&way.config_id, &ext).await.unwrap();
+    s.sb.scan_contact_way(&way, &ext).await.unwrap();
     let inbox: Value =
         bearer(&app, &s.seed.token, Method::GET, "/api/v1/wecom/inbox", None).await.json().await.unwrap();
     let items = inbox["items"].as_array().unwrap();
@@ -351,21 +355,9 @@ both!(settings_are_validated_and_secrets_never_returned, |app| async move {
 
 both!(callbacks_keep_relationships_current, |app| async move {
     let s = setup(&app).await;
-    let gw = siyu_web::wecom::Gateway::new(app.store.store.clone());
-    let app_id: siyu_core::WecomAppId = s.app_id.parse::<uuid::Uuid>().unwrap().into();
-    let client = gw.client(s.seed.tenant, app_id).await.unwrap();
-    let way = client
-        .add_contact_way(&ContactWay {
-            kind: 1,
-            scene: 2,
-            user: vec!["wangfang".into()],
-            state: Some("c:pkg".into()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let way = contact_way(&app, &s, Some("c:pkg")).await;
     let ext = s.sb.add_external_user("韩梅梅", Some("u-han"));
-    s.sb.scan_contact_way(&way.config_id, &ext).await.unwrap();
+    s.sb.scan_contact_way(&way, &ext).await.unwrap();
     process_all(&app, s.seed.tenant).await;
     let rels: Value =
         bearer(&app, &s.seed.token, Method::GET, &format!("/api/v1/wecom/relationships?external_userid={ext}"), None)
@@ -390,24 +382,14 @@ both!(callbacks_keep_relationships_current, |app| async move {
 
 both!(a_dropped_callback_is_repaired_by_the_next_reconciliation, |app| async move {
     let s = setup(&app).await;
+    let way = contact_way(&app, &s, Some("c:lost")).await;
     let gw = siyu_web::wecom::Gateway::new(app.store.store.clone());
     let app_id: siyu_core::WecomAppId = s.app_id.parse::<uuid::Uuid>().unwrap().into();
-    let client = gw.client(s.seed.tenant, app_id).await.unwrap();
-    let way = client
-        .add_contact_way(&ContactWay {
-            kind: 1,
-            scene: 2,
-            user: vec!["wangfang".into()],
-            state: Some("c:lost".into()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
     s.sb.add_group_chat("wangfang", "新品体验群");
     // Callbacks are dropped on purpose: WeCom sends nothing siyu receives.
     s.sb.set_callback_url(None);
     let ext = s.sb.add_external_user("林涛", None);
-    s.sb.scan_contact_way(&way.config_id, &ext).await.unwrap();
+    s.sb.scan_contact_way(&way, &ext).await.unwrap();
     let inbox: Value =
         bearer(&app, &s.seed.token, Method::GET, "/api/v1/wecom/inbox", None).await.json().await.unwrap();
     assert!(inbox["items"].as_array().unwrap().is_empty(), "nothing arrived");
@@ -453,15 +435,10 @@ both!(a_dropped_callback_is_repaired_by_the_next_reconciliation, |app| async mov
 
 both!(one_customers_events_apply_in_order, |app| async move {
     let s = setup(&app).await;
+    let way = contact_way(&app, &s, None).await;
     let gw = siyu_web::wecom::Gateway::new(app.store.store.clone());
-    let app_id: siyu_core::WecomAppId = s.app_id.parse::<uuid::Uuid>().unwrap().into();
-    let client = gw.client(s.seed.tenant, app_id).await.unwrap();
-    let way = client
-        .add_contact_way(&ContactWay { kind: 1, scene: 2, user: vec!["wangfang".into()], ..Default::default() })
-        .await
-        .unwrap();
     let ext = s.sb.add_external_user("顺序", None);
-    s.sb.scan_contact_way(&way.config_id, &ext).await.unwrap();
+    s.sb.scan_contact_way(&way, &ext).await.unwrap();
     s.sb.customer_deletes(&ext, "wangfang").await.unwrap();
     let page = app.store.list_inbox(s.seed.tenant, &Default::default(), &Default::default()).await.unwrap();
     let (later, earlier) = (page.items[0].id, page.items[1].id);
@@ -486,4 +463,72 @@ both!(one_customers_events_apply_in_order, |app| async move {
             .unwrap();
     let kinds: Vec<&str> = events["items"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds, vec!["change_external_contact.del_follow_user", "change_external_contact.add"], "newest first");
+});
+
+both!(wecom_contacts_become_customers_with_channels_stages_and_loss_alerts, |app| async move {
+    let s = setup(&app).await;
+    let staff = bearer(
+        &app,
+        &s.seed.token,
+        Method::POST,
+        "/api/v1/staff",
+        Some(&json!({"name": "王芳", "wecom_userid": "wangfang"})),
+    )
+    .await;
+    assert_eq!(staff.status(), 201);
+    let staff: Value = staff.json().await.unwrap();
+    let way = contact_way(&app, &s, Some("c:pkg")).await;
+    let ext = s.sb.add_external_user("韩梅梅", Some("u-han"));
+    s.sb.scan_contact_way(&way, &ext).await.unwrap();
+    process_all(&app, s.seed.tenant).await;
+    // One person, owned by the member the customer added, attributed to the channel.
+    let list: Value =
+        bearer(&app, &s.seed.token, Method::GET, "/api/v1/customers?q=韩梅梅", None).await.json().await.unwrap();
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{list}");
+    assert_eq!(items[0]["source"], "wecom");
+    assert_eq!(items[0]["owner_staff_id"], staff["id"]);
+    let count = |expr: Value| {
+        let app = &app;
+        let token = s.seed.token.clone();
+        async move {
+            let v: Value = bearer(app, &token, Method::POST, "/api/v1/segments/count", Some(&json!({"expr": expr})))
+                .await
+                .json()
+                .await
+                .unwrap();
+            v["count"].as_u64().unwrap()
+        }
+    };
+    assert_eq!(count(json!({"channel": "c:pkg"})).await, 1);
+    // Processing the same callbacks again changes nothing: still one person.
+    process_all(&app, s.seed.tenant).await;
+    assert_eq!(count(json!("all")).await, 1);
+
+    // The customer deletes the member: the person is lost, with one alert and a timeline entry.
+    s.sb.customer_deletes(&ext, "wangfang").await.unwrap();
+    process_all(&app, s.seed.tenant).await;
+    process_all(&app, s.seed.tenant).await;
+    let id = items[0]["id"].as_str().unwrap();
+    let c: Value =
+        bearer(&app, &s.seed.token, Method::GET, &format!("/api/v1/customers/{id}"), None).await.json().await.unwrap();
+    assert_eq!(c["lifecycle"], "lost");
+    let alerts: Value =
+        bearer(&app, &s.seed.token, Method::GET, "/api/v1/customer-alerts", None).await.json().await.unwrap();
+    let alerts = alerts.as_array().unwrap();
+    assert_eq!(alerts.len(), 1, "deduplicated per relationship and kind");
+    assert_eq!(alerts[0]["kind"], "deleted_by_customer");
+    assert_eq!(alerts[0]["customer_id"], items[0]["id"]);
+    let tl: Value = bearer(&app, &s.seed.token, Method::GET, &format!("/api/v1/customers/{id}/timeline"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(tl.as_array().unwrap().iter().any(|e| e["kind"] == "loss"), "{tl}");
+    let path = format!("/api/v1/customer-alerts/{}/resolve", alerts[0]["id"].as_str().unwrap());
+    assert_eq!(bearer(&app, &s.seed.token, Method::POST, &path, None).await.status(), 204);
+    problem(bearer(&app, &s.seed.token, Method::POST, &path, None).await, 404).await;
+    let open: Value =
+        bearer(&app, &s.seed.token, Method::GET, "/api/v1/customer-alerts", None).await.json().await.unwrap();
+    assert!(open.as_array().unwrap().is_empty());
 });

@@ -176,7 +176,76 @@
     }
   }
 
+  /* ----------------------------------------------- segment builder -- */
+
+  // Each condition row shows only the inputs its kind uses; value choices come
+  // from the JSON the server embeds. The count is asked of the server (the same
+  // parser that saves the segment), debounced, as the operator edits.
+  const RANGE = ['rfm_r', 'rfm_f', 'rfm_m', 'orders', 'spend', 'days'];
+  const TEXT = ['channel', 'field'];
+
+  function setupBuilder(form) {
+    let choices = {};
+    try { choices = JSON.parse(document.getElementById('builder-choices').textContent); } catch (_) { /* none */ }
+    const show = (el, on) => { el.hidden = !on; el.disabled = !on; };
+    const syncRow = (row) => {
+      const kind = row.querySelector('[data-kind]').value;
+      const choice = row.querySelector('[data-part="choice"]');
+      const opts = TEXT.includes(kind) || RANGE.includes(kind) ? null : choices[kind];
+      if (opts && choice.dataset.kind !== kind) {
+        const current = choice.dataset.current;
+        choice.replaceChildren(...opts.map((o) => {
+          const op = document.createElement('option');
+          op.value = o.value; op.textContent = o.label; op.selected = String(o.value) === current;
+          return op;
+        }));
+        choice.dataset.kind = kind;
+      }
+      show(choice, !!opts && !!kind);
+      show(row.querySelector('[data-part="key"]'), kind === 'field');
+      show(row.querySelector('[data-part="text"]'), TEXT.includes(kind));
+      for (const r of row.querySelectorAll('[data-part="range"]')) show(r, RANGE.includes(kind));
+    };
+    const syncMode = () => {
+      const mode = (form.querySelector('input[name="mode"]:checked') || {}).value || 'rows';
+      for (const el of form.querySelectorAll('[data-mode]')) el.hidden = el.dataset.mode !== mode;
+    };
+    const out = document.getElementById('live-count');
+    let timer = null;
+    let seq = 0;
+    const count = async () => {
+      const mine = ++seq;
+      const body = new URLSearchParams(new FormData(form));
+      try {
+        const r = await fetch(form.dataset.countUrl, { method: 'POST', body, credentials: 'same-origin' });
+        const v = await r.json();
+        if (mine !== seq) return; // a newer request is on its way
+        out.textContent = v.label || v.error || '';
+        out.classList.toggle('is-error', !r.ok);
+      } catch (_) { /* offline: keep the last figure */ }
+    };
+    const later = () => { clearTimeout(timer); timer = setTimeout(count, 300); };
+    for (const row of form.querySelectorAll('.builder-row')) syncRow(row);
+    syncMode();
+    form.addEventListener('change', (e) => {
+      const row = e.target.closest('.builder-row');
+      if (row && e.target.matches('[data-kind]')) syncRow(row);
+      if (e.target.name === 'mode') syncMode();
+      later();
+    });
+    form.addEventListener('input', later);
+    const btn = form.querySelector('[data-live-count]');
+    if (btn) btn.addEventListener('click', (e) => { e.preventDefault(); count(); });
+    count();
+  }
+
+  function init() {
+    autohideAlerts();
+    const builder = document.getElementById('segment-form');
+    if (builder) setupBuilder(builder);
+  }
+
   // Works whether the script is loaded in <head> or at the end of <body>.
-  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', autohideAlerts);
-  else autohideAlerts();
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', init);
+  else init();
 })();

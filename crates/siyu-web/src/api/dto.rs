@@ -347,3 +347,424 @@ impl<T: ToSchema> PageOf<T> {
         PageOf { items: p.items.into_iter().map(T::from).collect(), next_cursor: p.next_cursor }
     }
 }
+
+// ---- customers -------------------------------------------------------------------------------
+
+/// RFM scores and segment of the latest scoring.
+#[derive(Serialize, ToSchema)]
+pub struct RfmOut {
+    pub r: u8,
+    pub f: u8,
+    pub m: u8,
+    /// Scores in R, F, M order, e.g. `534`.
+    pub code: String,
+    /// One of the eight segment keys, e.g. `important_value`.
+    pub segment: String,
+    /// The segment's Chinese name, e.g. 重要价值客户.
+    pub segment_name: String,
+}
+
+impl From<&siyu_core::customers::rfm::Scored> for RfmOut {
+    fn from(s: &siyu_core::customers::rfm::Scored) -> Self {
+        RfmOut {
+            r: s.scores.r,
+            f: s.scores.f,
+            m: s.scores.m,
+            code: s.scores.code(),
+            segment: siyu_store::customers::segment_key(s.segment).to_string(),
+            segment_name: s.segment.zh().to_string(),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CustomerOut {
+    pub id: Uuid,
+    /// Dense per-tenant number (stable; used by segment cursors).
+    pub num: i64,
+    pub name: String,
+    /// Full E.164 number with the `customers:pii` scope, otherwise masked (`+86 138****5678`).
+    pub phone: Option<String>,
+    /// `unknown`, `male` or `female`.
+    #[schema(value_type = String)]
+    pub gender: siyu_core::customers::profile::Gender,
+    pub lifecycle: String,
+    pub owner_staff_id: Option<Uuid>,
+    pub store_id: Option<Uuid>,
+    /// `manual`, `import`, `wecom` or `order`.
+    pub source: String,
+    /// Effective orders, lifetime.
+    pub orders_count: i64,
+    /// Net paid, lifetime, in fen.
+    pub spend_fen: i64,
+    pub last_order_at: Option<String>,
+    pub rfm: Option<RfmOut>,
+    /// Custom profile fields; sensitive ones are `***` without `customers:pii`.
+    pub fields: std::collections::BTreeMap<String, String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl CustomerOut {
+    /// `pii`: whether the viewer may see personal data unmasked; `sensitive` lists the
+    /// tenant's sensitive field keys.
+    pub fn new(c: siyu_store::customers::Customer, pii: bool, sensitive: &[String]) -> Self {
+        let fields = c
+            .fields
+            .into_iter()
+            .map(|(k, v)| {
+                let v = if !pii && sensitive.contains(&k) { "***".to_string() } else { v };
+                (k, v)
+            })
+            .collect();
+        CustomerOut {
+            id: c.id.0,
+            num: c.num,
+            name: c.name,
+            phone: if pii { c.phone } else { c.phone_masked },
+            gender: c.gender,
+            lifecycle: c.lifecycle,
+            owner_staff_id: c.owner_staff_id.map(|s| s.0),
+            store_id: c.store_id.map(|s| s.0),
+            source: c.source,
+            orders_count: c.orders_count,
+            spend_fen: c.spend_fen,
+            last_order_at: c.last_order_at.map(ts),
+            rfm: c.rfm.as_ref().map(RfmOut::from),
+            fields,
+            created_at: ts(c.created_at),
+            updated_at: ts(c.updated_at),
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"name": "王小明", "phone": "13812345678", "gender": "male", "lifecycle": "new", "fields": {"city": "上海"}}))]
+pub struct CustomerIn {
+    pub name: String,
+    /// Mainland mobile, or any `+` international number.
+    pub phone: Option<String>,
+    /// `unknown` (default), `male` or `female`.
+    pub gender: Option<String>,
+    /// A lifecycle stage key (see `GET /api/v1/customer-stages`); default `new`.
+    pub lifecycle: Option<String>,
+    pub owner_staff_id: Option<Uuid>,
+    pub store_id: Option<Uuid>,
+    /// Custom profile fields by key.
+    #[serde(default)]
+    pub fields: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TagOut {
+    pub id: Uuid,
+    pub group_id: Uuid,
+    pub name: String,
+    /// `internal` (siyu only) or `corp` (mirrors a WeCom corp tag).
+    pub kind: String,
+    pub wecom_tag_id: Option<String>,
+    /// Live customers holding the tag.
+    pub customers: i64,
+}
+
+impl From<siyu_store::customers::tags::Tag> for TagOut {
+    fn from(t: siyu_store::customers::tags::Tag) -> Self {
+        TagOut {
+            id: t.id.0,
+            group_id: t.group_id.0,
+            name: t.name,
+            kind: t.kind,
+            wecom_tag_id: t.wecom_tag_id,
+            customers: t.customers,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TagGroupOut {
+    pub id: Uuid,
+    pub name: String,
+    pub kind: String,
+    pub tags: Vec<TagOut>,
+}
+
+impl From<siyu_store::customers::tags::TagGroup> for TagGroupOut {
+    fn from(g: siyu_store::customers::tags::TagGroup) -> Self {
+        TagGroupOut { id: g.id.0, name: g.name, kind: g.kind, tags: g.tags.into_iter().map(Into::into).collect() }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CustomerDetailOut {
+    #[serde(flatten)]
+    pub customer: CustomerOut,
+    pub tags: Vec<TagOut>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TimelineOut {
+    pub id: Uuid,
+    pub at: String,
+    /// `created`, `stage`, `tag`, `follow_up`, …
+    pub kind: String,
+    /// What caused it: `manual`, `rule`, `import`, `wecom`, …
+    pub source: String,
+    pub actor: String,
+    pub summary: String,
+}
+
+impl From<siyu_store::customers::TimelineEntry> for TimelineOut {
+    fn from(e: siyu_store::customers::TimelineEntry) -> Self {
+        TimelineOut { id: e.id, at: ts(e.at), kind: e.kind, source: e.source, actor: e.actor, summary: e.summary }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct FollowUpOut {
+    pub id: Uuid,
+    pub customer_id: Uuid,
+    pub staff_id: Option<Uuid>,
+    /// `chat`, `call`, `visit` or `note`.
+    pub kind: String,
+    pub content: String,
+    pub next_at: Option<String>,
+    pub done_at: Option<String>,
+    pub created_by: String,
+    pub created_at: String,
+}
+
+impl From<siyu_store::customers::FollowUp> for FollowUpOut {
+    fn from(f: siyu_store::customers::FollowUp) -> Self {
+        FollowUpOut {
+            id: f.id,
+            customer_id: f.customer_id.0,
+            staff_id: f.staff_id.map(|s| s.0),
+            kind: f.kind,
+            content: f.content,
+            next_at: f.next_at.map(ts),
+            done_at: f.done_at.map(ts),
+            created_by: f.created_by,
+            created_at: ts(f.created_at),
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"kind": "call", "content": "电话回访，下周到店", "next_at": "2026-12-01T10:00:00+08:00"}))]
+pub struct FollowUpIn {
+    /// `chat`, `call`, `visit` or `note`.
+    pub kind: String,
+    pub content: String,
+    /// When to remind (RFC 3339).
+    pub next_at: Option<String>,
+    /// Who follows up; defaults to the customer's owner.
+    pub staff_id: Option<Uuid>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SegmentOut {
+    pub id: Uuid,
+    pub name: String,
+    pub description: String,
+    /// The segment expression (see `POST /api/v1/segments/count`).
+    #[schema(value_type = Object)]
+    pub expr: siyu_core::customers::segment::Expr,
+    /// Members now, within the viewer's scope.
+    pub count: u64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"name": "高价值茶客", "description": "", "expr": {"and": [{"rfm_segment": "important_value"}, {"range": {"metric": "days_since_purchase", "max": 90}}]}}))]
+pub struct SegmentIn {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// A boolean expression. Leaves: `"all"`, `{"tag": id}`, `{"lifecycle": key}`,
+    /// `{"channel": state}`, `{"staff": id}`, `{"store": id}`, `{"rfm_segment": key}`,
+    /// `{"rfm_score": {"dim": "r"|"f"|"m", "min": 1, "max": 5}}`, `{"field": {"key", "value"}}`,
+    /// `{"range": {"metric": "orders"|"spend_fen"|"days_since_purchase", "min", "max"}}`,
+    /// `{"segment": id}`; combined with `{"and": [...]}`, `{"or": [...]}`, `{"not": {...}}`.
+    #[schema(value_type = Object)]
+    pub expr: siyu_core::customers::segment::Expr,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"expr": {"and": [{"lifecycle": "new"}, {"not": {"range": {"metric": "orders", "min": 1}}}]}}))]
+pub struct ExprIn {
+    #[schema(value_type = Object)]
+    pub expr: siyu_core::customers::segment::Expr,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CountOut {
+    /// Members of the expression within the viewer's scope.
+    pub count: u64,
+    /// All customers within the viewer's scope.
+    pub total: u64,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"remove": false, "expr": {"rfm_segment": "important_retain"}}))]
+pub struct BulkTagIn {
+    /// Untag instead of tag.
+    #[serde(default)]
+    pub remove: bool,
+    /// Tag these customers…
+    pub customer_ids: Option<Vec<Uuid>>,
+    /// …or every member of this expression (within the viewer's scope).
+    #[schema(value_type = Option<Object>)]
+    pub expr: Option<siyu_core::customers::segment::Expr>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BulkTagOut {
+    /// Customers addressed.
+    pub customers: u64,
+    /// Memberships that changed (repeats change nothing).
+    pub changed: u64,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"name": "复购意向"}))]
+pub struct NameIn {
+    pub name: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"group_id": "0192f0a0-0000-7000-8000-000000000000", "name": "爱喝茶"}))]
+pub struct TagIn {
+    pub group_id: Uuid,
+    pub name: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"stage": "intent"}))]
+pub struct StageIn {
+    pub stage: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct StageOut {
+    pub key: String,
+    pub name: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"ref_date": "2026-11-22", "window_days": 365}))]
+pub struct RfmRunIn {
+    /// The reference date (local, `YYYY-MM-DD`); the window ends the day before. Default today.
+    pub ref_date: Option<String>,
+    /// Window length in days (default 365); `0` means all history.
+    pub window_days: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RfmRunOut {
+    pub ref_date: String,
+    /// Customers with at least one effective order ever.
+    pub buyers: u64,
+    /// Customers scored (effective orders inside the window).
+    pub scored: u64,
+    /// Customers per segment key.
+    pub segments: std::collections::BTreeMap<String, u64>,
+    pub stage_changes: u64,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"window_days": 365, "centre": "mean", "ref_date": null}))]
+pub struct RfmSettingsIo {
+    /// Window in days before the reference date; `null` or `0` = all history.
+    pub window_days: Option<i64>,
+    /// `mean` (high/low against the population mean) or `fixed` (the thresholds below).
+    pub centre: String,
+    /// Fixed thresholds: R ≤ days, F ≥ orders, M ≥ fen count as high.
+    pub r_days: Option<i64>,
+    pub f: Option<i64>,
+    pub m_fen: Option<i64>,
+    /// A fixed reference date `YYYY-MM-DD` for historical data; `null` = today.
+    pub ref_date: Option<String>,
+}
+
+impl From<siyu_store::customers::metrics::RfmSettings> for RfmSettingsIo {
+    fn from(s: siyu_store::customers::metrics::RfmSettings) -> Self {
+        use siyu_core::customers::rfm::Centre;
+        let (centre, r_days, f, m_fen) = match s.centre {
+            Centre::Mean => ("mean", None, None, None),
+            Centre::Fixed { r_days, f, m_fen } => ("fixed", Some(r_days), Some(f), Some(m_fen)),
+        };
+        RfmSettingsIo { window_days: s.window_days, centre: centre.into(), r_days, f, m_fen, ref_date: s.ref_date }
+    }
+}
+
+impl RfmSettingsIo {
+    pub fn validate(&self) -> Result<siyu_store::customers::metrics::RfmSettings, Vec<siyu_core::validate::Violation>> {
+        use siyu_core::customers::rfm::Centre;
+        let mut v = siyu_core::validate::Violations::new();
+        let window_days = match self.window_days {
+            None | Some(0) => None,
+            Some(w) if (1..=36_500).contains(&w) => Some(w),
+            Some(_) => {
+                v.push("window_days", "out_of_range", "window_days must be 0 (all history) to 36500");
+                None
+            }
+        };
+        let centre = match self.centre.as_str() {
+            "mean" => Centre::Mean,
+            "fixed" => match (self.r_days, self.f, self.m_fen) {
+                (Some(r_days), Some(f), Some(m_fen)) if r_days >= 1 && f >= 1 && m_fen >= 0 => {
+                    Centre::Fixed { r_days, f, m_fen }
+                }
+                _ => {
+                    v.push("r_days", "required", "fixed thresholds need r_days ≥ 1, f ≥ 1 and m_fen ≥ 0");
+                    Centre::Mean
+                }
+            },
+            _ => {
+                v.push("centre", "invalid_value", "centre must be one of: mean, fixed");
+                Centre::Mean
+            }
+        };
+        let ref_date = self.ref_date.as_deref().map(str::trim).filter(|d| !d.is_empty()).map(str::to_string);
+        if ref_date.as_deref().is_some_and(|d| siyu_core::time::parse_day(d).is_none()) {
+            v.push("ref_date", "invalid_format", "ref_date must be YYYY-MM-DD");
+        }
+        v.into_result()?;
+        Ok(siyu_store::customers::metrics::RfmSettings { window_days, centre, ref_date })
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AlertOut {
+    pub id: Uuid,
+    pub customer_id: Option<Uuid>,
+    pub customer_name: Option<String>,
+    /// `deleted_by_customer` (the customer deleted the member) or `deleted_by_staff`.
+    pub kind: String,
+    pub external_userid: String,
+    /// The member's WeCom userid.
+    pub userid: String,
+    pub staff_id: Option<Uuid>,
+    /// `event` or `reconcile`.
+    pub reason: String,
+    pub created_at: String,
+    pub resolved_at: Option<String>,
+}
+
+impl From<siyu_store::customers::wecom::LossAlert> for AlertOut {
+    fn from(a: siyu_store::customers::wecom::LossAlert) -> Self {
+        AlertOut {
+            id: a.id,
+            customer_id: a.customer_id.map(|c| c.0),
+            customer_name: a.customer_name,
+            kind: a.kind,
+            external_userid: a.external_userid,
+            userid: a.userid,
+            staff_id: a.staff_id.map(|s| s.0),
+            reason: a.reason,
+            created_at: ts(a.created_at),
+            resolved_at: a.resolved_at.map(ts),
+        }
+    }
+}

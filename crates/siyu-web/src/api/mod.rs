@@ -9,6 +9,7 @@ use crate::AppState;
 
 pub mod admin;
 pub mod auth;
+pub mod customers;
 pub mod dto;
 pub mod org;
 
@@ -32,6 +33,9 @@ pub mod org;
         (name = "audit", description = "Audit log"),
         (name = "jobs", description = "Durable background jobs"),
         (name = "wecom", description = "WeCom (企业微信) connection, callback inbox and events"),
+        (name = "customers", description = "Customers (客户): profiles, lifecycle, timeline, follow-ups"),
+        (name = "tags", description = "Tag groups and tags (标签)"),
+        (name = "segments", description = "Segments (人群), live counts and RFM (客户价值分层)"),
     )
 )]
 struct ApiDoc;
@@ -56,6 +60,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(auth::router())
         .merge(org::router())
+        .merge(customers::router())
         .merge(admin::router())
         .merge(crate::wecom::api::router())
 }

@@ -114,7 +114,7 @@ async fn user_form(
     m.insert("error".into(), json!(error));
     m.insert("roles".into(), json!(role_options(ctx)));
     m.insert("staff".into(), json!(staff));
-    (status, ctx.render("user_form.html", m)).into_response()
+    ctx.render_with(status, "user_form.html", m)
 }
 
 async fn user_new(State(s): State<AppState>, ctx: Ctx) -> Response {
@@ -297,7 +297,7 @@ async fn tokens_render(
     m.insert("created".into(), json!(created.map(|(name, secret)| json!({"name": name, "secret": secret}))));
     m.insert("values".into(), values);
     m.insert("errors".into(), Value::Object(errors));
-    (status, ctx.render("tokens.html", m)).into_response()
+    ctx.render_with(status, "tokens.html", m)
 }
 
 async fn tokens_page(State(s): State<AppState>, ctx: Ctx, q: Q) -> Response {

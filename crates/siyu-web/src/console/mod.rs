@@ -32,6 +32,7 @@ use crate::AppState;
 
 mod admin;
 mod auth;
+mod customers;
 mod org;
 mod sandbox;
 mod wecom;
@@ -62,6 +63,12 @@ const TEMPLATES: &[(&str, &str)] = embed!(
     "wecom.html",
     "wecom_form.html",
     "sandbox.html",
+    "customers.html",
+    "customer_form.html",
+    "customer.html",
+    "tags.html",
+    "segments.html",
+    "segment_form.html",
 );
 
 const CSS: &str = include_str!("../../assets/static/console.css");
@@ -116,6 +123,7 @@ pub fn router() -> Router<AppState> {
         .route("/static/console.js", get(|| async { static_asset(JS, "text/javascript; charset=utf-8") }))
         .merge(auth::router())
         .merge(org::router())
+        .merge(customers::router())
         .merge(admin::router())
         .merge(wecom::router())
         .merge(sandbox::router())
@@ -242,6 +250,17 @@ impl Ctx {
                 tracing::error!(error = ?e, "console render failed");
                 error_page(self.lang, StatusCode::INTERNAL_SERVER_ERROR, "error.internal", "error.internal", rid)
             }
+        }
+    }
+
+    /// Renders with `status` (a form re-shown with errors is 422), unless rendering itself
+    /// failed: then the 500 error page keeps its own status.
+    pub fn render_with(&self, status: StatusCode, tpl: &str, ctx: Map<String, serde_json::Value>) -> Response {
+        let r = self.render(tpl, ctx);
+        if r.status().is_success() {
+            (status, r).into_response()
+        } else {
+            r
         }
     }
 
@@ -378,13 +397,20 @@ const fn soon(area: &'static str, href: &'static str) -> NavItem {
 
 /// Navigation for every area of the domain. Areas not built yet are listed and say so.
 fn nav(ctx: &Ctx) -> serde_json::Value {
-    let groups: [(&str, Vec<NavItem>); 3] = [
+    let groups: [(&str, Vec<NavItem>); 4] = [
         ("", vec![item("nav.overview", "/console", "home", None)]),
+        (
+            "area.customers",
+            vec![
+                item("customers.title", "/console/customers", "customers", Some(Scope::CustomersRead)),
+                item("tags.title", "/console/tags", "tags", Some(Scope::CustomersRead)),
+                item("segments.title", "/console/segments", "segments", Some(Scope::CustomersRead)),
+            ],
+        ),
         (
             "",
             vec![
                 soon("area.acquisition", "/console/areas/acquisition"),
-                soon("area.customers", "/console/areas/customers"),
                 soon("area.engagement", "/console/areas/engagement"),
                 soon("area.commerce", "/console/areas/commerce"),
                 soon("area.fission", "/console/areas/fission"),

@@ -105,7 +105,7 @@ fn settings_render(ctx: &Ctx, values: Value, errors: Map<String, Value>, saved: 
     m.insert("zones".into(), zones());
     m.insert("slug".into(), json!(ctx.tenant.slug));
     m.insert("can_write".into(), json!(ctx.can(Scope::SettingsWrite)));
-    (status, ctx.render("settings.html", m)).into_response()
+    ctx.render_with(status, "settings.html", m)
 }
 
 async fn settings_submit(State(s): State<AppState>, ctx: Ctx, body: Bytes) -> Response {
@@ -193,7 +193,7 @@ fn store_form(
         "statuses".into(),
         json!([store_status_label(ctx, StoreStatus::Open), store_status_label(ctx, StoreStatus::Closed)]),
     );
-    (status, ctx.render("store_form.html", m)).into_response()
+    ctx.render_with(status, "store_form.html", m)
 }
 
 fn store_in(f: &FormData) -> StoreIn {
@@ -288,9 +288,10 @@ fn staff_status_label(ctx: &Ctx, s: StaffStatus) -> Value {
 }
 
 /// Stores for select boxes and for showing store names in lists.
-async fn store_options(s: &AppState, ctx: &Ctx) -> Result<Vec<Value>, Response> {
+/// The tenant's stores as select options (also used by the customer pages).
+pub(super) async fn store_options(s: &AppState, ctx: &Ctx) -> Result<Vec<Value>, ApiError> {
     let req = PageRequest { limit: siyu_core::paging::MAX_LIMIT, before: None };
-    let page = s.store.list_stores(ctx.tenant.id, &StoreFilter::default(), &req).await.map_err(|e| ctx.fail(e))?;
+    let page = s.store.list_stores(ctx.tenant.id, &StoreFilter::default(), &req).await?;
     Ok(page.items.iter().map(|x| json!({"value": x.id, "label": format!("{} ({})", x.name, x.code)})).collect())
 }
 
@@ -311,7 +312,7 @@ async fn staff_page(State(s): State<AppState>, ctx: Ctx, q: Q) -> Response {
     };
     let stores = match store_options(&s, &ctx).await {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(e) => return ctx.fail(e),
     };
     let store_name = |id: Option<StoreId>| {
         id.and_then(|id| stores.iter().find(|o| o["value"] == json!(id.0)).map(|o| o["label"].clone()))
@@ -354,7 +355,7 @@ async fn staff_form(
 ) -> Response {
     let stores = match store_options(s, ctx).await {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(e) => return ctx.fail(e),
     };
     let mut m = ctx.base("staff", if id.is_some() { "staff.edit" } else { "staff.new" });
     m.insert("id".into(), json!(id));
@@ -371,7 +372,7 @@ async fn staff_form(
     );
     // A guide editing their own record sees the protected fields, read-only.
     m.insert("own_only".into(), json!(!ctx.can(Scope::StaffWrite)));
-    (status, ctx.render("staff_form.html", m)).into_response()
+    ctx.render_with(status, "staff_form.html", m)
 }
 
 fn staff_in(f: &FormData) -> StaffIn {

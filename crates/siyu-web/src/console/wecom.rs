@@ -138,7 +138,7 @@ async fn render_page(
     m.insert("saved".into(), json!(super::flag(q, "saved")));
     m.insert("retried".into(), json!(super::flag(q, "retried")));
     m.insert("synced".into(), json!(super::flag(q, "synced")));
-    (status, ctx.render("wecom.html", m)).into_response()
+    ctx.render_with(status, "wecom.html", m)
 }
 
 async fn page(State(s): State<AppState>, ctx: Ctx, Query(q): Query<HashMap<String, String>>) -> Response {
@@ -179,7 +179,7 @@ fn form(ctx: &Ctx, id: Uuid, values: Value, errors: Map<String, Value>, status: 
     m.insert("action".into(), json!(format!("/console/wecom/apps/{id}")));
     m.insert("values".into(), values);
     m.insert("errors".into(), Value::Object(errors));
-    (status, ctx.render("wecom_form.html", m)).into_response()
+    ctx.render_with(status, "wecom_form.html", m)
 }
 
 async fn edit(State(s): State<AppState>, ctx: Ctx, Path(id): Path<Uuid>) -> Response {

@@ -113,6 +113,11 @@ impl Gateway {
                     self.store
                         .set_wecom_relationship_status(tenant, external_user_id, user_id, status, reason, "event")
                         .await?;
+                    self.store.project_wecom_contact(tenant, external_user_id).await?;
+                    // A member deleting a customer is a staff-risk signal; a transfer is not (C-41).
+                    if status == "deleted_by_staff" {
+                        self.store.record_loss(tenant, external_user_id, user_id, status, "event").await?;
+                    }
                 }
                 ContactChange::DelFollowUser => {
                     self.store
@@ -125,6 +130,8 @@ impl Gateway {
                             "event",
                         )
                         .await?;
+                    self.store.project_wecom_contact(tenant, external_user_id).await?;
+                    self.store.record_loss(tenant, external_user_id, user_id, "deleted_by_customer", "event").await?;
                 }
                 ContactChange::TransferFail => {}
                 ContactChange::Add | ContactChange::AddHalf | ContactChange::Edit => {
@@ -147,6 +154,7 @@ impl Gateway {
                         };
                         self.store.upsert_wecom_relationship(tenant, &rec, "event", Some("gone when re-read")).await?;
                     }
+                    self.store.project_wecom_contact(tenant, external_user_id).await?;
                 }
             },
             Event::ExternalChat { change: ChatChange::Dismiss, chat_id, .. } => {
@@ -322,6 +330,8 @@ impl Gateway {
             })
             .collect();
         let drift = self.store.sync_wecom_corp_tags(tenant, &tags).await?;
+        // siyu's tag list mirrors them, so segments and the console can use corp tags.
+        self.store.mirror_corp_tags(tenant).await?;
         Ok((tags.len() as i64, drift))
     }
 
@@ -347,6 +357,10 @@ impl Gateway {
         self.record(tenant, app, "staff", &staff).await?;
         let rel = self.reconcile_relationships(tenant, app, &active).await;
         self.record(tenant, app, "relationships", &rel).await?;
+        // Every person's owner, channels, corp tags and stage follow the repaired copy.
+        if rel.is_ok() {
+            self.store.project_all_wecom_contacts(tenant).await?;
+        }
         let groups = self.reconcile_groups(tenant, app, &active).await;
         self.record(tenant, app, "groups", &groups).await?;
         for r in [tags, staff, rel, groups] {
