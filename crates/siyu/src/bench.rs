@@ -11,6 +11,12 @@
 //! - `wecom-callbacks`: `--callbacks` distinct signed, encrypted WeCom callbacks POSTed to
 //!   siyu's callback endpoint (verified, decrypted, stored in the inbox with their jobs),
 //!   beside bare AES-CBC decryption of the same payloads.
+//! - `segment-count`: a tenant of `--segment-sizes` customers (lifecycle, purchase metrics,
+//!   RFM, 3 of 200 tags each) generated in the database; the count of a five-predicate
+//!   segment from siyu's bitmap index (including its catch-up probe), beside the same count
+//!   in SQL on the same backend and in DuckDB (in memory, on the same data exported as CSV;
+//!   `scripts/bench` installs DuckDB from PyPI). Also the index build time and the process's
+//!   resident memory beside DuckDB's for the same data.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -54,6 +60,12 @@ pub struct BenchArgs {
     /// Rows for the bulk-insert scenario.
     #[arg(long, default_value_t = 1_000_000)]
     rows: usize,
+    /// Customers in the segment-count tenants, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = [1_000_000usize, 10_000_000])]
+    segment_sizes: Vec<usize>,
+    /// Python with the `duckdb` package (scripts/bench sets it) [default: python3].
+    #[arg(long, env = "SIYU_BENCH_PYTHON", default_value = "python3")]
+    python: String,
     /// Where to write the JSON results.
     #[arg(long, default_value = "bench-results/latest.json")]
     json: PathBuf,
@@ -114,7 +126,10 @@ pub async fn run(a: BenchArgs) -> Result<()> {
                 "wecom-callbacks" => rows.extend(
                     wecom_callbacks(&a, backend, &pg_url).await.with_context(|| format!("wecom-callbacks on {b}"))?,
                 ),
-                other => bail!("unknown scenario {other}: use http-get, bulk-insert or wecom-callbacks"),
+                "segment-count" => rows.extend(
+                    segment_count(&a, backend, &pg_url).await.with_context(|| format!("segment-count on {b}"))?,
+                ),
+                other => bail!("unknown scenario {other}: use http-get, bulk-insert, wecom-callbacks or segment-count"),
             }
         }
     }
@@ -148,14 +163,21 @@ impl NowRfc3339 for siyu_core::time::SystemClock {
 }
 
 fn print_table(rows: &[Row]) {
+    // Columns fit the longest entry, so every scenario's rows line up.
+    let w = |f: &dyn Fn(&Row) -> usize, min: usize| rows.iter().map(f).max().unwrap_or(0).max(min);
+    let (ws, wm, wb) = (
+        w(&|r| r.scenario.chars().count(), 8),
+        w(&|r| r.metric.chars().count(), 6),
+        w(&|r| r.baseline_name.chars().count(), 8),
+    );
     println!(
-        "\n{:<12} {:<9} {:<16} {:>14} {:<22} {:>14} {:>8}",
+        "\n{:<ws$} {:<9} {:<wm$} {:>14} {:<wb$} {:>14} {:>8}",
         "scenario", "backend", "metric", "siyu", "baseline", "value", "ratio"
     );
-    println!("{}", "-".repeat(101));
+    println!("{}", "-".repeat(ws + wm + wb + 51));
     for r in rows {
         println!(
-            "{:<12} {:<9} {:<16} {:>10.1} {:<3} {:<22} {:>10.1} {:<3} {:>8.3}",
+            "{:<ws$} {:<9} {:<wm$} {:>10.1} {:<3} {:<wb$} {:>10.1} {:<3} {:>8.3}",
             r.scenario,
             r.backend,
             r.metric,
@@ -398,4 +420,195 @@ async fn wecom_callbacks(a: &BenchArgs, backend: Backend, pg_url: &str) -> Resul
         baseline: Figure { value: bare, unit: "c/s" },
         ratio: siyu / bare,
     }])
+}
+
+fn rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map(|kib| kib / 1024.0)
+        .unwrap_or(0.0)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
+}
+
+#[derive(serde::Deserialize)]
+struct DuckOut {
+    count: u64,
+    median_ms: f64,
+    p95_ms: f64,
+    load_s: f64,
+    rss_mib: f64,
+    duckdb: String,
+}
+
+async fn segment_count(a: &BenchArgs, backend: Backend, pg_url: &str) -> Result<Vec<Row>> {
+    use siyu_core::auth::DataScope;
+    use siyu_core::customers::bitmap::SegmentIndex;
+    use siyu_core::customers::rfm::Segment;
+    use siyu_core::customers::segment::{Expr, Metric};
+    use siyu_store::customers::index::SegmentIndexes;
+
+    const TAGS: i64 = 200;
+    const SPEND_MIN: i64 = 100_000;
+    const TODAY: i64 = 16_000;
+    let mut out = Vec::new();
+    for &n in &a.segment_sizes {
+        let (cfg, _cleanup) = fresh_config_at(backend, pg_url).await;
+        let store = Store::connect(&cfg).await?;
+        store.migrate().await?;
+        let t = store.create_tenant("seg", "Segments", "Asia/Shanghai").await?;
+        let sys = Actor::system(t.id);
+        let group = store.create_tag_group(&sys, "bench").await?;
+        let mut tag_ids = Vec::new();
+        for i in 0..TAGS {
+            tag_ids.push(store.create_tag(&sys, group.id, &format!("t{i}")).await?.id);
+        }
+        let started = Instant::now();
+        store.generate_segment_tenant(t.id, group.id, n as i64, TAGS).await?;
+        eprintln!("   generated {n} customers in {:.1} s", started.elapsed().as_secs_f64());
+
+        let rss_before = rss_mib();
+        let indexes = SegmentIndexes::new(store.clone());
+        let started = Instant::now();
+        indexes.sync(t.id).await?;
+        let build_s = started.elapsed().as_secs_f64();
+        let rss_after = rss_mib();
+        let info = indexes.info(t.id).await?;
+        eprintln!(
+            "   index: {} customers, {:.0} MiB of bitmaps, built in {build_s:.1} s; RSS {rss_before:.0} → {rss_after:.0} MiB",
+            info.customers,
+            info.bytes as f64 / 1_048_576.0
+        );
+
+        let (tag_a, tag_b) = (7usize, 11usize);
+        let expr = Expr::And(vec![
+            Expr::Tag(tag_ids[tag_a]),
+            Expr::Lifecycle("deal".into()),
+            Expr::RfmSegment(Segment::ImportantValue),
+            Expr::Range { metric: Metric::SpendFen, min: Some(SPEND_MIN), max: None },
+            Expr::Not(Box::new(Expr::Tag(tag_ids[tag_b]))),
+        ]);
+        // siyu: the served path (catch-up probe + bitmap count).
+        let mut times = Vec::new();
+        let mut count = 0;
+        for _ in 0..31 {
+            let t0 = Instant::now();
+            count = indexes.count(t.id, DataScope::Tenant, &expr, TODAY).await?;
+            times.push(t0.elapsed().as_secs_f64() * 1000.0);
+        }
+        times.sort_by(f64::total_cmp);
+        let (med, p95) = (percentile(&times, 0.5), percentile(&times, 0.95));
+        // The bitmap work alone.
+        let eval_ms = indexes
+            .with(t.id, |i: &SegmentIndex| {
+                let mut v: Vec<f64> = (0..31)
+                    .map(|_| {
+                        let t0 = Instant::now();
+                        std::hint::black_box(i.count(&expr, TODAY));
+                        t0.elapsed().as_secs_f64() * 1000.0
+                    })
+                    .collect();
+                v.sort_by(f64::total_cmp);
+                percentile(&v, 0.5)
+            })
+            .await?;
+        // SQL on the same backend.
+        let sql_count = store.count_segment_sql(t.id, DataScope::Tenant, &expr, TODAY).await? as u64;
+        let mut sql_times = Vec::new();
+        for _ in 0..5 {
+            let t0 = Instant::now();
+            std::hint::black_box(store.count_segment_sql(t.id, DataScope::Tenant, &expr, TODAY).await?);
+            sql_times.push(t0.elapsed().as_secs_f64() * 1000.0);
+        }
+        sql_times.sort_by(f64::total_cmp);
+        let sql_med = percentile(&sql_times, 0.5);
+        if sql_count != count {
+            bail!("index counted {count}, SQL counted {sql_count}");
+        }
+        eprintln!("   count {count}: index median {med:.2} ms (p95 {p95:.2}, bitmaps alone {eval_ms:.2}); SQL median {sql_med:.1} ms");
+        let metric = format!("5-predicate count, {n} customers");
+        out.push(Row {
+            scenario: "segment-count".into(),
+            backend: backend.as_str().into(),
+            metric: metric.clone(),
+            siyu: Figure { value: med, unit: "ms" },
+            baseline_name: "same count in SQL".into(),
+            baseline: Figure { value: sql_med, unit: "ms" },
+            ratio: med / sql_med,
+        });
+        out.push(Row {
+            scenario: "segment-count".into(),
+            backend: backend.as_str().into(),
+            metric: format!("p95 of {metric}"),
+            siyu: Figure { value: p95, unit: "ms" },
+            baseline_name: "target".into(),
+            baseline: Figure { value: 50.0, unit: "ms" },
+            ratio: p95 / 50.0,
+        });
+
+        // DuckDB on the same data.
+        let dir = std::env::temp_dir().join(format!("siyu-bench-segments-{n}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        store.export_segment_facts(t.id, &dir).await?;
+        let py = tokio::process::Command::new(&a.python)
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/bench_duckdb.py"))
+            .arg(&dir)
+            .arg(format!("t{tag_a}"))
+            .arg(format!("t{tag_b}"))
+            .arg(SPEND_MIN.to_string())
+            .arg("11")
+            .output()
+            .await
+            .with_context(|| format!("running {} (use scripts/bench, which installs DuckDB)", a.python))?;
+        std::fs::remove_dir_all(&dir).ok();
+        if !py.status.success() {
+            bail!(
+                "the DuckDB baseline failed (use scripts/bench, which installs DuckDB): {}",
+                String::from_utf8_lossy(&py.stderr)
+            );
+        }
+        let duck: DuckOut = serde_json::from_slice(&py.stdout).context("reading the DuckDB baseline's output")?;
+        if duck.count != count {
+            bail!("index counted {count}, DuckDB counted {}", duck.count);
+        }
+        eprintln!(
+            "   DuckDB {}: median {:.2} ms (p95 {:.2}), loaded in {:.1} s, RSS {:.0} MiB",
+            duck.duckdb, duck.median_ms, duck.p95_ms, duck.load_s, duck.rss_mib
+        );
+        out.push(Row {
+            scenario: "segment-count".into(),
+            backend: backend.as_str().into(),
+            metric: metric.clone(),
+            siyu: Figure { value: med, unit: "ms" },
+            baseline_name: format!("DuckDB {} in memory", duck.duckdb),
+            baseline: Figure { value: duck.median_ms, unit: "ms" },
+            ratio: med / duck.median_ms,
+        });
+        out.push(Row {
+            scenario: "segment-count".into(),
+            backend: backend.as_str().into(),
+            metric: format!("resident memory, index of {n} customers"),
+            siyu: Figure { value: rss_after, unit: "MiB" },
+            baseline_name: "DuckDB holding the same data".into(),
+            baseline: Figure { value: duck.rss_mib, unit: "MiB" },
+            ratio: rss_after / duck.rss_mib,
+        });
+        out.push(Row {
+            scenario: "segment-count".into(),
+            backend: backend.as_str().into(),
+            metric: format!("index build, {n} customers"),
+            siyu: Figure { value: build_s, unit: "s" },
+            baseline_name: "DuckDB CSV load".into(),
+            baseline: Figure { value: duck.load_s, unit: "s" },
+            ratio: build_s / duck.load_s,
+        });
+        drop(indexes);
+        store.close().await;
+    }
+    Ok(out)
 }

@@ -35,6 +35,9 @@ pub struct Config {
     pub secret_key_file: String,
     /// WeCom callbacks whose timestamp differs from now by more than this are rejected.
     pub wecom_callback_window_secs: u64,
+    /// `serve --demo` only: the UCI Online Retail file (`online_retail.csv.gz`) whose customers
+    /// and purchases populate the demo tenant. Unset: the conventional dataset folders.
+    pub demo_dataset: Option<String>,
     pub jobs: JobsConfig,
 }
 
@@ -71,6 +74,7 @@ impl Default for Config {
             secret_key: None,
             secret_key_file: "siyu-data/secret.key".into(),
             wecom_callback_window_secs: siyu_web::DEFAULT_CALLBACK_WINDOW_SECS,
+            demo_dataset: None,
             jobs: JobsConfig::default(),
         }
     }
@@ -89,6 +93,7 @@ impl fmt::Debug for Config {
             .field("secret_key", &self.secret_key.as_ref().map(|_| "***"))
             .field("secret_key_file", &self.secret_key_file)
             .field("wecom_callback_window_secs", &self.wecom_callback_window_secs)
+            .field("demo_dataset", &self.demo_dataset)
             .field("jobs", &self.jobs)
             .finish()
     }

@@ -147,3 +147,152 @@ pub mod wecom {
         }
     }
 }
+
+/// The demo's customers: one per customer of the UCI Online Retail dataset, with their
+/// purchase history feeding lifetime metrics, lifecycle and RFM (reference date the day after
+/// the last transaction), spread over the demo guides, plus a few tags and saved segments.
+pub mod customers {
+    use std::collections::BTreeMap;
+    use std::io::Read;
+    use std::path::PathBuf;
+
+    use siyu_core::auth::{Actor, DataScope};
+    use siyu_core::customers::profile::CustomerInput;
+    use siyu_core::customers::rfm::{Centre, Segment};
+    use siyu_core::customers::segment::{Expr, Metric};
+    use siyu_core::paging::PageRequest;
+    use siyu_store::customers::metrics::{Purchase, RfmSettings};
+    use siyu_store::customers::ImportRow;
+    use siyu_store::org::StaffFilter;
+    use siyu_store::Store;
+
+    /// The namespace of the dataset's customer ids.
+    pub const SOURCE: &str = "online_retail";
+    /// The reference date of the demo's RFM: the day after the last transaction.
+    pub const REF_DATE: &str = "2011-12-10";
+
+    /// The configured file (`demo_dataset`, or `SIYU_DEMO_DATASET`), else the copy in the
+    /// repository's `datasets/` folder.
+    pub fn dataset_path(configured: Option<&str>) -> Option<PathBuf> {
+        if let Some(p) = configured {
+            return Some(PathBuf::from(p));
+        }
+        // The repository ships the file; a binary run elsewhere finds it beside its working
+        // directory or at the source tree it was built from.
+        [
+            PathBuf::from("datasets/online_retail/online_retail.csv.gz"),
+            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../datasets/online_retail/online_retail.csv.gz")),
+        ]
+        .into_iter()
+        .find(|p| p.exists())
+    }
+
+    /// Loads the dataset into the demo tenant once (nothing happens when its customers exist).
+    pub async fn ensure(store: Store, configured: Option<String>) -> anyhow::Result<()> {
+        let Some(tenant) = store.tenant_by_slug(super::TENANT).await? else { return Ok(()) };
+        let sys = Actor::system(tenant.id);
+        if store.count_customers(tenant.id).await? > 0 {
+            return Ok(());
+        }
+        let Some(path) = dataset_path(configured.as_deref()) else {
+            tracing::warn!(
+                "demo: the Online Retail dataset was not found; set SIYU_DEMO_DATASET to load demo customers"
+            );
+            return Ok(());
+        };
+        let started = std::time::Instant::now();
+        let data = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let gz = std::fs::read(&path)?;
+            let mut csv = Vec::new();
+            flate2::read::GzDecoder::new(&gz[..]).read_to_end(&mut csv)?;
+            siyu_core::customers::retail::parse(&csv, 8).map_err(anyhow::Error::msg)
+        })
+        .await??;
+
+        let staff = store
+            .list_staff(tenant.id, DataScope::Tenant, &StaffFilter::default(), &PageRequest { limit: 50, before: None })
+            .await?;
+        let guides: Vec<_> = staff.items.iter().filter(|s| s.status.as_str() == "active").collect();
+        store.define_customer_field(&sys, "country", "国家/地区", false).await.ok();
+        let stages: Vec<String> = store.lifecycle_stages(tenant.id, true).await?.into_iter().map(|s| s.0).collect();
+        let keys: Vec<&String> = data.countries.keys().collect();
+        let mut rows = Vec::with_capacity(keys.len());
+        for (i, key) in keys.iter().enumerate() {
+            let g = guides.get(i % guides.len().max(1));
+            let fields = BTreeMap::from([("country".to_string(), data.countries[*key].clone())]);
+            let input = CustomerInput::validate(
+                &format!("Customer {key}"),
+                None,
+                None,
+                None,
+                g.map(|s| s.id),
+                g.and_then(|s| s.store_id),
+                &fields,
+                &stages,
+                &["country".to_string()],
+            )
+            .map_err(|v| anyhow::anyhow!("{v:?}"))?;
+            rows.push(ImportRow { external_ref: Some((*key).clone()), input });
+        }
+        let imported = store.import_customers(&sys, SOURCE, &rows).await?;
+        let id_of: BTreeMap<&String, _> = keys.iter().copied().zip(imported.ids.iter().copied()).collect();
+        let purchases: Vec<Purchase> = data
+            .invoices
+            .iter()
+            .filter_map(|inv| {
+                Some(Purchase {
+                    order_ref: format!("{SOURCE}:{}", inv.invoice),
+                    customer_id: *id_of.get(&inv.customer)?,
+                    paid_at: inv.at,
+                    paid_fen: inv.paid_fen,
+                    refunded_fen: 0,
+                })
+            })
+            .collect();
+        store.record_purchases(&sys, SOURCE, &purchases).await?;
+        let settings = RfmSettings { window_days: None, centre: Centre::Mean, ref_date: Some(REF_DATE.into()) };
+        store.save_rfm_settings(&sys, &settings).await?;
+        let today = store.now().local_day(8);
+        let sum = store.recompute_customer_metrics(&sys, 8, settings.params(today)).await?;
+
+        // Interest tags on a deterministic share of customers, and segments worth opening.
+        let group = store.create_tag_group(&sys, "兴趣偏好").await?;
+        let mut tags = Vec::new();
+        for name in ["家居装饰", "节日礼品", "厨房餐具", "复古风"] {
+            tags.push(store.create_tag(&sys, group.id, name).await?);
+        }
+        for (t, tag) in tags.iter().enumerate() {
+            let who: Vec<_> =
+                imported.ids.iter().enumerate().filter(|(i, _)| (i * 7 + t * 3) % 5 == 0).map(|(_, id)| *id).collect();
+            store.apply_tag(&sys, tag.id, &who, true, "demo").await?;
+        }
+        let segments = [
+            ("高价值老客", Expr::RfmSegment(Segment::ImportantValue)),
+            (
+                "沉睡的大客户",
+                Expr::And(vec![
+                    Expr::RfmSegment(Segment::ImportantRetain),
+                    Expr::Range { metric: Metric::SpendFen, min: Some(100_000), max: None },
+                ]),
+            ),
+            (
+                "英国以外的礼品客",
+                Expr::And(vec![
+                    Expr::Tag(tags[1].id),
+                    Expr::Not(Box::new(Expr::Field { key: "country".into(), value: "United Kingdom".into() })),
+                ]),
+            ),
+        ];
+        for (name, expr) in segments {
+            store.save_segment(&sys, None, name, "", &expr).await?;
+        }
+        tracing::info!(
+            customers = imported.created,
+            orders = purchases.len(),
+            scored = sum.scored,
+            ms = started.elapsed().as_millis() as u64,
+            "demo: Online Retail customers loaded"
+        );
+        Ok(())
+    }
+}

@@ -220,6 +220,13 @@ async fn serve(cfg: Config, demo: bool) -> Result<()> {
     };
     if demo {
         demo::ensure(&store).await.context("creating the demo tenant")?;
+        let st = store.clone();
+        let dataset = cfg.demo_dataset.clone();
+        tokio::spawn(async move {
+            if let Err(e) = demo::customers::ensure(st, dataset).await {
+                tracing::warn!(error = %e, "demo: loading customers failed");
+            }
+        });
         web.demo_login = Some(siyu_web::DemoLogin {
             tenant: demo::TENANT.into(),
             login: demo::OWNER.into(),

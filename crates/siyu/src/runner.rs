@@ -212,7 +212,44 @@ pub fn builtin_registry() -> Registry {
     r.register(HOUSEKEEPING_JOB, housekeeping);
     r.register(siyu_store::wecom::INBOX_JOB, wecom_inbox);
     r.register(siyu_web::wecom::gateway::RECONCILE_JOB, wecom_reconcile);
+    r.register(CUSTOMER_METRICS_JOB, customer_metrics);
     r
+}
+
+/// Kind of the daily recomputation of one tenant's purchase metrics, stages and RFM.
+pub const CUSTOMER_METRICS_JOB: &str = "customers.metrics";
+
+/// Recomputes a tenant's customer metrics and RFM with its settings, as of its local today.
+/// Idempotent: the same inputs write the same values (rows that do not change are not written).
+async fn customer_metrics(ctx: JobCtx) -> Result<(), String> {
+    let tenant = ctx.job.tenant_id.ok_or("customers.metrics job without a tenant")?;
+    let t = ctx.store.tenant(tenant).await.map_err(|e| e.to_string())?;
+    let off = siyu_core::time::zone_offset_hours(&t.timezone).unwrap_or(8);
+    let settings = ctx.store.rfm_settings(tenant).await.map_err(|e| e.to_string())?;
+    let params = settings.params(ctx.store.now().local_day(off));
+    let sum = ctx
+        .store
+        .recompute_customer_metrics(&siyu_core::auth::Actor::system(tenant), off, params)
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!(%tenant, buyers = sum.buyers, scored = sum.scored, "customer metrics recomputed");
+    Ok(())
+}
+
+/// Schedules each tenant's daily metrics run once per local day (the dedupe key names the
+/// day, so any number of processes and hourly calls schedule it once).
+pub async fn schedule_customer_metrics(store: &Store) -> Result<u64, siyu_store::StoreError> {
+    let mut n = 0;
+    for t in store.list_tenants().await? {
+        let off = siyu_core::time::zone_offset_hours(&t.timezone).unwrap_or(8);
+        let day = store.now().local_day(off);
+        let job = siyu_store::jobs::NewJob::new(CUSTOMER_METRICS_JOB, serde_json::json!({}))
+            .tenant(t.id)
+            .dedupe(format!("customers.metrics:{}:{day}", t.id));
+        store.enqueue(job).await?;
+        n += 1;
+    }
+    Ok(n)
 }
 
 /// Reconciles one WeCom app, then schedules the next hour's pass.
@@ -287,7 +324,8 @@ async fn housekeeping(ctx: JobCtx) -> Result<(), String> {
         .unwrap_or(siyu_web::DEFAULT_CALLBACK_WINDOW_SECS);
     let nonces = ctx.store.purge_wecom_nonces(Duration::from_secs(window)).await.map_err(|e| e.to_string())?;
     let inbox = ctx.store.purge_wecom_inbox(Duration::from_secs(30 * 86_400)).await.map_err(|e| e.to_string())?;
-    tracing::info!(keys, jobs, nonces, inbox, "housekeeping done");
+    let metrics = schedule_customer_metrics(&ctx.store).await.map_err(|e| e.to_string())?;
+    tracing::info!(keys, jobs, nonces, inbox, metrics, "housekeeping done");
     schedule_housekeeping(&ctx.store, window).await.map_err(|e| e.to_string())
 }
 
@@ -345,6 +383,77 @@ mod tests {
         assert!(job.locked_by.is_none(), "the lease is released, not kept alive by a leftover heartbeat");
         let _ = stop.send(true);
         task.await.unwrap();
+    }
+
+    async fn daily_metrics_run_once_per_tenant_and_day(backend: Backend) {
+        use siyu_store::customers::metrics::Purchase;
+        let store = TestStore::new(backend).await;
+        let t = store.create_tenant("m", "M", "Asia/Shanghai").await.unwrap();
+        let sys = siyu_core::auth::Actor::system(t.id);
+        let stages = vec!["new".to_string(), "deal".to_string()];
+        let input = siyu_core::customers::profile::CustomerInput::validate(
+            "甲",
+            None,
+            None,
+            None,
+            None,
+            None,
+            &Default::default(),
+            &stages,
+            &[],
+        )
+        .unwrap();
+        let c = store.create_customer(&sys, &input, "manual").await.unwrap();
+        let p = Purchase {
+            order_ref: "o1".into(),
+            customer_id: c.id,
+            paid_at: siyu_core::Timestamp(store.now().0 - 3 * 86_400_000_000),
+            paid_fen: 1234,
+            refunded_fen: 0,
+        };
+        store.record_purchases(&sys, "test", &[p]).await.unwrap();
+        // Hourly housekeeping calls this again and again: one job per tenant and day.
+        schedule_customer_metrics(&store).await.unwrap();
+        schedule_customer_metrics(&store).await.unwrap();
+        let page = siyu_core::paging::PageRequest { limit: 50, before: None };
+        let jobs = store.list_jobs(t.id, &Default::default(), &page).await.unwrap();
+        let ours: Vec<_> = jobs.items.iter().filter(|j| j.kind == CUSTOMER_METRICS_JOB).collect();
+        assert_eq!(ours.len(), 1);
+        let runner = Runner {
+            store: store.store.clone(),
+            registry: builtin_registry(),
+            worker: "w".into(),
+            workers: 1,
+            lease: Duration::from_secs(30),
+            poll: Duration::from_millis(20),
+            backoff: Backoff::default(),
+        };
+        let (stop, rx) = watch::channel(false);
+        let task = tokio::spawn(runner.run(rx));
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let now = store.customer(t.id, siyu_core::auth::DataScope::Tenant, c.id).await.unwrap();
+            if now.orders_count == 1 {
+                assert_eq!(now.spend_fen, 1234);
+                assert_eq!(now.lifecycle, "deal");
+                assert!(now.rfm.is_some(), "scored within the default 365-day window");
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "the metrics job never ran");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let _ = stop.send(true);
+        task.await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn daily_metrics_sqlite() {
+        daily_metrics_run_once_per_tenant_and_day(Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn daily_metrics_postgres() {
+        daily_metrics_run_once_per_tenant_and_day(Backend::Postgres).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

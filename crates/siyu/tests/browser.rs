@@ -306,6 +306,108 @@ async fn console_walk(backend: Backend) {
     assert!(w.text("#jobs-table").await.contains("system.probe"));
     w.shot("jobs").await;
 
+    // Customers: the demo's Online Retail customers arrive in the background.
+    for _ in 0..600 {
+        w.go("/console/customers").await;
+        if w.count("#customers-table tbody tr").await > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(w.count("#customers-table tbody tr").await, 20, "a full first page of demo customers");
+    assert!(w.text("#customers-table").await.contains("Customer "));
+    w.shot("customers").await;
+    // A new customer: a bad phone is refused beside the field, then accepted.
+    w.click_nav("#new-customer").await;
+    w.fill("name", "王小明").await;
+    w.fill("phone", "12345").await;
+    w.submit("#customer-form").await;
+    assert!(w.text(".field.has-error").await.contains("手机号"), "phone error beside the field");
+    w.fill("phone", "13812345678").await;
+    w.submit("#customer-form").await;
+    w.wait_path("/console/customers/").await;
+    assert!(w.text(".page-desc").await.contains("+8613812345678"), "the owner sees the full number");
+    let ids = w.text("#identities").await;
+    assert!(ids.contains("手机号") && ids.contains("已加密") && !ids.contains("13812345678"), "{ids}");
+
+    // Tags: a group and a tag, then the tag on the new customer.
+    let customer_page = w.path().await;
+    let customer_page = customer_page.split('?').next().unwrap().to_string();
+    w.go("/console/tags").await;
+    w.fill("name", "会员等级").await;
+    w.submit("#group-form").await;
+    w.wait_path("/console/tags?saved=1").await;
+    w.c.find(Locator::Css("#tag-form select[name=group_id] option:nth-child(2)")).await.unwrap().click().await.unwrap();
+    w.fill("tag_name", "金卡").await;
+    w.submit("#tag-form").await;
+    w.wait_path("/console/tags?saved=1").await;
+    assert!(w.body().await.contains("金卡"));
+    w.shot("tags").await;
+    w.go(&customer_page).await;
+    let gold = w.c.find(Locator::XPath("//form[@id='add-tag-form']//option[contains(., '金卡')]")).await.unwrap();
+    gold.click().await.unwrap();
+    w.submit("#add-tag-form").await;
+    assert!(w.text("#customer-tags").await.contains("金卡"));
+    // A follow-up without content is refused, then recorded on the timeline.
+    w.submit_blocked("#follow-up-form").await;
+    assert!(w.count("#follow-up-form .field.has-error").await >= 1);
+    w.fill("content", "电话回访，周末到店").await;
+    w.submit("#follow-up-form").await;
+    assert!(w.text("#follow-ups").await.contains("周末到店"));
+    assert!(w.text("#timeline").await.contains("金卡"));
+    w.shot("customer").await;
+
+    // Segments: the RFM overview of the demo data, then the builder's live count. The demo
+    // saves its segments after its customers, purchases and RFM, still in the background.
+    for _ in 0..600 {
+        w.go("/console/segments").await;
+        if w.count("#segments-table tbody tr").await >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let rfm = w.text("#rfm").await;
+    assert!(rfm.contains("重要价值客户"), "{rfm}");
+    assert!(w.count("#segments-table tbody tr").await >= 3, "the demo's saved segments");
+    w.shot("segments").await;
+    // RFM settings: fixed thresholds without values are refused; the demo's own settings save.
+    w.c.find(Locator::Css("#rfm-settings summary")).await.unwrap().click().await.unwrap();
+    w.c.find(Locator::Css("#rfm-settings select[name=centre] option[value=fixed]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    w.fill("r_days", "").await;
+    w.click_nav("#save-rfm-settings").await;
+    assert!(w.body().await.contains("R 阈值（天）不能为空"), "thresholds are required");
+    w.go("/console/segments").await;
+    w.c.find(Locator::Css("#rfm-settings summary")).await.unwrap().click().await.unwrap();
+    w.click_nav("#save-rfm-settings").await;
+    w.wait_path("/console/segments?saved=1").await;
+    w.click_nav("#new-segment").await;
+    w.c.find(Locator::Css("select[name=c0_kind] option[value=tag]")).await.unwrap().click().await.unwrap();
+    let gold = w.c.find(Locator::XPath("//select[@name='c0_value']/option[contains(., '金卡')]")).await.unwrap();
+    gold.click().await.unwrap();
+    let mut live = String::new();
+    for _ in 0..100 {
+        live = w.text("#live-count").await;
+        if live.contains("符合条件 1 人") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(live.contains("符合条件 1 人"), "live count: {live}");
+    w.c.find(Locator::Css("#save-segment")).await.unwrap().click().await.unwrap();
+    assert!(w.is_same_document().await || w.count("#segment-form .field.has-error").await >= 1);
+    assert!(w.count("#segment-form .field.has-error").await >= 1, "the name is required");
+    w.fill("name", "金卡会员").await;
+    w.click_nav("#save-segment").await;
+    w.wait_path("/console/segments/").await;
+    w.shot("segment-builder").await;
+    w.go("/console/segments").await;
+    assert!(w.text("#segments-table").await.contains("金卡会员"));
+
     // Settings, then English.
     w.go("/console/settings").await;
     w.fill("name", "鹿野咖啡").await;
@@ -336,6 +438,15 @@ async fn console_walk(backend: Backend) {
     w.shot("guide-staff").await;
     w.go("/console/users").await;
     assert!(w.body().await.contains("没有权限"));
+    // The guide's customers are their own, with phone numbers masked.
+    w.go("/console/customers").await;
+    let mine = w.text("#customers-table").await;
+    assert!(mine.contains("王芳") && !mine.contains("张伟"), "only the guide's own customers");
+    w.go("/console/customers?q=13812345678").await;
+    assert_eq!(w.count("#customers-table tbody tr").await, 0, "another guide's customer cannot be found by phone");
+    w.go("/console/tags").await;
+    assert_eq!(w.count("#group-form").await, 0, "guides do not define tags");
+    w.shot("guide-customers").await;
     c.close().await.unwrap();
 }
 
