@@ -55,6 +55,7 @@ impl Role {
                 CustomersRead,
                 CustomersWrite,
                 CustomersPii,
+                CustomersTransfer,
             ],
             Role::Operator => &[
                 SettingsRead,
@@ -66,6 +67,7 @@ impl Role {
                 CustomersRead,
                 CustomersWrite,
                 CustomersPii,
+                CustomersTransfer,
             ],
             Role::Guide => &[StoresRead, StaffRead, StaffWriteOwn, CustomersRead, CustomersWrite],
         }
@@ -118,10 +120,13 @@ pub enum Scope {
     /// See personal data (phone numbers, sensitive fields) unmasked, export and erase it.
     #[serde(rename = "customers:pii")]
     CustomersPii,
+    /// Plan, send, retry and re-route transfers of customers between members (tenant-wide).
+    #[serde(rename = "customers:transfer")]
+    CustomersTransfer,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 15] = [
+    pub const ALL: [Scope; 16] = [
         Scope::SettingsRead,
         Scope::SettingsWrite,
         Scope::StoresRead,
@@ -137,6 +142,7 @@ impl Scope {
         Scope::CustomersRead,
         Scope::CustomersWrite,
         Scope::CustomersPii,
+        Scope::CustomersTransfer,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -156,6 +162,7 @@ impl Scope {
             Scope::CustomersRead => "customers:read",
             Scope::CustomersWrite => "customers:write",
             Scope::CustomersPii => "customers:pii",
+            Scope::CustomersTransfer => "customers:transfer",
         }
     }
 

@@ -64,6 +64,10 @@ id_type!(
     TagId,
     /// A saved segment (人群).
     SegmentId,
+    /// A batch of customer transfers (在职转接 / 离职继承).
+    TransferId,
+    /// One customer's transfer inside a batch.
+    TransferItemId,
 );
 
 #[cfg(test)]

@@ -116,6 +116,77 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Transfer benchmark: `n` live relationships of member `userid` with generated
+    /// external ids `{prefix}{i}`, made inside the database.
+    pub async fn generate_relationships(&self, tenant: TenantId, userid: &str, n: i64, prefix: &str) -> Result<u64> {
+        let now = self.now().0;
+        let r = match &self.db {
+            Db::Postgres(p) => sqlx::query(
+                "INSERT INTO wecom_relationships (tenant_id, external_userid, userid, add_time, add_way, status, corp_tag_ids, \
+                 remark_mobiles, status_changed_at, last_synced_at, last_source) \
+                 SELECT $1, $4 || g, $2, g, 1, 'active', '[]', '[]', $5, $5, 'bench' FROM generate_series(1, $3) AS g",
+            )
+            .bind(tenant.0)
+            .bind(userid)
+            .bind(n)
+            .bind(prefix)
+            .bind(now)
+            .execute(p)
+            .await?
+            .rows_affected(),
+            Db::Sqlite { write, .. } => sqlx::query(
+                "WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < $3) \
+                 INSERT INTO wecom_relationships (tenant_id, external_userid, userid, add_time, add_way, status, corp_tag_ids, \
+                 remark_mobiles, status_changed_at, last_synced_at, last_source) \
+                 SELECT $1, $4 || i, $2, i, 1, 'active', '[]', '[]', $5, $5, 'bench' FROM g",
+            )
+            .bind(tenant.0)
+            .bind(userid)
+            .bind(n)
+            .bind(prefix)
+            .bind(now)
+            .execute(write)
+            .await?
+            .rows_affected(),
+        };
+        Ok(r)
+    }
+
+    /// Baseline for the transfer benchmark: the item rows a plan must write, inserted plainly
+    /// in one transaction (no lookups, no planning), under an existing batch.
+    pub async fn insert_plain_transfer_items(
+        &self,
+        tenant: TenantId,
+        transfer: siyu_core::TransferId,
+        handover: &str,
+        rows: &[(String, String)],
+    ) -> Result<u64> {
+        let now = self.now().0;
+        let n = crate::in_tx!(self, |tx| {
+            let mut n = 0;
+            for (external, takeover) in rows {
+                n += sqlx::query(
+                    "INSERT INTO transfer_items (tenant_id, id, transfer_id, external_userid, handover_userid, takeover_userid, \
+                     status, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 'planned', $7)",
+                )
+                .bind(tenant.0)
+                .bind(uuid::Uuid::now_v7())
+                .bind(transfer.0)
+                .bind(external)
+                .bind(handover)
+                .bind(takeover)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            }
+            n
+        });
+        Ok(n)
+    }
+}
+
 /// The facts of a generated segment-benchmark customer `x`, as SQL over the series column
 /// `x`: spread by multiplicative hashing so predicates are independent of each other.
 const SEGMENT_COLUMNS: &str = "CASE ((x * 48271) % 2147483647) % 7 WHEN 0 THEN 'new' WHEN 1 THEN 'following' WHEN 2 THEN 'intent' \

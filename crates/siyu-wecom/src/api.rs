@@ -408,6 +408,23 @@ pub struct TransferResult {
     pub next_cursor: String,
 }
 
+/// A customer of a resigned member not yet handed to anyone.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Unassigned {
+    pub handover_userid: String,
+    pub external_userid: String,
+    pub dimission_time: i64,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+struct UnassignedOut {
+    info: Vec<Unassigned>,
+    is_last: bool,
+    next_cursor: String,
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct FailedChat {
@@ -621,6 +638,21 @@ impl Client {
             &serde_json::json!({"handover_userid": handover, "takeover_userid": takeover, "cursor": cursor}),
         )
         .await
+    }
+    /// Every customer of resigned members waiting for a new owner (all pages).
+    pub async fn unassigned(&self) -> Result<Vec<Unassigned>> {
+        let mut out = Vec::new();
+        let mut cursor = String::new();
+        loop {
+            let page: UnassignedOut = self
+                .post(&format!("{EC}/get_unassigned_list"), &serde_json::json!({"page_size": 1000, "cursor": cursor}))
+                .await?;
+            out.extend(page.info);
+            if page.is_last || page.next_cursor.is_empty() {
+                return Ok(out);
+            }
+            cursor = page.next_cursor;
+        }
     }
     /// Moves group chats to `new_owner`: `groupchat/transfer` for departed owners,
     /// `groupchat/onjob_transfer` for active ones.

@@ -62,6 +62,11 @@ const TABLE: &[Errcode] = &[
         action: Action::Fail,
         meaning: "no such external contact; the relationship is stale and will be reconciled",
     },
+    Errcode {
+        code: 40097,
+        action: Action::Fail,
+        meaning: "WeCom refused this customer's transfer: it was already transferred twice in 90 days, or a member is not eligible",
+    },
     Errcode { code: 41001, action: Action::Fail, meaning: "the request carried no access_token (a siyu bug)" },
     Errcode {
         code: 41051,

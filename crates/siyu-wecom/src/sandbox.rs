@@ -122,6 +122,8 @@ struct Corp {
     welcome_codes: HashMap<String, WelcomeCode>,
     welcomes: Vec<DeliveredWelcome>,
     transfers: Vec<Transfer>,
+    /// When each resigned member left (for `get_unassigned_list`).
+    resigned_at: BTreeMap<String, Timestamp>,
     msg_templates: Vec<(String, Value)>,
     /// msgid → (sender, recipients with their status: 0 unsent, 1 sent, 2 not a friend, 3 limit), confirmed at.
     mass: BTreeMap<String, MassSend>,
@@ -480,6 +482,7 @@ impl Sandbox {
             .route(&format!("{ec}/resigned/transfer_customer"), post(transfer_resigned))
             .route(&format!("{ec}/transfer_result"), post(transfer_result))
             .route(&format!("{ec}/resigned/transfer_result"), post(transfer_result))
+            .route(&format!("{ec}/get_unassigned_list"), post(unassigned_list))
             .with_state(self.clone())
     }
 }
@@ -1065,6 +1068,57 @@ impl Sandbox {
             t.status = 3;
         }
     }
+
+    /// Ends a waiting transfer as WeCom does when the customer refuses (`customer_refused`,
+    /// status 3) or the receiver is at its customer limit (`customer_limit_exceed`, status
+    /// 4), and sends the `transfer_fail` callback naming the takeover member.
+    pub async fn fail_transfer(&self, external: &str, fail_reason: &str) -> Result<(), String> {
+        let status = match fail_reason {
+            "customer_refused" => 3,
+            "customer_limit_exceed" => 4,
+            other => return Err(format!("unknown FailReason {other}")),
+        };
+        let takeover = {
+            let mut c = self.corp();
+            let t = c
+                .transfers
+                .iter_mut()
+                .rev()
+                .find(|t| t.external == external && t.status == 2)
+                .ok_or("no waiting transfer for this customer")?;
+            t.status = status;
+            t.takeover.clone()
+        };
+        let cfg = self.config();
+        let xml = format!(
+            "<xml><ToUserName><![CDATA[{}]]></ToUserName><FromUserName><![CDATA[sys]]></FromUserName><CreateTime>{}</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[change_external_contact]]></Event><ChangeType><![CDATA[transfer_fail]]></ChangeType><FailReason><![CDATA[{fail_reason}]]></FailReason><UserID><![CDATA[{takeover}]]></UserID><ExternalUserID><![CDATA[{external}]]></ExternalUserID></xml>",
+            cfg.corp_id,
+            self.clock.now().unix_secs()
+        );
+        self.send_callback(&xml).await
+    }
+}
+
+/// Customers of resigned members not yet handed to anyone, paged by an offset cursor.
+async fn unassigned_list(State(sb): S, Query(q): Q, Json(b): Json<Value>) -> Json<Value> {
+    guarded!(sb, "externalcontact/get_unassigned_list", q);
+    let size = b["page_size"].as_u64().unwrap_or(1000).clamp(1, 1000) as usize;
+    let from: usize = b["cursor"].as_str().and_then(|c| c.parse().ok()).unwrap_or(0);
+    let c = sb.corp();
+    let all: Vec<Value> = c
+        .follows
+        .keys()
+        .filter_map(|(e, u)| {
+            let left = c.resigned_at.get(u)?;
+            // Customers with a transfer under way are no longer unassigned.
+            let moving = c.transfers.iter().any(|t| &t.external == e && &t.handover == u && matches!(t.status, 1 | 2));
+            (!moving).then(|| json!({"handover_userid": u, "external_userid": e, "dimission_time": left.unix_secs()}))
+        })
+        .collect();
+    let page: Vec<Value> = all.iter().skip(from).take(size).cloned().collect();
+    let last = from + page.len() >= all.len();
+    let next = if last { String::new() } else { (from + page.len()).to_string() };
+    ok(json!({"info": page, "is_last": last, "next_cursor": next}))
 }
 
 async fn transfer_result(State(sb): S, Query(q): Q, Json(b): Json<Value>) -> Json<Value> {
@@ -1100,8 +1154,11 @@ async fn transfer_result(State(sb): S, Query(q): Q, Json(b): Json<Value>) -> Jso
 impl Sandbox {
     /// Marks a member as resigned (status 5), as WeCom's directory does when they leave.
     pub fn resign_member(&self, userid: &str) {
-        if let Some(m) = self.corp().members.get_mut(userid) {
+        let now = self.clock.now();
+        let mut c = self.corp();
+        if let Some(m) = c.members.get_mut(userid) {
             m.status = 5;
+            c.resigned_at.insert(userid.to_string(), now);
         }
     }
 
@@ -1396,7 +1453,8 @@ async fn ctl_confirm(State(sb): S, Json(b): Json<Value>) -> Ctl {
     Ok(Json(json!({})))
 }
 async fn ctl_refuse(State(sb): S, Json(b): Json<Value>) -> Ctl {
-    sb.refuse_transfer(&s(&b, "external_userid"));
+    let reason = b["fail_reason"].as_str().unwrap_or("customer_refused");
+    sb.fail_transfer(&s(&b, "external_userid"), reason).await.map_err(bad)?;
     Ok(Json(json!({})))
 }
 async fn ctl_login_code(State(sb): S, Json(b): Json<Value>) -> Ctl {

@@ -1,8 +1,10 @@
 //! Customer operations rules: RFM scoring, segment expressions and the bitmap index that
-//! evaluates them (OneID, lifecycle and transfers join here as they are built).
+//! evaluates them and the transfer planner
+//! (OneID and lifecycle rules live in `profile`).
 
 pub mod bitmap;
 pub mod profile;
 pub mod retail;
 pub mod rfm;
 pub mod segment;
+pub mod transfer;

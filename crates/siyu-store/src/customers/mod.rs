@@ -96,6 +96,7 @@ pub mod index;
 pub mod metrics;
 pub mod segments;
 pub mod tags;
+pub mod transfers;
 pub mod wecom;
 
 use std::collections::BTreeMap;

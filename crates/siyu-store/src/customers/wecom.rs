@@ -206,9 +206,20 @@ impl Store {
         .fetch_all(p)
         .await?);
         let live: Vec<&RelRow> = rels.iter().filter(|r| matches!(r.1.as_str(), "active" | "half")).collect();
-        // The owner is the earliest live relationship (C-2) whose member siyu knows as staff.
+        // The owner is the receiver of a completed transfer while that relationship lives
+        // (C-52), else the earliest live relationship (C-2) whose member siyu knows as staff.
+        let pref: Option<String> = on_read!(self, |p| sqlx::query_scalar(
+            "SELECT c.owner_userid_pref FROM customer_identities i JOIN customers c ON c.tenant_id = i.tenant_id \
+             AND c.id = i.customer_id WHERE i.tenant_id = $1 AND i.kind = 'external_userid' AND i.namespace = '' AND i.value = $2"
+        )
+        .bind(tenant.0)
+        .bind(external_userid)
+        .fetch_optional(p)
+        .await?)
+        .flatten();
         let mut owner: Option<Uuid> = None;
-        for r in &live {
+        let preferred = live.iter().filter(|r| Some(&r.0) == pref.as_ref());
+        for r in preferred.chain(live.iter()) {
             if let Some(s) = self.staff_by_wecom_userid(tenant, &r.0).await? {
                 owner = Some(s.id.0);
                 break;
@@ -673,6 +684,7 @@ impl Store {
                 "customer_timeline",
                 "follow_ups",
                 "customer_alerts",
+                "transfer_items",
             ] {
                 sqlx::query(&format!("DELETE FROM {table} WHERE tenant_id = $1 AND customer_id = $2"))
                     .bind(tenant.0)
@@ -681,7 +693,7 @@ impl Store {
                     .await?;
             }
             for e in &externals {
-                for table in ["wecom_relationships", "wecom_contacts", "customer_alerts"] {
+                for table in ["wecom_relationships", "wecom_contacts", "customer_alerts", "transfer_items"] {
                     sqlx::query(&format!("DELETE FROM {table} WHERE tenant_id = $1 AND external_userid = $2"))
                         .bind(tenant.0)
                         .bind(e)
