@@ -48,6 +48,8 @@ pub enum ApiError {
         retry_after_secs: u64,
     },
     PayloadTooLarge,
+    /// WeCom refused or could not be reached; the message says which and why.
+    Upstream(String),
     Internal(String),
 }
 
@@ -93,6 +95,7 @@ impl ApiError {
             Conflict { .. } | IdempotencyInProgress => StatusCode::CONFLICT,
             TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Upstream(_) => StatusCode::BAD_GATEWAY,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -114,6 +117,7 @@ impl ApiError {
             IdempotencyMismatch => "idempotency_key_reused",
             TooManyRequests { .. } => "too_many_requests",
             PayloadTooLarge => "payload_too_large",
+            Upstream(_) => "wecom_error",
             Internal(_) => "internal",
         }
     }
@@ -161,6 +165,7 @@ impl ApiError {
                 (format!("Too many attempts; try again in {retry_after_secs} s."), None, vec![])
             }
             PayloadTooLarge => ("The request body is too large.".to_string(), None, vec![]),
+            Upstream(m) => (m.clone(), None, vec![]),
             Internal(_) => {
                 ("Something went wrong on our side. Quote the request id when reporting it.".to_string(), None, vec![])
             }
@@ -214,6 +219,17 @@ impl From<StoreError> for ApiError {
             }
             StoreError::Conflict(m) => ApiError::Conflict { code: "conflict", field: None, message: m },
             other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<crate::wecom::gateway::SyncError> for ApiError {
+    fn from(e: crate::wecom::gateway::SyncError) -> Self {
+        use crate::wecom::gateway::SyncError;
+        match e {
+            SyncError::Store(s) => s.into(),
+            SyncError::Wecom(w) => ApiError::Upstream(w.to_string()),
+            SyncError::OutOfOrder(m) => ApiError::Conflict { code: "conflict", field: None, message: m },
         }
     }
 }

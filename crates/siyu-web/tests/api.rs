@@ -110,7 +110,30 @@ both!(every_tenant_path_is_404_with_another_tenants_credentials, |app| async mov
     let segment = post("/api/v1/segments", json!({"name": "人群", "expr": {"tag": tag["id"]}})).await;
     app.store.record_loss(a.tenant, "wmEXT", "someone", "deleted_by_customer", "event").await.unwrap();
     let alert = app.store.loss_alerts(a.tenant, siyu_core::auth::DataScope::Tenant, true, 1).await.unwrap()[0].id;
+    let assignment = siyu_core::customers::transfer::Assignment {
+        external_userid: "wmEXT".into(),
+        handover: "someone".into(),
+        takeover: Ok("other".into()),
+    };
+    let transfer = app
+        .store
+        .create_transfer(
+            &siyu_core::auth::Actor::system(a.tenant),
+            &siyu_store::customers::transfers::NewTransfer {
+                app_id,
+                kind: siyu_core::customers::transfer::Kind::Onjob,
+                origin: "manual",
+                handover: "someone",
+                message: None,
+                assignments: &[assignment],
+            },
+        )
+        .await
+        .unwrap();
+    let item = app.store.transfer_items(a.tenant, transfer.id).await.unwrap()[0].id;
     let fixtures: HashMap<&str, String> = HashMap::from([
+        ("transfer_id", transfer.id.to_string()),
+        ("item_id", item.to_string()),
         ("alert_id", alert.to_string()),
         ("customer_id", customer["id"].as_str().unwrap().to_string()),
         ("tag_id", tag["id"].as_str().unwrap().to_string()),

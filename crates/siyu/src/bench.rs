@@ -34,7 +34,8 @@ use siyu_store::{Backend, Store};
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
-    /// Scenarios to run, comma-separated: http-get, bulk-insert [default: all].
+    /// Scenarios to run, comma-separated: http-get, bulk-insert, wecom-callbacks, segment-count,
+    /// transfer-plan [default: http-get, bulk-insert].
     #[arg(long, value_delimiter = ',')]
     scenarios: Vec<String>,
     /// Backends, comma-separated: sqlite, postgres [default: both].
@@ -63,6 +64,9 @@ pub struct BenchArgs {
     /// Customers in the segment-count tenants, comma-separated.
     #[arg(long, value_delimiter = ',', default_values_t = [1_000_000usize, 10_000_000])]
     segment_sizes: Vec<usize>,
+    /// Customers of the departing member in the transfer-plan scenario.
+    #[arg(long, default_value_t = 20_000)]
+    transfer_customers: usize,
     /// Python with the `duckdb` package (scripts/bench sets it) [default: python3].
     #[arg(long, env = "SIYU_BENCH_PYTHON", default_value = "python3")]
     python: String,
@@ -129,7 +133,12 @@ pub async fn run(a: BenchArgs) -> Result<()> {
                 "segment-count" => rows.extend(
                     segment_count(&a, backend, &pg_url).await.with_context(|| format!("segment-count on {b}"))?,
                 ),
-                other => bail!("unknown scenario {other}: use http-get, bulk-insert, wecom-callbacks or segment-count"),
+                "transfer-plan" => rows.extend(
+                    transfer_plan(&a, backend, &pg_url).await.with_context(|| format!("transfer-plan on {b}"))?,
+                ),
+                other => bail!(
+                    "unknown scenario {other}: use http-get, bulk-insert, wecom-callbacks, segment-count or transfer-plan"
+                ),
             }
         }
     }
@@ -611,4 +620,96 @@ async fn segment_count(a: &BenchArgs, backend: Backend, pg_url: &str) -> Result<
         store.close().await;
     }
     Ok(out)
+}
+
+/// 离职继承 of a member with many customers (WeCom allows tens of thousands): reading the
+/// 90-day log, the receivers' loads, planning over 50 receivers and recording every item,
+/// beside inserting the same item rows plainly in one transaction.
+async fn transfer_plan(a: &BenchArgs, backend: Backend, pg_url: &str) -> Result<Vec<Row>> {
+    use siyu_core::customers::transfer::{self, Kind};
+    use siyu_core::org::StaffInput;
+    use siyu_store::customers::transfers::NewTransfer;
+
+    const RECEIVERS: usize = 50;
+    let n = a.transfer_customers;
+    let setup = || async {
+        let (cfg, cleanup) = fresh_config_at(backend, pg_url).await;
+        let store = Store::connect(&cfg).await?;
+        store.migrate().await?;
+        let t = store.create_tenant("transfer", "Transfers", "Asia/Shanghai").await?;
+        let sys = Actor::system(t.id);
+        let mut receivers = Vec::new();
+        for i in 0..RECEIVERS {
+            let u = format!("r{i:03}");
+            let input = StaffInput::validate(&format!("接替 {i}"), Some(&u), None, None, None, None)
+                .map_err(|v| anyhow::anyhow!("{v:?}"))?;
+            store.create_staff(&sys, &input).await?;
+            receivers.push(u);
+        }
+        store.generate_relationships(t.id, "leaver", n as i64, "wmB").await?;
+        anyhow::Ok((store, cleanup, t.id, receivers))
+    };
+    let app = siyu_core::WecomAppId::new();
+    let siyu_secs = {
+        let (store, _cleanup, tenant, receivers) = setup().await?;
+        let sys = Actor::system(tenant);
+        let started = Instant::now();
+        let externals = store.live_externals_of(tenant, "leaver").await?;
+        let candidates = store.transfer_candidates(tenant, "leaver", &externals).await?;
+        let pool = store.transfer_receivers(tenant, &receivers).await?;
+        let plan = transfer::plan(&candidates, &pool);
+        let batch = NewTransfer {
+            app_id: app,
+            kind: Kind::Resigned,
+            origin: "auto",
+            handover: "leaver",
+            message: None,
+            assignments: &plan,
+        };
+        let t = store.create_transfer(&sys, &batch).await?;
+        let secs = started.elapsed().as_secs_f64();
+        let planned = t.counts.get("planned").copied().unwrap_or(0);
+        if planned as usize != n {
+            bail!("planned {planned} of {n} customers");
+        }
+        store.close().await;
+        secs
+    };
+    let base_secs = {
+        let (store, _cleanup, tenant, receivers) = setup().await?;
+        let one = [transfer::Assignment {
+            external_userid: "seed".into(),
+            handover: "leaver".into(),
+            takeover: Ok(receivers[0].clone()),
+        }];
+        let batch = NewTransfer {
+            app_id: app,
+            kind: Kind::Resigned,
+            origin: "auto",
+            handover: "leaver",
+            message: None,
+            assignments: &one,
+        };
+        let t = store.create_transfer(&Actor::system(tenant), &batch).await?;
+        let rows: Vec<(String, String)> =
+            (1..=n).map(|i| (format!("wmB{i}"), receivers[i % RECEIVERS].clone())).collect();
+        let started = Instant::now();
+        let inserted = store.insert_plain_transfer_items(tenant, t.id, "leaver", &rows).await?;
+        let secs = started.elapsed().as_secs_f64();
+        if inserted as usize != n {
+            bail!("baseline inserted {inserted} of {n}");
+        }
+        store.close().await;
+        secs
+    };
+    let (siyu, base) = (n as f64 / siyu_secs, n as f64 / base_secs);
+    Ok(vec![Row {
+        scenario: "transfer-plan".into(),
+        backend: backend.as_str().into(),
+        metric: format!("{n} customers, {RECEIVERS} receivers"),
+        siyu: Figure { value: siyu, unit: "customers/s" },
+        baseline_name: "plain item INSERTs, one tx".into(),
+        baseline: Figure { value: base, unit: "rows/s" },
+        ratio: siyu / base,
+    }])
 }

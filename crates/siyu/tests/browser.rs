@@ -408,6 +408,32 @@ async fn console_walk(backend: Backend) {
     w.go("/console/segments").await;
     assert!(w.text("#segments-table").await.contains("金卡会员"));
 
+    // Transfers: a wrong kind is explained beside the field; then 王芳's WeCom customers are
+    // planned for 李娜, sent through the sandbox, and wait for WeCom's 24 hours.
+    w.go("/console/transfers").await;
+    let pick = |xpath: &'static str| {
+        let c = w.c.clone();
+        async move { c.find(Locator::XPath(xpath)).await.unwrap_or_else(|e| panic!("{xpath}: {e}")).click().await.unwrap() }
+    };
+    pick("//select[@name='handover_staff_id']/option[contains(., 'wangfang')]").await;
+    pick("//select[@name='kind']/option[@value='resigned']").await;
+    w.submit("#transfer-form").await;
+    assert!(w.text("#transfer-form .field.has-error").await.contains("仍在职"), "the kind error is explained");
+    pick("//select[@name='handover_staff_id']/option[contains(., 'wangfang')]").await;
+    pick("//select[@name='kind']/option[@value='onjob']").await;
+    pick("//fieldset[@id='receivers']//label[contains(., 'lina')]/input").await;
+    w.submit("#transfer-form").await;
+    w.wait_path("/console/transfers/").await;
+    assert!(w.count("#items-table tbody tr[data-status=planned]").await >= 1, "王芳's customers are planned");
+    assert!(w.text("#items-table").await.contains("李娜"));
+    w.c.execute("window.confirm = () => true;", vec![]).await.unwrap();
+    w.click_nav("#execute-transfer").await;
+    assert!(w.text("#sent").await.contains("24"));
+    assert!(w.count("#items-table tbody tr[data-status=waiting]").await >= 1, "accepted by WeCom, waiting");
+    w.shot("transfer").await;
+    w.go("/console/transfers").await;
+    assert_eq!(w.count("#transfers-table tbody tr").await, 1);
+
     // Settings, then English.
     w.go("/console/settings").await;
     w.fill("name", "鹿野咖啡").await;

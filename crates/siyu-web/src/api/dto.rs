@@ -768,3 +768,150 @@ impl From<siyu_store::customers::wecom::LossAlert> for AlertOut {
         }
     }
 }
+
+// ---- transfers -------------------------------------------------------------------------------
+
+/// Plan a transfer (在职转接 or 离职继承) of one member's customers.
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"kind": "onjob", "handover_staff_id": "0190a0c0-0000-7000-8000-000000000001", "message": "您好，之后由我为您服务"}))]
+#[serde(deny_unknown_fields)]
+pub struct TransferIn {
+    /// `onjob` (在职转接: the member still works here) or `resigned` (离职继承).
+    pub kind: String,
+    pub handover_staff_id: Uuid,
+    /// Only these customers; all of the member's when absent.
+    pub customer_ids: Option<Vec<Uuid>>,
+    /// Receivers; every active member when absent or empty. The planner prefers the handover
+    /// member's store, then the least-loaded receiver.
+    pub receiver_staff_ids: Option<Vec<Uuid>>,
+    /// Shown to customers of in-service transfers (at most 200 characters); the tenant's
+    /// default when absent.
+    pub message: Option<String>,
+    /// The WeCom app to call; the tenant's first when absent.
+    pub app_id: Option<Uuid>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TransferOut {
+    pub id: Uuid,
+    pub app_id: Uuid,
+    /// `onjob` or `resigned`.
+    pub kind: String,
+    /// `manual` or `auto` (planned when the member left).
+    pub origin: String,
+    pub handover_userid: String,
+    pub handover_name: Option<String>,
+    pub message: Option<String>,
+    pub created_by: String,
+    pub created_at: String,
+    pub executed_at: Option<String>,
+    /// Items per status: planned, excluded, sending, waiting, done, refused, limit, failed,
+    /// rerouted, cancelled.
+    pub counts: std::collections::BTreeMap<String, i64>,
+}
+
+impl From<siyu_store::customers::transfers::Transfer> for TransferOut {
+    fn from(t: siyu_store::customers::transfers::Transfer) -> Self {
+        TransferOut {
+            id: t.id.0,
+            app_id: t.app_id.0,
+            kind: t.kind.as_str().into(),
+            origin: t.origin,
+            handover_userid: t.handover_userid,
+            handover_name: t.handover_name,
+            message: t.message,
+            created_by: t.created_by,
+            created_at: ts(t.created_at),
+            executed_at: t.executed_at.map(ts),
+            counts: t.counts,
+        }
+    }
+}
+
+/// One customer's transfer and what WeCom said about it.
+#[derive(Serialize, ToSchema)]
+pub struct TransferItemOut {
+    pub id: Uuid,
+    pub transfer_id: Uuid,
+    pub customer_id: Option<Uuid>,
+    pub customer_name: Option<String>,
+    pub external_userid: String,
+    pub handover_userid: String,
+    pub takeover_userid: Option<String>,
+    pub takeover_name: Option<String>,
+    /// planned, excluded, sending, waiting, done, refused, limit, failed, rerouted or cancelled.
+    pub status: String,
+    /// Why it ended where it did: window, no_receiver, same_member, refused, limit,
+    /// no_record, errcode, call_failed, not_friend.
+    pub reason: Option<String>,
+    /// WeCom's errcode for this customer, when it gave one.
+    pub errcode: Option<i64>,
+    /// The errcode's meaning in words an operator can act on.
+    pub explanation: Option<String>,
+    pub sent_at: Option<String>,
+    /// When a waiting takeover completes unless the customer refuses.
+    pub expected_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub rerouted_to: Option<Uuid>,
+    /// The operator may send it again to the same receiver.
+    pub can_retry: bool,
+    /// The operator may send it to another receiver instead.
+    pub can_reroute: bool,
+}
+
+impl From<siyu_store::customers::transfers::TransferItem> for TransferItemOut {
+    fn from(i: siyu_store::customers::transfers::TransferItem) -> Self {
+        let by_window = i.reason.as_deref() == Some(siyu_core::customers::transfer::reason::WINDOW);
+        TransferItemOut {
+            id: i.id.0,
+            transfer_id: i.transfer_id.0,
+            customer_id: i.customer_id.map(|c| c.0),
+            customer_name: i.customer_name,
+            external_userid: i.external_userid,
+            handover_userid: i.handover_userid,
+            takeover_userid: i.takeover_userid,
+            takeover_name: i.takeover_name,
+            status: i.status.as_str().into(),
+            explanation: i.errcode.filter(|c| *c != 0).map(|c| siyu_wecom::errcode::lookup(c).meaning.to_string()),
+            reason: i.reason,
+            errcode: i.errcode,
+            sent_at: i.sent_at.map(ts),
+            expected_at: i.expected_at.map(ts),
+            finished_at: i.finished_at.map(ts),
+            rerouted_to: i.rerouted_to.map(|r| r.0),
+            can_retry: i.status.retryable(),
+            can_reroute: i.status.reroutable() && !by_window,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TransferDetailOut {
+    #[serde(flatten)]
+    pub transfer: TransferOut,
+    pub items: Vec<TransferItemOut>,
+}
+
+/// Send a customer to another receiver instead.
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"takeover_staff_id": "0190a0c0-0000-7000-8000-000000000002"}))]
+#[serde(deny_unknown_fields)]
+pub struct RerouteIn {
+    pub takeover_staff_id: Uuid,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PollOut {
+    /// Items whose state changed.
+    pub changed: u64,
+}
+
+/// What siyu does when a member leaves, and the default message of in-service transfers.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"auto_mode": "plan", "message": "您好，我是您的新顾问"}))]
+pub struct TransferSettingsIo {
+    /// `off`, `plan` (plan for approval; the default) or `execute` (plan and send).
+    pub auto_mode: String,
+    pub message: Option<String>,
+}

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod customers;
 pub mod dto;
 pub mod org;
+pub mod transfers;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -36,6 +37,7 @@ pub mod org;
         (name = "customers", description = "Customers (客户): profiles, lifecycle, timeline, follow-ups"),
         (name = "tags", description = "Tag groups and tags (标签)"),
         (name = "segments", description = "Segments (人群), live counts and RFM (客户价值分层)"),
+        (name = "transfers", description = "Customer transfers (在职转接 / 离职继承) through WeCom"),
     )
 )]
 struct ApiDoc;
@@ -61,6 +63,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(auth::router())
         .merge(org::router())
         .merge(customers::router())
+        .merge(transfers::router())
         .merge(admin::router())
         .merge(crate::wecom::api::router())
 }

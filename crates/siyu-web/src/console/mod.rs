@@ -35,6 +35,7 @@ mod auth;
 mod customers;
 mod org;
 mod sandbox;
+mod transfers;
 mod wecom;
 
 pub const LANG_COOKIE: &str = "siyu_lang";
@@ -69,6 +70,8 @@ const TEMPLATES: &[(&str, &str)] = embed!(
     "tags.html",
     "segments.html",
     "segment_form.html",
+    "transfers.html",
+    "transfer.html",
 );
 
 const CSS: &str = include_str!("../../assets/static/console.css");
@@ -124,6 +127,7 @@ pub fn router() -> Router<AppState> {
         .merge(auth::router())
         .merge(org::router())
         .merge(customers::router())
+        .merge(transfers::router())
         .merge(admin::router())
         .merge(wecom::router())
         .merge(sandbox::router())
@@ -295,6 +299,8 @@ impl Ctx {
                 Ok((self.field_errors(&[Violation { field: f, code, message: String::new() }]), None))
             }
             ApiError::Conflict { message, .. } => Ok((Map::new(), Some(message))),
+            // WeCom's refusal or absence, in its own words: the operator can act on it.
+            ApiError::Upstream(message) => Ok((Map::new(), Some(message))),
             ApiError::ForbiddenField { field, message } => {
                 let _ = message;
                 Ok((self.field_errors(&[Violation { field, code: "forbidden_field", message: String::new() }]), None))
@@ -405,6 +411,7 @@ fn nav(ctx: &Ctx) -> serde_json::Value {
                 item("customers.title", "/console/customers", "customers", Some(Scope::CustomersRead)),
                 item("tags.title", "/console/tags", "tags", Some(Scope::CustomersRead)),
                 item("segments.title", "/console/segments", "segments", Some(Scope::CustomersRead)),
+                item("transfers.title", "/console/transfers", "transfers", Some(Scope::CustomersTransfer)),
             ],
         ),
         (

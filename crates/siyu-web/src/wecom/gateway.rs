@@ -56,6 +56,10 @@ impl Gateway {
         Gateway { store, clients: Default::default() }
     }
 
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     /// The API client of an app, created on first use and reused so its token cache holds.
     pub async fn client(&self, tenant: TenantId, app: WecomAppId) -> Result<Arc<Client>, StoreError> {
         if let Some(c) = self.clients.lock().unwrap_or_else(|e| e.into_inner()).get(&(tenant, app)) {
@@ -103,60 +107,69 @@ impl Gateway {
     /// truth (rule R-2): whatever can be re-read is re-read and upserted, never patched blind.
     async fn apply(&self, tenant: TenantId, app: WecomAppId, ev: &Event) -> Result<(), SyncError> {
         match ev {
-            Event::ExternalContact { change, user_id, external_user_id, source, state, .. } => match change {
-                ContactChange::Del => {
-                    let (status, reason) = if source.as_deref() == Some("DELETE_BY_TRANSFER") {
-                        ("transferred_out", "transfer")
-                    } else {
-                        ("deleted_by_staff", "event")
-                    };
-                    self.store
-                        .set_wecom_relationship_status(tenant, external_user_id, user_id, status, reason, "event")
-                        .await?;
-                    self.store.project_wecom_contact(tenant, external_user_id).await?;
-                    // A member deleting a customer is a staff-risk signal; a transfer is not (C-41).
-                    if status == "deleted_by_staff" {
-                        self.store.record_loss(tenant, external_user_id, user_id, status, "event").await?;
-                    }
-                }
-                ContactChange::DelFollowUser => {
-                    self.store
-                        .set_wecom_relationship_status(
-                            tenant,
-                            external_user_id,
-                            user_id,
-                            "deleted_by_customer",
-                            "event",
-                            "event",
-                        )
-                        .await?;
-                    self.store.project_wecom_contact(tenant, external_user_id).await?;
-                    self.store.record_loss(tenant, external_user_id, user_id, "deleted_by_customer", "event").await?;
-                }
-                ContactChange::TransferFail => {}
-                ContactChange::Add | ContactChange::AddHalf | ContactChange::Edit => {
-                    let half = (*change == ContactChange::AddHalf).then_some(user_id.as_str());
-                    let found = self.refresh_contact(tenant, app, external_user_id, half, "event").await?;
-                    if found.is_none() && *change != ContactChange::Edit {
-                        // Gone by the time we asked WeCom: keep the fact that it existed, so
-                        // the deletion that follows has a relationship to mark.
-                        let rec = RelationshipRec {
-                            external_userid: external_user_id.clone(),
-                            userid: user_id.clone(),
-                            remark: String::new(),
-                            description: String::new(),
-                            add_time: self.store.now().unix_secs(),
-                            add_way: 0,
-                            state: state.clone(),
-                            status: "removed".into(),
-                            corp_tag_ids: vec![],
-                            remark_mobiles: vec![],
+            Event::ExternalContact { change, user_id, external_user_id, source, state, fail_reason, .. } => {
+                match change {
+                    ContactChange::Del => {
+                        let (status, reason) = if source.as_deref() == Some("DELETE_BY_TRANSFER") {
+                            ("transferred_out", "transfer")
+                        } else {
+                            ("deleted_by_staff", "event")
                         };
-                        self.store.upsert_wecom_relationship(tenant, &rec, "event", Some("gone when re-read")).await?;
+                        self.store
+                            .set_wecom_relationship_status(tenant, external_user_id, user_id, status, reason, "event")
+                            .await?;
+                        self.store.project_wecom_contact(tenant, external_user_id).await?;
+                        // A member deleting a customer is a staff-risk signal; a transfer is not (C-41).
+                        if status == "deleted_by_staff" {
+                            self.store.record_loss(tenant, external_user_id, user_id, status, "event").await?;
+                        }
                     }
-                    self.store.project_wecom_contact(tenant, external_user_id).await?;
+                    ContactChange::DelFollowUser => {
+                        self.store
+                            .set_wecom_relationship_status(
+                                tenant,
+                                external_user_id,
+                                user_id,
+                                "deleted_by_customer",
+                                "event",
+                                "event",
+                            )
+                            .await?;
+                        self.store.project_wecom_contact(tenant, external_user_id).await?;
+                        self.store
+                            .record_loss(tenant, external_user_id, user_id, "deleted_by_customer", "event")
+                            .await?;
+                    }
+                    ContactChange::TransferFail => {
+                        let why = fail_reason.as_deref().unwrap_or_default();
+                        self.on_transfer_fail(tenant, user_id, external_user_id, why).await?;
+                    }
+                    ContactChange::Add | ContactChange::AddHalf | ContactChange::Edit => {
+                        let half = (*change == ContactChange::AddHalf).then_some(user_id.as_str());
+                        let found = self.refresh_contact(tenant, app, external_user_id, half, "event").await?;
+                        if found.is_none() && *change != ContactChange::Edit {
+                            // Gone by the time we asked WeCom: keep the fact that it existed, so
+                            // the deletion that follows has a relationship to mark.
+                            let rec = RelationshipRec {
+                                external_userid: external_user_id.clone(),
+                                userid: user_id.clone(),
+                                remark: String::new(),
+                                description: String::new(),
+                                add_time: self.store.now().unix_secs(),
+                                add_way: 0,
+                                state: state.clone(),
+                                status: "removed".into(),
+                                corp_tag_ids: vec![],
+                                remark_mobiles: vec![],
+                            };
+                            self.store
+                                .upsert_wecom_relationship(tenant, &rec, "event", Some("gone when re-read"))
+                                .await?;
+                        }
+                        self.store.project_wecom_contact(tenant, external_user_id).await?;
+                    }
                 }
-            },
+            }
             Event::ExternalChat { change: ChatChange::Dismiss, chat_id, .. } => {
                 self.store.dismiss_wecom_group(tenant, chat_id).await?;
             }
@@ -167,7 +180,11 @@ impl Gateway {
                 self.sync_tags(tenant, app).await?;
             }
             Event::Contact { .. } => {
-                self.sync_staff(tenant, app).await?;
+                let (_, changed) = self.sync_staff(tenant, app).await?;
+                // A member may have left: their customers wait in WeCom's unassigned list (C-60).
+                if changed > 0 {
+                    self.plan_departures(tenant, app).await?;
+                }
             }
             Event::Other { .. } => {}
         }
@@ -363,7 +380,13 @@ impl Gateway {
         }
         let groups = self.reconcile_groups(tenant, app, &active).await;
         self.record(tenant, app, "groups", &groups).await?;
-        for r in [tags, staff, rel, groups] {
+        // Transfers are polled hourly until final (C-51); departures are planned (C-60).
+        let transfers = match self.poll_transfers(tenant).await {
+            Ok(n) => self.plan_departures(tenant, app).await.map(|p| (n as i64, p.len() as i64)),
+            Err(e) => Err(e),
+        };
+        self.record(tenant, app, "transfers", &transfers).await?;
+        for r in [tags, staff, rel, groups, transfers] {
             r?;
         }
         Ok(())

@@ -5,5 +5,6 @@
 pub mod api;
 pub mod callback;
 pub mod gateway;
+pub mod transfers;
 
 pub use gateway::Gateway;

@@ -24,7 +24,12 @@ pub struct App {
 
 impl App {
     pub async fn start(backend: Backend) -> App {
-        let store = TestStore::new(backend).await;
+        Self::start_with_clock(backend, std::sync::Arc::new(siyu_core::time::SystemClock)).await
+    }
+
+    /// A server whose store (and so every timestamp, token and WeCom client) reads `clock`.
+    pub async fn start_with_clock(backend: Backend, clock: std::sync::Arc<dyn siyu_core::Clock>) -> App {
+        let store = TestStore::with_clock(backend, clock).await;
         let state = siyu_web::AppState::new(store.store.clone(), Default::default());
         let app = siyu_web::app(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

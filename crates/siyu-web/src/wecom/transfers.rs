@@ -1,0 +1,415 @@
+//! Customer transfers through WeCom (在职转接 / 离职继承, scrm-rules C-50..C-62): planning a
+//! batch, sending it with `transfer_customer`, polling `transfer_result` until every item is
+//! final, consuming `transfer_fail`, and planning departed members' customers on their own.
+//!
+//! The rules are `siyu_core::customers::transfer`; the records are the store's. This is the
+//! part that talks to WeCom and decides when.
+
+use siyu_core::auth::Actor;
+use siyu_core::customers::transfer::{self, reason, AutoMode, Kind, Status};
+use siyu_core::validate::{Violation, Violations};
+use siyu_core::{CustomerId, StaffId, TenantId, Timestamp, TransferId, WecomAppId};
+use siyu_store::customers::transfers::{NewTransfer, Outcome, Transfer};
+use siyu_store::StoreError;
+use siyu_wecom::WecomError;
+
+use super::gateway::{Gateway, SyncError};
+use crate::error::ApiError;
+
+/// A sending that has had no answer for this long is treated as failed (and retryable)
+/// when WeCom has no record of it.
+const SENDING_STALE_SECS: i64 = 600;
+
+/// What an operator (or the departure watcher) asks for.
+#[derive(Clone, Debug)]
+pub struct PlanRequest {
+    /// The WeCom app to call; the tenant's first app when absent.
+    pub app_id: Option<WecomAppId>,
+    pub kind: Kind,
+    pub handover: StaffId,
+    /// Only these customers (else all of the handover member's).
+    pub customers: Option<Vec<CustomerId>>,
+    /// Receivers; empty means every active member siyu knows.
+    pub receivers: Vec<StaffId>,
+    pub message: Option<String>,
+    pub origin: &'static str,
+}
+
+/// Why a plan could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("invalid transfer request")]
+    Invalid(Vec<Violation>),
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+}
+
+impl From<StoreError> for PlanError {
+    fn from(e: StoreError) -> Self {
+        PlanError::Sync(SyncError::Store(e))
+    }
+}
+
+impl From<PlanError> for ApiError {
+    fn from(e: PlanError) -> Self {
+        match e {
+            PlanError::Invalid(v) => ApiError::Validation(v),
+            PlanError::Sync(s) => s.into(),
+        }
+    }
+}
+
+fn invalid(field: &str, code: &'static str, message: impl Into<String>) -> PlanError {
+    PlanError::Invalid(vec![Violation { field: field.into(), code, message: message.into() }])
+}
+
+impl Gateway {
+    /// The app transfers go through: the one named, else the tenant's first.
+    async fn transfer_app(&self, tenant: TenantId, app: Option<WecomAppId>) -> Result<WecomAppId, PlanError> {
+        let apps = self.store().list_wecom_apps(tenant).await?;
+        match app {
+            Some(id) if apps.iter().any(|a| a.id == id) => Ok(id),
+            Some(_) => Err(invalid("app_id", "unknown_reference", "no such WeCom app")),
+            None => apps
+                .first()
+                .map(|a| a.id)
+                .ok_or_else(|| invalid("app_id", "required", "connect a WeCom app before transferring customers")),
+        }
+    }
+
+    /// Plans a batch: checks the members, picks the customers, runs the planner and records
+    /// the result. Nothing is sent to WeCom yet.
+    pub async fn plan_transfer(&self, actor: &Actor, req: &PlanRequest) -> Result<Transfer, PlanError> {
+        let tenant = actor.tenant_id;
+        let store = self.store();
+        let mut v = Violations::new();
+        let message = match transfer::message(req.message.as_deref().unwrap_or("")) {
+            Ok(m) => m,
+            Err(_) => {
+                v.push("message", "too_long", format!("at most {} characters", transfer::MESSAGE_MAX_CHARS));
+                None
+            }
+        };
+        let handover = match store.staff(tenant, siyu_core::auth::DataScope::Tenant, req.handover).await {
+            Ok(s) => Some(s),
+            Err(StoreError::NotFound) => {
+                v.push("handover_staff_id", "unknown_reference", "no such staff member");
+                None
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let handover_userid = match &handover {
+            Some(s) if s.wecom_userid.is_none() => {
+                v.push("handover_staff_id", "no_wecom", "this staff member has no WeCom account");
+                None
+            }
+            Some(s) => {
+                let departed = s.status.as_str() == "departed";
+                if req.kind == Kind::Onjob && departed {
+                    v.push("kind", "departed", "this member has left: use 离职继承 (resigned) instead");
+                } else if req.kind == Kind::Resigned && !departed {
+                    v.push("kind", "not_departed", "this member is still employed: use 在职转接 (onjob) instead");
+                }
+                s.wecom_userid.clone()
+            }
+            None => None,
+        };
+        let mut receivers = Vec::new();
+        for id in &req.receivers {
+            match store.staff(tenant, siyu_core::auth::DataScope::Tenant, *id).await {
+                Ok(s) => match s.wecom_userid {
+                    Some(u) if s.status.as_str() == "active" => receivers.push(u),
+                    _ => v.push("receivers", "ineligible", format!("{} is not an active WeCom member", s.name)),
+                },
+                Err(StoreError::NotFound) => v.push("receivers", "unknown_reference", "no such staff member"),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let app = self.transfer_app(tenant, req.app_id).await;
+        v.into_result().map_err(PlanError::Invalid)?;
+        let (app, handover) = (app?, handover_userid.expect("checked above"));
+        if req.receivers.is_empty() {
+            receivers = self.all_active_userids(tenant).await?;
+        }
+        // The customers: live relationships for 在职; WeCom's unassigned list for 离职.
+        let mut externals = match req.kind {
+            Kind::Onjob => store.live_externals_of(tenant, &handover).await?,
+            Kind::Resigned => {
+                let client = self.client(tenant, app).await?;
+                client
+                    .unassigned()
+                    .await
+                    .map_err(SyncError::from)?
+                    .into_iter()
+                    .filter(|u| u.handover_userid == handover)
+                    .map(|u| u.external_userid)
+                    .collect()
+            }
+        };
+        if let Some(ids) = &req.customers {
+            let mut wanted = Vec::new();
+            for id in ids {
+                wanted.extend(store.customer_external_ids(tenant, *id).await?);
+            }
+            externals.retain(|e| wanted.contains(e));
+        }
+        if externals.is_empty() {
+            return Err(invalid(
+                if req.customers.is_some() { "customer_ids" } else { "handover_staff_id" },
+                "nothing_to_transfer",
+                "this member has no customers to transfer",
+            ));
+        }
+        let candidates = store.transfer_candidates(tenant, &handover, &externals).await?;
+        let pool = store.transfer_receivers(tenant, &receivers).await?;
+        let assignments = transfer::plan(&candidates, &pool);
+        let t = NewTransfer {
+            app_id: app,
+            kind: req.kind,
+            origin: req.origin,
+            handover: &handover,
+            message: message.as_deref(),
+            assignments: &assignments,
+        };
+        Ok(store.create_transfer(actor, &t).await?)
+    }
+
+    async fn all_active_userids(&self, tenant: TenantId) -> Result<Vec<String>, StoreError> {
+        let mut out = Vec::new();
+        let mut page = siyu_core::paging::PageRequest { limit: 200, before: None };
+        loop {
+            let p =
+                self.store().list_staff(tenant, siyu_core::auth::DataScope::Tenant, &Default::default(), &page).await?;
+            out.extend(p.items.iter().filter(|s| s.status.as_str() == "active").filter_map(|s| s.wecom_userid.clone()));
+            match p.next_cursor.as_deref().and_then(siyu_core::paging::decode_cursor) {
+                Some(c) => page.before = Some(c),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// Sends a batch's planned items to WeCom, at most 100 per call per member pair, and
+    /// records each customer's answer. Safe to call twice: only planned items are claimed.
+    pub async fn execute_transfer(&self, actor: &Actor, id: TransferId) -> Result<Transfer, SyncError> {
+        let tenant = actor.tenant_id;
+        let store = self.store();
+        let t = store.transfer(tenant, id).await?;
+        let items = store.claim_transfer_items(actor, id).await?;
+        if items.is_empty() {
+            return Ok(t);
+        }
+        let client = self.client(tenant, t.app_id).await?;
+        let message = match (&t.message, t.kind) {
+            (Some(m), _) => Some(m.clone()),
+            (None, Kind::Onjob) => store.transfer_settings(tenant).await?.message,
+            (None, Kind::Resigned) => None,
+        };
+        let triples: Vec<(&str, &str, &str)> = items
+            .iter()
+            .filter_map(|i| {
+                Some((i.handover_userid.as_str(), i.takeover_userid.as_deref()?, i.external_userid.as_str()))
+            })
+            .collect();
+        let resigned = t.kind == Kind::Resigned;
+        for call in transfer::calls(triples) {
+            let answer = client
+                .transfer_customer(resigned, &call.handover, &call.takeover, &call.externals, message.as_deref())
+                .await;
+            let now = store.now();
+            for item in items.iter().filter(|i| {
+                i.handover_userid == call.handover
+                    && i.takeover_userid.as_deref() == Some(call.takeover.as_str())
+                    && call.externals.contains(&i.external_userid)
+            }) {
+                let outcome = match &answer {
+                    Ok(list) => match list.iter().find(|r| r.external_userid == item.external_userid) {
+                        Some(r) => {
+                            let (status, why) = transfer::after_send(r.errcode);
+                            Outcome {
+                                status,
+                                reason: why,
+                                errcode: Some(r.errcode),
+                                expected_at: (status == Status::Waiting)
+                                    .then(|| Timestamp(now.0 + transfer::TAKEOVER_SECS * 1_000_000)),
+                            }
+                        }
+                        // WeCom did not mention it: the poller will find out from transfer_result.
+                        None => continue,
+                    },
+                    // WeCom answered with an error for the whole call: nothing started.
+                    Err(WecomError::Api { code, .. }) => Outcome {
+                        status: Status::Failed,
+                        reason: Some(reason::CALL_FAILED),
+                        errcode: Some(*code),
+                        expected_at: None,
+                    },
+                    Err(WecomError::Paused { .. }) => Outcome {
+                        status: Status::Failed,
+                        reason: Some(reason::CALL_FAILED),
+                        errcode: Some(45009),
+                        expected_at: None,
+                    },
+                    // The call may or may not have reached WeCom: stay `sending` for the poller.
+                    Err(_) => continue,
+                };
+                store.record_transfer_sent(tenant, item.id, &outcome).await?;
+            }
+            if let Err(e) = &answer {
+                tracing::warn!(%tenant, transfer = %id, error = %e, "transfer call failed");
+            }
+        }
+        Ok(store.transfer(tenant, id).await?)
+    }
+
+    /// Asks WeCom about every open item (C-51, hourly and on demand) and applies the
+    /// answers: a completed takeover makes the receiver the owner and marks the old
+    /// relationship `transferred_out`. Returns how many items changed.
+    pub async fn poll_transfers(&self, tenant: TenantId) -> Result<u64, SyncError> {
+        let store = self.store();
+        let mut changed = 0;
+        for (app, kind, handover, takeover) in store.open_transfer_pairs(tenant).await? {
+            let client = self.client(tenant, app).await?;
+            let mut cursor = String::new();
+            let mut reported = Vec::new();
+            loop {
+                let page = client.transfer_result(kind == Kind::Resigned, &handover, &takeover, &cursor).await?;
+                for r in &page.customer {
+                    reported.push(r.external_userid.clone());
+                    let (status, why) = transfer::after_poll(r.status);
+                    let o = Outcome {
+                        status,
+                        reason: why,
+                        errcode: None,
+                        expected_at: (status == Status::Waiting && r.takeover_time > 0)
+                            .then(|| Timestamp::from_unix_secs(r.takeover_time)),
+                    };
+                    if let Some(item) =
+                        store.apply_transfer_outcome(tenant, &r.external_userid, Some(&handover), &takeover, &o).await?
+                    {
+                        changed += 1;
+                        self.after_outcome(tenant, app, &item.external_userid, &handover, item.status).await?;
+                    }
+                }
+                if page.next_cursor.is_empty() {
+                    break;
+                }
+                cursor = page.next_cursor;
+            }
+            changed += self.settle_lost_sends(tenant, &handover, &takeover, &reported).await?;
+        }
+        Ok(changed)
+    }
+
+    /// Items still `sending` long after the call that WeCom has no record of never reached
+    /// it: they fail, retryably.
+    async fn settle_lost_sends(
+        &self,
+        tenant: TenantId,
+        handover: &str,
+        takeover: &str,
+        reported: &[String],
+    ) -> Result<u64, SyncError> {
+        let store = self.store();
+        let stale = store.now().0 - SENDING_STALE_SECS * 1_000_000;
+        let mut n = 0;
+        for item in store.sending_transfer_items(tenant, handover, takeover, stale).await? {
+            if reported.contains(&item.external_userid) {
+                continue;
+            }
+            let o =
+                Outcome { status: Status::Failed, reason: Some(reason::CALL_FAILED), errcode: None, expected_at: None };
+            n += u64::from(store.record_transfer_sent(tenant, item.id, &o).await?);
+        }
+        Ok(n)
+    }
+
+    /// Re-reads the contact after a final state, so relationships and the person's owner
+    /// follow WeCom.
+    async fn after_outcome(
+        &self,
+        tenant: TenantId,
+        app: WecomAppId,
+        external: &str,
+        handover: &str,
+        status: Status,
+    ) -> Result<(), SyncError> {
+        match status {
+            Status::Done => {
+                self.store()
+                    .set_wecom_relationship_status(
+                        tenant,
+                        external,
+                        handover,
+                        "transferred_out",
+                        "transfer",
+                        "transfer",
+                    )
+                    .await?;
+            }
+            Status::Failed => {}
+            _ => return Ok(()),
+        }
+        self.refresh_contact(tenant, app, external, None, "transfer").await?;
+        self.store().project_wecom_contact(tenant, external).await?;
+        Ok(())
+    }
+
+    /// `transfer_fail` (C-51): the customer refused, or the receiver is at its limit.
+    pub(super) async fn on_transfer_fail(
+        &self,
+        tenant: TenantId,
+        takeover: &str,
+        external: &str,
+        fail_reason: &str,
+    ) -> Result<(), SyncError> {
+        let Some((status, why)) = transfer::after_fail_event(fail_reason) else { return Ok(()) };
+        let o = Outcome { status, reason: Some(why), errcode: None, expected_at: None };
+        self.store().apply_transfer_outcome(tenant, external, None, takeover, &o).await?;
+        Ok(())
+    }
+
+    /// Departed members' customers (C-60): reads WeCom's unassigned list and, unless the
+    /// tenant turned it off, plans a 离职继承 batch per departed member who has no open
+    /// one — executing it too in `execute` mode. Returns the batches planned.
+    pub async fn plan_departures(&self, tenant: TenantId, app: WecomAppId) -> Result<Vec<TransferId>, SyncError> {
+        let settings = self.store().transfer_settings(tenant).await?;
+        if settings.auto_mode == AutoMode::Off {
+            return Ok(vec![]);
+        }
+        let client = self.client(tenant, app).await?;
+        let mut handovers: Vec<String> = client.unassigned().await?.into_iter().map(|u| u.handover_userid).collect();
+        handovers.sort();
+        handovers.dedup();
+        let actor = Actor::system(tenant);
+        let mut planned = Vec::new();
+        for h in handovers {
+            if self.store().has_open_transfer(tenant, &h).await? {
+                continue;
+            }
+            let Some(staff) = self.store().staff_by_wecom_userid(tenant, &h).await? else { continue };
+            let req = PlanRequest {
+                app_id: Some(app),
+                kind: Kind::Resigned,
+                handover: staff.id,
+                customers: None,
+                receivers: vec![],
+                message: None,
+                origin: "auto",
+            };
+            match self.plan_transfer(&actor, &req).await {
+                Ok(t) => {
+                    if settings.auto_mode == AutoMode::Execute {
+                        self.execute_transfer(&actor, t.id).await?;
+                    }
+                    planned.push(t.id);
+                }
+                // A member siyu still sees as active, or nobody to receive: nothing to plan yet.
+                Err(PlanError::Invalid(v)) => {
+                    tracing::info!(%tenant, handover = %h, problems = ?v, "departed member's customers not planned");
+                }
+                Err(PlanError::Sync(e)) => return Err(e),
+            }
+        }
+        Ok(planned)
+    }
+}
