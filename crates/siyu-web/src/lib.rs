@@ -21,8 +21,10 @@ pub mod customers;
 pub mod error;
 pub mod extract;
 pub mod i18n;
+pub mod imports;
 pub mod middleware;
 pub mod ops;
+pub mod sheets;
 pub mod wecom;
 
 /// Settings of the HTTP edge. Holds no secrets.

@@ -131,7 +131,13 @@ both!(every_tenant_path_is_404_with_another_tenants_credentials, |app| async mov
         .await
         .unwrap();
     let item = app.store.transfer_items(a.tenant, transfer.id).await.unwrap()[0].id;
+    let import = app
+        .store
+        .create_customer_import(&siyu_core::auth::Actor::system(a.tenant), "a.csv", "csv", Err((&[], 0)))
+        .await
+        .unwrap();
     let fixtures: HashMap<&str, String> = HashMap::from([
+        ("import_id", import.id.to_string()),
         ("transfer_id", transfer.id.to_string()),
         ("item_id", item.to_string()),
         ("alert_id", alert.to_string()),

@@ -35,7 +35,7 @@ use siyu_store::{Backend, Store};
 #[derive(clap::Args)]
 pub struct BenchArgs {
     /// Scenarios to run, comma-separated: http-get, bulk-insert, wecom-callbacks, segment-count,
-    /// transfer-plan [default: http-get, bulk-insert].
+    /// transfer-plan, customer-import [default: http-get, bulk-insert].
     #[arg(long, value_delimiter = ',')]
     scenarios: Vec<String>,
     /// Backends, comma-separated: sqlite, postgres [default: both].
@@ -67,6 +67,9 @@ pub struct BenchArgs {
     /// Customers of the departing member in the transfer-plan scenario.
     #[arg(long, default_value_t = 20_000)]
     transfer_customers: usize,
+    /// Rows of the customer-import scenario's file.
+    #[arg(long, default_value_t = 20_000)]
+    import_rows: usize,
     /// Python with the `duckdb` package (scripts/bench sets it) [default: python3].
     #[arg(long, env = "SIYU_BENCH_PYTHON", default_value = "python3")]
     python: String,
@@ -133,11 +136,14 @@ pub async fn run(a: BenchArgs) -> Result<()> {
                 "segment-count" => rows.extend(
                     segment_count(&a, backend, &pg_url).await.with_context(|| format!("segment-count on {b}"))?,
                 ),
+                "customer-import" => rows.extend(
+                    customer_import(&a, backend, &pg_url).await.with_context(|| format!("customer-import on {b}"))?,
+                ),
                 "transfer-plan" => rows.extend(
                     transfer_plan(&a, backend, &pg_url).await.with_context(|| format!("transfer-plan on {b}"))?,
                 ),
                 other => bail!(
-                    "unknown scenario {other}: use http-get, bulk-insert, wecom-callbacks, segment-count or transfer-plan"
+                    "unknown scenario {other}: use http-get, bulk-insert, wecom-callbacks, segment-count, transfer-plan or customer-import"
                 ),
             }
         }
@@ -709,6 +715,59 @@ async fn transfer_plan(a: &BenchArgs, backend: Backend, pg_url: &str) -> Result<
         metric: format!("{n} customers, {RECEIVERS} receivers"),
         siyu: Figure { value: siyu, unit: "customers/s" },
         baseline_name: "plain item INSERTs, one tx".into(),
+        baseline: Figure { value: base, unit: "rows/s" },
+        ratio: siyu / base,
+    }])
+}
+
+/// A customer file through the whole import path — decode, check every row, seal and queue,
+/// then one transaction with sealed phones, blind indexes and identities — beside the
+/// database generating as many customer rows by itself.
+async fn customer_import(a: &BenchArgs, backend: Backend, pg_url: &str) -> Result<Vec<Row>> {
+    let n = a.import_rows;
+    let mut csv = String::from("姓名,手机号,外部编号\n");
+    for i in 0..n {
+        csv.push_str(&format!("客户{i},+86139{i:08},R{i}\n"));
+    }
+    let open = || async {
+        let (cfg, cleanup) = fresh_config_at(backend, pg_url).await;
+        let store = Store::connect(&cfg).await?;
+        store.migrate().await?;
+        let t = store.create_tenant("import", "Import", "Asia/Shanghai").await?;
+        anyhow::Ok((store, cleanup, t.id))
+    };
+    let siyu_secs = {
+        let (store, _cleanup, tenant) = open().await?;
+        let started = Instant::now();
+        let rec = siyu_web::imports::accept(&store, &Actor::system(tenant), "bench.csv", csv.as_bytes()).await?;
+        if rec.status != "queued" {
+            bail!("the bench file was {}: {:?}", rec.status, rec.errors.first());
+        }
+        siyu_web::imports::run(&store, tenant, rec.id).await.map_err(|e| anyhow::anyhow!(e))?;
+        let secs = started.elapsed().as_secs_f64();
+        let got = store.count_customers(tenant).await?;
+        if got as usize != n {
+            bail!("imported {got} of {n}");
+        }
+        store.close().await;
+        secs
+    };
+    let base_secs = {
+        let (store, _cleanup, tenant) = open().await?;
+        let group = store.create_tag_group(&Actor::system(tenant), "bench").await?;
+        let started = Instant::now();
+        store.generate_segment_tenant(tenant, group.id, n as i64, 1).await?;
+        let secs = started.elapsed().as_secs_f64();
+        store.close().await;
+        secs
+    };
+    let (siyu, base) = (n as f64 / siyu_secs, n as f64 / base_secs);
+    Ok(vec![Row {
+        scenario: "customer-import".into(),
+        backend: backend.as_str().into(),
+        metric: format!("{n} rows"),
+        siyu: Figure { value: siyu, unit: "rows/s" },
+        baseline_name: "in-database generation".into(),
         baseline: Figure { value: base, unit: "rows/s" },
         ratio: siyu / base,
     }])

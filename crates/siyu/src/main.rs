@@ -59,6 +59,9 @@ enum Command {
     /// Manage console users.
     #[command(subcommand)]
     User(UserCmd),
+    /// Customer tools: import a CSV or XLSX file.
+    #[command(subcommand)]
+    Customers(CustomersCmd),
     /// Print the OpenAPI document.
     Openapi,
     /// Run the WeCom sandbox on its own, so another siyu (or anything else) can use it as
@@ -92,6 +95,18 @@ struct SandboxArgs {
     /// Members of the simulated corp, as userid:name pairs.
     #[arg(long, value_delimiter = ',', default_value = "wangfang:王芳,zhangwei:张伟")]
     members: Vec<String>,
+}
+
+#[derive(Subcommand)]
+enum CustomersCmd {
+    /// Import customers from a CSV (UTF-8 or GB18030) or XLSX file, header row first. Every
+    /// row is checked before anything is written; with any problem the file is rejected,
+    /// the problems are printed and the exit code is 2. Progress goes to stderr.
+    Import {
+        #[arg(long)]
+        tenant: String,
+        file: std::path::PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -181,6 +196,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Tenant(cmd) => tenant_cmd(cfg, cmd).await,
         Command::User(cmd) => user_cmd(cfg, cmd).await,
+        Command::Customers(cmd) => customers_cmd(cfg, cmd).await,
         Command::Openapi => {
             println!("{}", serde_json::to_string_pretty(&siyu_web::openapi())?);
             Ok(())
@@ -343,6 +359,46 @@ async fn tenant_cmd(cfg: Config, cmd: TenantCmd) -> Result<()> {
         }
     }
     Ok(())
+}
+
+async fn customers_cmd(cfg: Config, cmd: CustomersCmd) -> Result<()> {
+    let store = open(&cfg).await?;
+    store.migrate().await?;
+    let CustomersCmd::Import { tenant, file } = cmd;
+    let t = store.tenant_by_slug(&tenant).await?.ok_or_else(|| anyhow!("no tenant {tenant}"))?;
+    let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+    let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let actor = siyu_core::auth::Actor::system(t.id);
+    let rec = siyu_web::imports::accept(&store, &actor, &name, &bytes).await?;
+    if rec.status == "rejected" {
+        eprintln!("{name}: {} problem(s); nothing was imported", rec.error_count);
+        for p in &rec.errors {
+            println!("row {}\t{}\t{}\t{}", p.row, p.column, p.code, p.message);
+        }
+        std::process::exit(2);
+    }
+    eprintln!("{name}: {} rows checked; importing", rec.total);
+    let id = rec.id;
+    let total = rec.total;
+    let ticker = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            if let Some(n) = siyu_web::imports::progress(id) {
+                eprintln!("  {n} / {total}");
+            }
+        }
+    });
+    let run = siyu_web::imports::run(&store, t.id, id).await;
+    ticker.abort();
+    run.map_err(|e| anyhow!(e))?;
+    let done = store.customer_import(t.id, id).await?;
+    match done.status.as_str() {
+        "done" => {
+            println!("imported {}: {} created, {} already known", name, done.created, done.existing);
+            Ok(())
+        }
+        _ => bail!("the import failed and wrote nothing: {}", done.failure.unwrap_or_default()),
+    }
 }
 
 fn violations(v: Vec<siyu_core::validate::Violation>) -> anyhow::Error {

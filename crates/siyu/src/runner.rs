@@ -213,7 +213,21 @@ pub fn builtin_registry() -> Registry {
     r.register(siyu_store::wecom::INBOX_JOB, wecom_inbox);
     r.register(siyu_web::wecom::gateway::RECONCILE_JOB, wecom_reconcile);
     r.register(CUSTOMER_METRICS_JOB, customer_metrics);
+    r.register(siyu_web::imports::IMPORT_JOB, customer_import);
     r
+}
+
+/// Imports one queued customer file (all rows in one transaction; see `siyu_web::imports`).
+async fn customer_import(ctx: JobCtx) -> Result<(), String> {
+    let tenant = ctx.job.tenant_id.ok_or("customers.import job without a tenant")?;
+    let id = ctx
+        .job
+        .payload
+        .get("import_id")
+        .and_then(|v| v.as_str())
+        .and_then(|s| s.parse().ok())
+        .ok_or("customers.import job without an import_id")?;
+    siyu_web::imports::run(&ctx.store, tenant, id).await
 }
 
 /// Kind of the daily recomputation of one tenant's purchase metrics, stages and RFM.

@@ -357,6 +357,47 @@ async fn console_walk(backend: Backend) {
     assert!(w.text("#timeline").await.contains("金卡"));
     w.shot("customer").await;
 
+    // Import: a file with a bad row is refused with the row explained; a clean one is
+    // imported by the serve process's job while the page follows its progress.
+    let dir = std::env::temp_dir().join(format!("siyu-browser-{}-{}", w.tag, std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.csv");
+    std::fs::write(&bad, "姓名,手机号\n周杰,13700000001\n吴磊,12345\n").unwrap();
+    let good = dir.join("good.csv");
+    std::fs::write(&good, "姓名,手机号,外部编号\n周杰,13700000001,B1\n吴磊,13700000002,B2\n").unwrap();
+    w.go("/console/customers").await;
+    w.click_nav("#import-customers").await;
+    w.c.find(Locator::Css("input[name=file]")).await.unwrap().send_keys(bad.to_str().unwrap()).await.unwrap();
+    w.submit("#import-form").await;
+    w.wait_path("/console/customers/imports/").await;
+    let probs = w.text("#problems-table").await;
+    assert!(probs.contains("3") && probs.contains("手机号格式不正确"), "{probs}");
+    w.shot("import-rejected").await;
+    w.go("/console/customers/import").await;
+    w.c.find(Locator::Css("input[name=file]")).await.unwrap().send_keys(good.to_str().unwrap()).await.unwrap();
+    w.submit("#import-form").await;
+    w.wait_path("/console/customers/imports/").await;
+    let mut status = String::new();
+    for _ in 0..300 {
+        status =
+            w.c.find(Locator::Css("#import-status"))
+                .await
+                .unwrap()
+                .attr("data-status")
+                .await
+                .unwrap()
+                .unwrap_or_default();
+        if status == "done" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(status, "done", "the page followed the import to its end");
+    assert!(w.text("#import-done").await.contains('2'));
+    w.shot("import-done").await;
+    w.go("/console/customers?q=13700000002").await;
+    assert_eq!(w.count("#customers-table tbody tr").await, 1, "the imported customer is found by phone");
+
     // Segments: the RFM overview of the demo data, then the builder's live count. The demo
     // saves its segments after its customers, purchases and RFM, still in the background.
     for _ in 0..600 {

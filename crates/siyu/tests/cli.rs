@@ -25,11 +25,17 @@ fn siyu(url: &str, args: &[&str], stdin: Option<&str>) -> (bool, String, String)
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
 }
 
+fn tempfile_dir() -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("siyu-cli-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
 #[test]
 fn help_documents_every_command() {
     let (ok, out, _) = siyu("sqlite://unused.db", &["--help"], None);
     assert!(ok);
-    for cmd in ["serve", "migrate", "tenant", "user", "openapi", "bench"] {
+    for cmd in ["serve", "migrate", "tenant", "user", "customers", "openapi", "bench"] {
         assert!(out.contains(cmd), "--help lists {cmd}:\n{out}");
     }
     let (ok, out, _) = siyu("sqlite://unused.db", &["serve", "--help"], None);
@@ -63,8 +69,22 @@ async fn operator_story(backend: Backend) {
     let (ok, _, err) = siyu(&url, &["user", "create", "--tenant", "nope", "--login", "x"], None);
     assert!(!ok && err.contains("no tenant"), "{err}");
 
+    // Customer import: a bad file is refused with its problems and exit code 2, a good one lands.
+    let dir = tempfile_dir();
+    let bad = dir.join("bad.csv");
+    std::fs::write(&bad, "姓名,手机号\n李雷,13812345678\n韩梅梅,12345\n").unwrap();
+    let (ok, out, err) = siyu(&url, &["customers", "import", "--tenant", "acme", bad.to_str().unwrap()], None);
+    assert!(!ok && out.contains("row 3") && out.contains("invalid_format"), "{out} {err}");
+    let good = dir.join("good.csv");
+    std::fs::write(&good, "姓名,手机号,外部编号\n李雷,13812345678,A1\n韩梅梅,13912345678,A2\n").unwrap();
+    let (ok, out, err) = siyu(&url, &["customers", "import", "--tenant", "acme", good.to_str().unwrap()], None);
+    assert!(ok && out.contains("2 created"), "{out} {err}");
+    let (ok, out, err) = siyu(&url, &["customers", "import", "--tenant", "acme", good.to_str().unwrap()], None);
+    assert!(ok && out.contains("0 created, 2 already known"), "a second import duplicates nothing: {out} {err}");
+
     let store = Store::connect(&cfg).await.unwrap();
     let t = store.tenant_by_slug("acme").await.unwrap().unwrap();
+    assert_eq!(store.count_customers(t.id).await.unwrap(), 2);
     let (_, hash) = store.user_for_login(t.id, "boss").await.unwrap().unwrap();
     assert!(siyu_store::secrets::verify_password(&generated, &hash));
 

@@ -3,6 +3,7 @@
 //! (OneID and lifecycle rules live in `profile`).
 
 pub mod bitmap;
+pub mod import;
 pub mod profile;
 pub mod retail;
 pub mod rfm;

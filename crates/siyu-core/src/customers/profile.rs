@@ -31,8 +31,9 @@ pub const INITIAL_STAGE: &str = "new";
 /// Where a customer record first came from.
 pub const SOURCES: [&str; 4] = ["manual", "import", "wecom", "order"];
 
-/// Validated fields of a customer created or edited by hand or by import.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Validated fields of a customer created or edited by hand or by import. Serialisable so a
+/// validated import can wait (sealed) for its job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct CustomerInput {
     pub name: String,
     /// E.164, e.g. `+8613812345678`.
@@ -44,7 +45,7 @@ pub struct CustomerInput {
     pub fields: BTreeMap<String, String>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Gender {
     #[default]

@@ -92,6 +92,7 @@ macro_rules! link_phone {
     }};
 }
 
+pub mod imports;
 pub mod index;
 pub mod metrics;
 pub mod segments;
@@ -821,7 +822,7 @@ pub(crate) use crate::org::scope_binds;
 
 /// One row of a bulk import: the profile and, optionally, the key the source system knows
 /// the customer by (re-importing the same key finds the same customer).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct ImportRow {
     pub external_ref: Option<String>,
     pub input: CustomerInput,
@@ -841,6 +842,18 @@ impl Store {
     /// at all. Rows whose `external_ref` (in the `source` namespace) or phone is already known
     /// are matched, not duplicated. Personal data is sealed as in [`Store::create_customer`].
     pub async fn import_customers(&self, actor: &Actor, source: &str, rows: &[ImportRow]) -> Result<ImportOutcome> {
+        self.import_customers_with_progress(actor, source, rows, &|_| {}).await
+    }
+
+    /// [`Store::import_customers`], calling `progress` with the rows done so far every few
+    /// hundred rows (from inside the transaction: it must not touch the store).
+    pub async fn import_customers_with_progress(
+        &self,
+        actor: &Actor,
+        source: &str,
+        rows: &[ImportRow],
+        progress: &(dyn Fn(usize) + Sync),
+    ) -> Result<ImportOutcome> {
         let tenant = actor.tenant_id;
         let existing: Vec<(String, String, Uuid)> = on_read!(self, |p| sqlx::query_as(
             "SELECT kind, value, customer_id FROM customer_identities WHERE tenant_id = $1 \
@@ -859,7 +872,10 @@ impl Store {
         in_tx!(self, |tx| {
             let fresh = rows.len() as i64;
             let (mut num, seq) = bump!(tx, tenant, fresh);
-            for row in rows {
+            for (done, row) in rows.iter().enumerate() {
+                if done % 250 == 0 {
+                    progress(done);
+                }
                 let phone_index = row.input.phone.as_ref().map(|p| self.sealer.blind_index("phone", p));
                 let found = row
                     .external_ref
@@ -923,6 +939,7 @@ impl Store {
                 out.created += 1;
                 out.ids.push(id);
             }
+            progress(rows.len());
             audit!(
                 tx,
                 self,

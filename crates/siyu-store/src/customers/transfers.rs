@@ -321,16 +321,15 @@ impl Store {
         let ids: Vec<Uuid> = rows.iter().map(|r| r.0).collect();
         let mut counts: BTreeMap<Uuid, BTreeMap<String, i64>> = BTreeMap::new();
         for id in &ids {
-            let c: Vec<(String, i64)> =
-                on_read!(self, |p| {
-                    sqlx::query_as(
+            let c: Vec<(String, i64)> = on_read!(self, |p| {
+                sqlx::query_as(
                 "SELECT status, COUNT(*) FROM transfer_items WHERE tenant_id = $1 AND transfer_id = $2 GROUP BY status"
             )
             .bind(tenant.0)
             .bind(id)
             .fetch_all(p)
             .await?
-                });
+            });
             counts.insert(*id, c.into_iter().collect());
         }
         Ok(rows

@@ -11,6 +11,7 @@ pub mod admin;
 pub mod auth;
 pub mod customers;
 pub mod dto;
+pub mod imports;
 pub mod org;
 pub mod transfers;
 
@@ -64,6 +65,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(org::router())
         .merge(customers::router())
         .merge(transfers::router())
+        .merge(imports::router())
         .merge(admin::router())
         .merge(crate::wecom::api::router())
 }

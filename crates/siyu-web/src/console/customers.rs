@@ -26,14 +26,23 @@ use siyu_store::org::StaffFilter;
 use super::org::store_options;
 use super::{flag, page_req, pager, qget, Ctx, FormData};
 use crate::api::customers::{follow_up_input, tag_name, FOLLOW_UP_KINDS};
+use crate::api::imports::file_response;
 use crate::customers::{customer_input, resolve_expr, resolve_with, unmask_edit};
 use crate::error::ApiError;
+use crate::sheets::{write_table, Format};
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/console/customers", get(list_page))
-        .route("/console/customers/export.csv", get(export_list))
+        .route(
+            "/console/customers/export.csv",
+            get(|s: State<AppState>, c: Ctx, q: Q| export_list(s, c, q, Format::Csv)),
+        )
+        .route(
+            "/console/customers/export.xlsx",
+            get(|s: State<AppState>, c: Ctx, q: Q| export_list(s, c, q, Format::Xlsx)),
+        )
         .route("/console/customers/new", get(new_page).post(create))
         .route("/console/customers/{id}", get(detail_page).post(update))
         .route("/console/customers/{id}/stage", post(set_stage))
@@ -51,7 +60,14 @@ pub fn router() -> Router<AppState> {
         .route("/console/segments/new", get(segment_new).post(segment_create))
         .route("/console/segments/{id}", get(segment_edit).post(segment_update))
         .route("/console/segments/{id}/delete", post(segment_delete))
-        .route("/console/segments/{id}/export.csv", get(export_segment))
+        .route(
+            "/console/segments/{id}/export.csv",
+            get(|s: State<AppState>, c: Ctx, p: Path<Uuid>| export_segment(s, c, p, Format::Csv)),
+        )
+        .route(
+            "/console/segments/{id}/export.xlsx",
+            get(|s: State<AppState>, c: Ctx, p: Path<Uuid>| export_segment(s, c, p, Format::Xlsx)),
+        )
 }
 
 type Q = Query<HashMap<String, String>>;
@@ -165,6 +181,8 @@ async fn list_page(State(s): State<AppState>, ctx: Ctx, q: Q) -> Response {
         ];
         m.insert("pager".into(), pager(&ctx, rows.len(), p.next_cursor.clone(), &filters, page.before.is_none()));
         m.insert("export".into(), json!(format!("/console/customers/export.csv{}", super::query_with(&filters))));
+        m.insert("export_xlsx".into(), json!(format!("/console/customers/export.xlsx{}", super::query_with(&filters))));
+        m.insert("can_import".into(), json!(ctx.can(Scope::CustomersWrite) && ctx.actor.data_scope == DataScope::Tenant));
         m.insert("rows".into(), json!(rows));
         m.insert("filter".into(), json!(q.0));
         m.insert("stages".into(), json!(options(stages.clone())));
@@ -1064,11 +1082,11 @@ async fn live_count(State(s): State<AppState>, ctx: Ctx, body: Bytes) -> Respons
 
 // ---- export --------------------------------------------------------------------------------
 
-fn csv_response(name: &str, ctx: &Ctx, rows: Vec<Value>) -> Response {
-    let mut w = csv::Writer::from_writer(vec![]);
+/// The list's rows as a CSV or XLSX download, with the page's column headings.
+fn table_response(name: &str, ctx: &Ctx, rows: Vec<Value>, format: Format) -> Response {
     let head = ["name", "phone", "stage", "owner", "orders", "spend", "last_order", "rfm", "source", "created"];
     let labels: Vec<String> = head.iter().map(|h| ctx.t(&format!("customers.col.{h}"))).collect();
-    let _ = w.write_record(&labels);
+    let mut table = Vec::with_capacity(rows.len());
     for r in rows {
         let cell = |k: &str| match &r[k] {
             Value::Null => String::new(),
@@ -1079,24 +1097,18 @@ fn csv_response(name: &str, ctx: &Ctx, rows: Vec<Value>) -> Response {
                 .unwrap_or_default(),
             other => other.to_string(),
         };
-        let _ = w.write_record(head.iter().map(|k| cell(k)));
+        table.push(head.iter().map(|k| cell(k)).collect::<Vec<_>>());
     }
-    let mut body = "\u{feff}".as_bytes().to_vec(); // BOM: Excel opens UTF-8 Chinese correctly
-    body.extend(w.into_inner().unwrap_or_default());
-    (
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
-            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}.csv\"")),
-        ],
-        body,
-    )
-        .into_response()
+    match write_table(format, name, &labels, &table) {
+        Ok(bytes) => file_response(format, name, bytes),
+        Err(e) => ctx.fail(ApiError::Internal(e)),
+    }
 }
 
 /// Exports stop here; larger lists go through the API's paging.
 const EXPORT_MAX: usize = 100_000;
 
-async fn export_list(State(s): State<AppState>, ctx: Ctx, q: Q) -> Response {
+async fn export_list(State(s): State<AppState>, ctx: Ctx, q: Q, format: Format) -> Response {
     if let Some(r) = ctx.require(Scope::CustomersRead) {
         return r;
     }
@@ -1118,12 +1130,12 @@ async fn export_list(State(s): State<AppState>, ctx: Ctx, q: Q) -> Response {
     }
     .await;
     match res {
-        Ok(rows) => csv_response("customers", &ctx, rows),
+        Ok(rows) => table_response("customers", &ctx, rows, format),
         Err(e) => ctx.fail(e),
     }
 }
 
-async fn export_segment(State(s): State<AppState>, ctx: Ctx, Path(id): Path<Uuid>) -> Response {
+async fn export_segment(State(s): State<AppState>, ctx: Ctx, Path(id): Path<Uuid>, format: Format) -> Response {
     if let Some(r) = ctx.require(Scope::CustomersRead) {
         return r;
     }
@@ -1144,7 +1156,7 @@ async fn export_segment(State(s): State<AppState>, ctx: Ctx, Path(id): Path<Uuid
     }
     .await;
     match res {
-        Ok(rows) => csv_response("segment", &ctx, rows),
+        Ok(rows) => table_response("segment", &ctx, rows, format),
         Err(e) => ctx.fail(e),
     }
 }

@@ -33,6 +33,7 @@ use crate::AppState;
 mod admin;
 mod auth;
 mod customers;
+mod imports;
 mod org;
 mod sandbox;
 mod transfers;
@@ -72,6 +73,8 @@ const TEMPLATES: &[(&str, &str)] = embed!(
     "segment_form.html",
     "transfers.html",
     "transfer.html",
+    "imports.html",
+    "import.html",
 );
 
 const CSS: &str = include_str!("../../assets/static/console.css");
@@ -128,6 +131,7 @@ pub fn router() -> Router<AppState> {
         .merge(org::router())
         .merge(customers::router())
         .merge(transfers::router())
+        .merge(imports::router())
         .merge(admin::router())
         .merge(wecom::router())
         .merge(sandbox::router())
@@ -352,6 +356,10 @@ pub type FormErrors = (Map<String, serde_json::Value>, Option<String>);
 pub struct FormData(Vec<(String, String)>);
 
 impl FormData {
+    /// Fields read some other way (a multipart upload's text parts).
+    pub fn from_pairs(pairs: Vec<(String, String)>) -> FormData {
+        FormData(pairs)
+    }
     pub fn parse(body: &Bytes) -> FormData {
         FormData(form_urlencoded::parse(body).into_owned().collect())
     }
