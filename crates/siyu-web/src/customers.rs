@@ -152,3 +152,43 @@ pub async fn unmask_edit(
     }
     Ok(keep_phone)
 }
+
+/// Tags as one surface: internal tags are written in siyu, corp tags in WeCom first (their
+/// truth) and then re-read, so the API and console need not care which kind they hold.
+pub mod tags {
+    use siyu_core::auth::Actor;
+    use siyu_core::{CustomerId, TagGroupId, TagId};
+
+    use crate::error::ApiResult;
+    use crate::AppState;
+
+    pub async fn create(s: &AppState, actor: &Actor, group: TagGroupId, name: &str) -> ApiResult<TagId> {
+        match s.store.wecom_group_id(actor.tenant_id, group).await? {
+            Some(_) => Ok(s.gateway.create_corp_tag(actor, group, name).await?),
+            None => Ok(s.store.create_tag(actor, group, name).await?.id),
+        }
+    }
+
+    pub async fn rename(s: &AppState, actor: &Actor, tag: TagId, name: &str) -> ApiResult<()> {
+        match s.store.wecom_tag_id(actor.tenant_id, tag).await? {
+            Some(_) => Ok(s.gateway.rename_corp_tag(actor, tag, name).await?),
+            None => Ok(s.store.rename_tag(actor, tag, name).await.map(|_| ())?),
+        }
+    }
+
+    pub async fn delete(s: &AppState, actor: &Actor, tag: TagId) -> ApiResult<()> {
+        match s.store.wecom_tag_id(actor.tenant_id, tag).await? {
+            Some(_) => Ok(s.gateway.delete_corp_tag(actor, tag).await?),
+            None => Ok(s.store.delete_tag(actor, tag).await?),
+        }
+    }
+
+    /// Tags or untags one customer the caller may see (checked by the caller).
+    pub async fn set(s: &AppState, actor: &Actor, customer: CustomerId, tag: TagId, add: bool) -> ApiResult<()> {
+        match s.store.wecom_tag_id(actor.tenant_id, tag).await? {
+            Some(_) => s.gateway.mark_corp_tag(actor, customer, tag, add).await.map(|_| ())?,
+            None => s.store.apply_tag(actor, tag, &[customer], add, "manual").await.map(|_| ())?,
+        }
+        Ok(())
+    }
+}

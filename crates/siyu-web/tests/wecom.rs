@@ -532,3 +532,71 @@ both!(wecom_contacts_become_customers_with_channels_stages_and_loss_alerts, |app
         bearer(&app, &s.seed.token, Method::GET, "/api/v1/customer-alerts", None).await.json().await.unwrap();
     assert!(open.as_array().unwrap().is_empty());
 });
+
+both!(corp_tags_written_from_siyu_and_from_wecom_converge, |app| async move {
+    let s = setup(&app).await;
+    let t = s.seed.token.clone();
+    let way = contact_way(&app, &s, None).await;
+    let ext = s.sb.add_external_user("李雷", None);
+    s.sb.scan_contact_way(&way, &ext).await.unwrap();
+    process_all(&app, s.seed.tenant).await;
+    // A corp tag group made in WeCom's admin console reaches siyu by reconciliation.
+    let gw = siyu_web::wecom::Gateway::new(app.store.store.clone());
+    let app_id: siyu_core::WecomAppId = s.app_id.parse::<uuid::Uuid>().unwrap().into();
+    let client = gw.client(s.seed.tenant, app_id).await.unwrap();
+    let seeded = siyu_wecom::api::AddCorpTag {
+        group_name: Some("会员等级".into()),
+        tag: vec![siyu_wecom::api::NewTag { name: "金卡".into(), order: None }],
+        ..Default::default()
+    };
+    client.add_corp_tag(&seeded).await.unwrap();
+    gw.reconcile(s.seed.tenant, app_id).await.unwrap();
+    let groups: Value = bearer(&app, &t, Method::GET, "/api/v1/tag-groups", None).await.json().await.unwrap();
+    let corp = groups.as_array().unwrap().iter().find(|g| g["kind"] == "corp").expect("the corp group").clone();
+
+    // Created from siyu: in WeCom first, then mirrored. Over-long names never reach WeCom.
+    let long = "长".repeat(31);
+    let r = bearer(&app, &t, Method::POST, "/api/v1/tags", Some(&json!({"group_id": corp["id"], "name": long}))).await;
+    assert_eq!(problem(r, 422).await["field"], "name");
+    let r =
+        bearer(&app, &t, Method::POST, "/api/v1/tags", Some(&json!({"group_id": corp["id"], "name": "银卡"}))).await;
+    assert_eq!(r.status(), 201);
+    let silver: Value = r.json().await.unwrap();
+    assert_eq!(silver["kind"], "corp");
+    let wecom_id = silver["wecom_tag_id"].as_str().expect("mirrored with its WeCom id").to_string();
+    let in_wecom = client.corp_tags(&[], &[]).await.unwrap();
+    assert!(in_wecom.iter().flat_map(|g| &g.tag).any(|x| x.id == wecom_id && x.name == "银卡"));
+
+    // Tagging a customer writes mark_tag on the relationship, and the tag shows once re-read.
+    let list: Value = bearer(&app, &t, Method::GET, "/api/v1/customers?q=李雷", None).await.json().await.unwrap();
+    let cid = list["items"][0]["id"].as_str().unwrap().to_string();
+    let tag_path = format!("/api/v1/customers/{cid}/tags/{}", silver["id"].as_str().unwrap());
+    assert_eq!(bearer(&app, &t, Method::PUT, &tag_path, None).await.status(), 204);
+    assert_eq!(s.sb.relationship_tags(&ext, "wangfang"), vec![wecom_id.clone()]);
+    let c: Value = bearer(&app, &t, Method::GET, &format!("/api/v1/customers/{cid}"), None).await.json().await.unwrap();
+    assert!(c["tags"].as_array().unwrap().iter().any(|x| x["name"] == "银卡"), "{c}");
+    assert_eq!(bearer(&app, &t, Method::DELETE, &tag_path, None).await.status(), 204);
+    assert!(s.sb.relationship_tags(&ext, "wangfang").is_empty());
+
+    // Renamed in siyu, then renamed again in WeCom: both converge on WeCom's name.
+    let p = format!("/api/v1/tags/{}", silver["id"].as_str().unwrap());
+    let r = bearer(&app, &t, Method::PUT, &p, Some(&json!({"name": "铂金卡"}))).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["name"], "铂金卡");
+    client.edit_corp_tag(&wecom_id, Some("黑金卡"), None).await.unwrap();
+    gw.reconcile(s.seed.tenant, app_id).await.unwrap();
+    let renamed: Value = bearer(&app, &t, Method::GET, "/api/v1/tag-groups", None).await.json().await.unwrap();
+    assert!(renamed.to_string().contains("黑金卡") && !renamed.to_string().contains("铂金卡"), "{renamed}");
+
+    // Deleted from siyu: gone in WeCom and here.
+    assert_eq!(bearer(&app, &t, Method::DELETE, &p, None).await.status(), 204);
+    let in_wecom = client.corp_tags(&[], &[]).await.unwrap();
+    assert!(!in_wecom.iter().flat_map(|g| &g.tag).any(|x| x.id == wecom_id));
+    let left: Value = bearer(&app, &t, Method::GET, "/api/v1/tag-groups", None).await.json().await.unwrap();
+    assert!(!left.to_string().contains("黑金卡"), "{left}");
+    // The audit log names each write made in WeCom for the operator.
+    let audit: Value = bearer(&app, &t, Method::GET, "/api/v1/audit?limit=200", None).await.json().await.unwrap();
+    for action in ["corp_tag.create", "corp_tag.mark", "corp_tag.unmark", "corp_tag.rename", "corp_tag.delete"] {
+        assert!(audit.to_string().contains(action), "{action} audited");
+    }
+});

@@ -179,6 +179,18 @@ pub struct AddCorpTag {
     pub tag: Vec<NewTag>,
 }
 
+impl AddCorpTag {
+    /// One tag into an existing group.
+    pub fn to_group(group_id: &str, name: &str) -> AddCorpTag {
+        AddCorpTag {
+            group_id: Some(group_id.into()),
+            group_name: None,
+            order: None,
+            tag: vec![NewTag { name: name.into(), order: None }],
+        }
+    }
+}
+
 // ---- contact_way / join_way ---------------------------------------------------------------
 
 /// A 「联系我」 configuration.

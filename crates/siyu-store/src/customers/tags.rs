@@ -117,6 +117,77 @@ impl Store {
         r.ok_or(StoreError::NotFound)
     }
 
+    /// A tag's WeCom id when it mirrors a corp tag (`None` for internal tags).
+    pub async fn wecom_tag_id(&self, tenant: TenantId, id: TagId) -> Result<Option<String>> {
+        let r: Option<Option<String>> =
+            on_read!(self, |p| sqlx::query_scalar("SELECT wecom_tag_id FROM tags WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant.0)
+                .bind(id.0)
+                .fetch_optional(p)
+                .await?);
+        r.ok_or(StoreError::NotFound)
+    }
+
+    /// A tag group's WeCom id when it mirrors a corp tag group.
+    pub async fn wecom_group_id(&self, tenant: TenantId, id: TagGroupId) -> Result<Option<String>> {
+        let r: Option<Option<String>> = on_read!(self, |p| sqlx::query_scalar(
+            "SELECT wecom_group_id FROM tag_groups WHERE tenant_id = $1 AND id = $2"
+        )
+        .bind(tenant.0)
+        .bind(id.0)
+        .fetch_optional(p)
+        .await?);
+        r.ok_or(StoreError::NotFound)
+    }
+
+    /// The siyu tag mirroring a WeCom corp tag.
+    pub async fn tag_by_wecom_id(&self, tenant: TenantId, wecom_id: &str) -> Result<Option<TagId>> {
+        let r: Option<Uuid> =
+            on_read!(self, |p| sqlx::query_scalar("SELECT id FROM tags WHERE tenant_id = $1 AND wecom_tag_id = $2")
+                .bind(tenant.0)
+                .bind(wecom_id)
+                .fetch_optional(p)
+                .await?);
+        Ok(r.map(TagId))
+    }
+
+    /// Members with a live relationship to a WeCom external contact.
+    pub async fn live_userids_of(&self, tenant: TenantId, external: &str) -> Result<Vec<String>> {
+        Ok(on_read!(self, |p| sqlx::query_scalar(
+            "SELECT userid FROM wecom_relationships WHERE tenant_id = $1 AND external_userid = $2 \
+             AND status IN ('active', 'half') ORDER BY add_time, userid"
+        )
+        .bind(tenant.0)
+        .bind(external)
+        .fetch_all(p)
+        .await?))
+    }
+
+    /// Corp tags WeCom holds for the tenant, as last synced (WeCom allows 3,000).
+    pub async fn corp_tag_count(&self, tenant: TenantId) -> Result<i64> {
+        Ok(on_read!(self, |p| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM wecom_corp_tags WHERE tenant_id = $1 AND deleted = FALSE"
+        )
+        .bind(tenant.0)
+        .fetch_one(p)
+        .await?))
+    }
+
+    /// Audits a change made in WeCom on an operator's behalf (the change itself reaches siyu's
+    /// copy by re-reading WeCom).
+    pub async fn audit_wecom_write(
+        &self,
+        actor: &Actor,
+        action: &str,
+        id: &str,
+        after: serde_json::Value,
+    ) -> Result<()> {
+        in_tx!(self, |tx| {
+            audit!(tx, self, actor, action, "wecom_corp_tag", id, None, Some(after));
+        });
+        Ok(())
+    }
+
     pub async fn create_tag_group(&self, actor: &Actor, name: &str) -> Result<TagGroup> {
         let now = self.now();
         let g = TagGroup {

@@ -277,14 +277,15 @@ async fn create_follow_up(
 async fn set_customer_tag(s: &AppState, auth: &Auth, id: Uuid, tag: Uuid, add: bool) -> ApiResult<StatusCode> {
     auth.require(Scope::CustomersWrite)?;
     let c = s.store.customer(auth.tenant_id, auth.data_scope, CustomerId(id)).await?;
-    s.store.apply_tag(auth, TagId(tag), &[c.id], add, "manual").await?;
+    crate::customers::tags::set(s, auth, c.id, TagId(tag), add).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Tag one customer with an internal tag.
+/// Tag one customer. A corp tag is written with WeCom's `mark_tag` on every live
+/// relationship of the customer, then re-read from WeCom.
 #[utoipa::path(put, path = "/api/v1/customers/{customer_id}/tags/{tag_id}", tag = "customers",
     params(("customer_id" = Uuid, Path), ("tag_id" = Uuid, Path)), security(("bearer" = []), ("session" = [])),
-    responses((status = 204), (status = 404, body = Problem), (status = 409, description = "A corp tag: applied through WeCom", body = Problem)))]
+    responses((status = 204), (status = 404, body = Problem), (status = 422, body = Problem), (status = 502, description = "WeCom refused or could not be reached", body = Problem)))]
 async fn tag_customer(
     State(s): State<AppState>,
     auth: Auth,
@@ -293,7 +294,7 @@ async fn tag_customer(
     set_customer_tag(&s, &auth, id, tag, true).await
 }
 
-/// Remove an internal tag from one customer.
+/// Remove a tag from one customer (for a corp tag, in WeCom on every live relationship).
 #[utoipa::path(delete, path = "/api/v1/customers/{customer_id}/tags/{tag_id}", tag = "customers",
     params(("customer_id" = Uuid, Path), ("tag_id" = Uuid, Path)), security(("bearer" = []), ("session" = [])),
     responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)))]
@@ -341,16 +342,17 @@ async fn create_tag_group(State(s): State<AppState>, auth: Auth, Json(b): Json<N
     Ok((StatusCode::CREATED, axum::Json(TagGroupOut::from(g))).into_response())
 }
 
-/// Create an internal tag in a group.
+/// Create a tag in a group. In a corp tag group the tag is created in WeCom first (names of
+/// at most 30 characters; at most 3,000 corp tags), then mirrored.
 #[utoipa::path(post, path = "/api/v1/tags", tag = "tags", request_body = TagIn, security(("bearer" = []), ("session" = [])),
     responses((status = 201, body = TagOut), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn create_tag(State(s): State<AppState>, auth: Auth, Json(b): Json<TagIn>) -> ApiResult<Response> {
     require_manager(&auth)?;
-    let t = s.store.create_tag(&auth, TagGroupId(b.group_id), &tag_name(&b.name)?).await?;
-    Ok((StatusCode::CREATED, axum::Json(TagOut::from(t))).into_response())
+    let id = crate::customers::tags::create(&s, &auth, TagGroupId(b.group_id), &tag_name(&b.name)?).await?;
+    Ok((StatusCode::CREATED, axum::Json(TagOut::from(s.store.tag(auth.tenant_id, id).await?))).into_response())
 }
 
-/// Rename an internal tag.
+/// Rename a tag (a corp tag in WeCom first).
 #[utoipa::path(put, path = "/api/v1/tags/{tag_id}", tag = "tags", params(("tag_id" = Uuid, Path)), request_body = NameIn,
     security(("bearer" = []), ("session" = [])),
     responses((status = 200, body = TagOut), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
@@ -361,16 +363,17 @@ async fn rename_tag(
     Json(b): Json<NameIn>,
 ) -> ApiResult<axum::Json<TagOut>> {
     require_manager(&auth)?;
-    Ok(axum::Json(s.store.rename_tag(&auth, TagId(id), &tag_name(&b.name)?).await?.into()))
+    crate::customers::tags::rename(&s, &auth, TagId(id), &tag_name(&b.name)?).await?;
+    Ok(axum::Json(s.store.tag(auth.tenant_id, TagId(id)).await?.into()))
 }
 
-/// Delete an internal tag and remove it from every customer.
+/// Delete a tag and remove it from every customer (a corp tag in WeCom first).
 #[utoipa::path(delete, path = "/api/v1/tags/{tag_id}", tag = "tags", params(("tag_id" = Uuid, Path)),
     security(("bearer" = []), ("session" = [])),
     responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)))]
 async fn delete_tag(State(s): State<AppState>, auth: Auth, Path(id): Path<Uuid>) -> ApiResult<StatusCode> {
     require_manager(&auth)?;
-    s.store.delete_tag(&auth, TagId(id)).await?;
+    crate::customers::tags::delete(&s, &auth, TagId(id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -495,8 +495,7 @@ async fn add_tag(State(s): State<AppState>, ctx: Ctx, Path(id): Path<Uuid>, body
         let c = s.store.customer(ctx.tenant.id, ctx.actor.data_scope, CustomerId(id)).await?;
         let tag: Uuid =
             f.get("tag_id").parse().map_err(|_| ApiError::validation("tag_id", "required", "choose a tag"))?;
-        s.store.apply_tag(&ctx.actor, TagId(tag), &[c.id], true, "manual").await?;
-        Ok(())
+        crate::customers::tags::set(&s, &ctx.actor, c.id, TagId(tag), true).await
     }
     .await;
     match res {
@@ -516,7 +515,7 @@ async fn remove_tag(State(s): State<AppState>, ctx: Ctx, Path((id, tag)): Path<(
     }
     let res: Result<u64, ApiError> = async {
         let c = s.store.customer(ctx.tenant.id, ctx.actor.data_scope, CustomerId(id)).await?;
-        Ok(s.store.apply_tag(&ctx.actor, TagId(tag), &[c.id], false, "manual").await?)
+        crate::customers::tags::set(&s, &ctx.actor, c.id, TagId(tag), false).await.map(|_| 0)
     }
     .await;
     match res {
@@ -586,8 +585,7 @@ async fn tags_render(
         "group_options".into(),
         json!(groups
             .iter()
-            .filter(|g| g.kind == "internal")
-            .map(|g| json!({"value": g.id.0, "label": g.name}))
+            .map(|g| json!({"value": g.id.0, "label": if g.kind == "corp" { format!("{}（{}）", g.name, ctx.t("tags.kind.corp")) } else { g.name.clone() }}))
             .collect::<Vec<_>>()),
     );
     m.insert("errors".into(), Value::Object(errors));
@@ -614,22 +612,20 @@ async fn tags_submit(State(s): State<AppState>, ctx: Ctx, body: Bytes) -> Respon
                     .get("group_id")
                     .parse()
                     .map_err(|_| ApiError::validation("group_id", "required", "choose a group"))?;
-                s.store
-                    .create_tag(&ctx.actor, TagGroupId(group), &name)
+                crate::customers::tags::create(&s, &ctx.actor, TagGroupId(group), &name)
                     .await
-                    .map_err(|e| rename_field(e.into(), "tag_name"))?;
+                    .map_err(|e| rename_field(e, "tag_name"))?;
             }
             "rename" => {
                 let id: Uuid = f.get("tag_id").parse().map_err(|_| ApiError::NotFound)?;
                 let name = tag_name(f.get("name")).map_err(|e| rename_field(e, &format!("rename_{id}")))?;
-                s.store
-                    .rename_tag(&ctx.actor, TagId(id), &name)
+                crate::customers::tags::rename(&s, &ctx.actor, TagId(id), &name)
                     .await
-                    .map_err(|e| rename_field(e.into(), &format!("rename_{id}")))?;
+                    .map_err(|e| rename_field(e, &format!("rename_{id}")))?;
             }
             "delete" => {
                 let id: Uuid = f.get("tag_id").parse().map_err(|_| ApiError::NotFound)?;
-                s.store.delete_tag(&ctx.actor, TagId(id)).await?;
+                crate::customers::tags::delete(&s, &ctx.actor, TagId(id)).await?;
             }
             _ => return Err(ApiError::NotFound),
         }

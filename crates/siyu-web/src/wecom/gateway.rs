@@ -331,7 +331,8 @@ impl Gateway {
         Ok((members.len() as i64, drift))
     }
 
-    async fn sync_tags(&self, tenant: TenantId, app: WecomAppId) -> Result<(i64, i64), SyncError> {
+    /// Re-reads every corp tag from WeCom and mirrors them into siyu's tags.
+    pub(crate) async fn sync_tags(&self, tenant: TenantId, app: WecomAppId) -> Result<(i64, i64), SyncError> {
         let client = self.client(tenant, app).await?;
         let groups = client.corp_tags(&[], &[]).await?;
         let tags: Vec<CorpTagRec> = groups

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod callback;
+pub mod corp_tags;
 pub mod gateway;
 pub mod transfers;
 
