@@ -549,6 +549,7 @@ const TABLE: &[(&str, &str, &str)] = &[
     ("alert.deleted_by_customer", "客户删除了导购", "Customer deleted the member"),
     ("alert.deleted_by_staff", "导购删除了客户", "Member deleted the customer"),
     ("timeline.loss", "流失", "Loss"),
+    ("timeline.transfer", "转接", "Transfer"),
     ("v.unknown_stage", "没有这个{field}", "No such {field}"),
     ("v.unknown_field", "{field}不是本品牌的自定义字段", "{field} is not a custom field here"),
     ("v.cycle", "人群不能引用自己（直接或间接）", "A segment cannot include itself, directly or not"),
@@ -666,6 +667,21 @@ const TABLE: &[(&str, &str, &str)] = &[
     ("imports.err.unreadable", "文件无法读取：{detail}", "The file cannot be read: {detail}"),
     ("action.import", "导入", "Import"),
     ("action.export_xlsx", "导出 Excel", "Export Excel"),
+    // merge and split
+    ("merge.title", "合并客户", "Merge customers"),
+    ("merge.desc", "把另一位客户并入本档案：身份、标签、渠道、缺少的字段、手机号、时间线、跟进、订单、提醒和转接都移到这里，对方档案关闭。可以随时撤销（拆分）。两位客户持有不同的微信 unionid 等强标识时不能合并。", "Merge another customer into this profile: identities, tags, channels, missing fields, the phone, timeline, follow-ups, purchases, alerts and transfers move here and the other profile closes. It can be undone (split) at any time. Customers holding different strong identifiers (such as two unionids) are never merged."),
+    ("merge.absorbed", "被合并的客户编号", "Customer number to merge in"),
+    ("merge.submit", "合并", "Merge"),
+    ("merge.confirm", "确认合并这两位客户？", "Merge these two customers?"),
+    ("merge.merged", "已合并", "merged"),
+    ("merge.undone", "已撤销", "undone"),
+    ("merge.undo", "撤销合并", "Undo"),
+    ("merge.undo.confirm", "撤销这次合并，把移过来的内容还给对方？", "Undo this merge and give back what it moved?"),
+    ("merge.suggestions", "疑似同一人", "Possible duplicates"),
+    ("merge.suggestions.desc", "员工在企业微信备注的手机号属于另一位客户。请确认后再合并，siyu 不会自动合并。", "A member noted a phone on a WeCom contact that another customer holds. Confirm before merging; siyu never merges these on its own."),
+    ("merge.noted_by", "备注人", "noted by"),
+    ("field.absorbed_num", "客户编号", "Customer number"),
+    ("timeline.merge", "合并", "Merge"),
 ];
 
 pub fn t(lang: Lang, key: &str) -> String {

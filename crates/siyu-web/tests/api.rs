@@ -136,7 +136,18 @@ both!(every_tenant_path_is_404_with_another_tenants_credentials, |app| async mov
         .create_customer_import(&siyu_core::auth::Actor::system(a.tenant), "a.csv", "csv", Err((&[], 0)))
         .await
         .unwrap();
+    let twin = post("/api/v1/customers", json!({"name": "乙客户"})).await;
+    let merge = app
+        .store
+        .merge_customers(
+            &siyu_core::auth::Actor::system(a.tenant),
+            siyu_core::CustomerId(customer["id"].as_str().unwrap().parse().unwrap()),
+            siyu_core::CustomerId(twin["id"].as_str().unwrap().parse().unwrap()),
+        )
+        .await
+        .unwrap();
     let fixtures: HashMap<&str, String> = HashMap::from([
+        ("merge_id", merge.to_string()),
         ("import_id", import.id.to_string()),
         ("transfer_id", transfer.id.to_string()),
         ("item_id", item.to_string()),

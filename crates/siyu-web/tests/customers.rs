@@ -6,7 +6,7 @@ mod common;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use common::problem;
+use common::{bearer, problem};
 use siyu_core::auth::Actor;
 use siyu_core::{CustomerId, Timestamp};
 use siyu_store::customers::metrics::Purchase;
@@ -392,4 +392,109 @@ both!(erasure_leaves_no_personal_data_anywhere_and_export_has_it_all, |app| asyn
     assert_eq!(kept, 9_900, "anonymous aggregates remain");
     let audit = ok(s.send(&app, Method::GET, "/api/v1/audit?limit=200", None).await, 200).await;
     assert!(audit.to_string().contains("customer.erase"));
+});
+
+both!(merge_moves_everything_and_undo_puts_it_back, |app| async move {
+    let seed = app.seed("mg").await;
+    let t = seed.token.as_str();
+    let post = |path: String, body: Value| {
+        let app = &app;
+        async move { bearer(app, t, Method::POST, &path, Some(&body)).await }
+    };
+    let a: Value =
+        post("/api/v1/customers".into(), json!({"name": "旧档案", "phone": "13811112222"})).await.json().await.unwrap();
+    let b: Value = post("/api/v1/customers".into(), json!({"name": "新档案"})).await.json().await.unwrap();
+    let (aid, bid) = (a["id"].as_str().unwrap().to_string(), b["id"].as_str().unwrap().to_string());
+    let group: Value = post("/api/v1/tag-groups".into(), json!({"name": "组"})).await.json().await.unwrap();
+    let t1: Value =
+        post("/api/v1/tags".into(), json!({"group_id": group["id"], "name": "老客"})).await.json().await.unwrap();
+    let t2: Value =
+        post("/api/v1/tags".into(), json!({"group_id": group["id"], "name": "新客"})).await.json().await.unwrap();
+    for (c, tag) in [(&aid, &t1), (&bid, &t2)] {
+        let p = format!("/api/v1/customers/{c}/tags/{}", tag["id"].as_str().unwrap());
+        assert_eq!(bearer(&app, t, Method::PUT, &p, None).await.status(), 204);
+    }
+    let r = post(format!("/api/v1/customers/{aid}/follow-ups"), json!({"kind": "call", "content": "回访"})).await;
+    assert_eq!(r.status(), 201);
+    let count = |expr: Value| {
+        let app = &app;
+        async move {
+            let v: Value = bearer(app, t, Method::POST, "/api/v1/segments/count", Some(&json!({"expr": expr})))
+                .await
+                .json()
+                .await
+                .unwrap();
+            v["count"].as_u64().unwrap()
+        }
+    };
+    assert_eq!(count(json!("all")).await, 2);
+
+    // Refusals: into itself; a guide.
+    let r = post(format!("/api/v1/customers/{bid}/merge"), json!({"absorbed_id": bid})).await;
+    problem(r, 409).await;
+    let guide = app.session("mg", "guide").await;
+    let r = guide
+        .send(&app, Method::POST, &format!("/api/v1/customers/{bid}/merge"), Some(&json!({"absorbed_id": aid})))
+        .await;
+    problem(r, 403).await;
+
+    // The console refuses an unknown number and explains a self-merge beside the form.
+    let owner = app.session("mg", "owner").await;
+    let form =
+        |num: &str| vec![("_csrf".to_string(), owner.csrf.clone()), ("absorbed_num".to_string(), num.to_string())];
+    let url = app.url(&format!("/console/customers/{bid}/merge"));
+    let r = owner.client.post(&url).form(&form("#99999")).send().await.unwrap();
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.unwrap().contains("所选客户编号不存在"));
+    let own = b["num"].as_i64().unwrap().to_string();
+    let r = owner.client.post(&url).form(&form(&own)).send().await.unwrap();
+    assert_eq!(r.status(), 409);
+    assert!(r.text().await.unwrap().contains("cannot be merged into itself"));
+
+    // Merge the old profile into the new one.
+    let r = post(format!("/api/v1/customers/{bid}/merge"), json!({"absorbed_id": aid})).await;
+    assert_eq!(r.status(), 201);
+    let merge: Value = r.json().await.unwrap();
+    problem(bearer(&app, t, Method::GET, &format!("/api/v1/customers/{aid}"), None).await, 404).await;
+    let got: Value =
+        bearer(&app, t, Method::GET, &format!("/api/v1/customers/{bid}"), None).await.json().await.unwrap();
+    assert_eq!(got["phone"], "+8613811112222", "the phone came along: {got}");
+    let tags: Vec<&str> = got["tags"].as_array().unwrap().iter().map(|x| x["name"].as_str().unwrap()).collect();
+    assert!(tags.contains(&"老客") && tags.contains(&"新客"), "{tags:?}");
+    let fu: Value =
+        bearer(&app, t, Method::GET, &format!("/api/v1/customers/{bid}/follow-ups"), None).await.json().await.unwrap();
+    assert_eq!(fu.as_array().unwrap().len(), 1);
+    let found: Value =
+        bearer(&app, t, Method::GET, "/api/v1/customers?q=13811112222", None).await.json().await.unwrap();
+    assert_eq!(found["items"][0]["id"], bid.as_str(), "found by the absorbed phone");
+    assert_eq!(count(json!("all")).await, 1);
+    assert_eq!(count(json!({"tag": t1["id"]})).await, 1);
+    let tl: Value =
+        bearer(&app, t, Method::GET, &format!("/api/v1/customers/{bid}/timeline"), None).await.json().await.unwrap();
+    assert!(tl.to_string().contains("merged customer"), "{tl}");
+
+    // Undo: each moved thing goes back.
+    let undo = format!("/api/v1/customer-merges/{}/undo", merge["id"].as_str().unwrap());
+    assert_eq!(bearer(&app, t, Method::POST, &undo, None).await.status(), 204);
+    problem(bearer(&app, t, Method::POST, &undo, None).await, 409).await;
+    let back: Value =
+        bearer(&app, t, Method::GET, &format!("/api/v1/customers/{aid}"), None).await.json().await.unwrap();
+    assert_eq!(back["phone"], "+8613811112222");
+    assert_eq!(back["tags"].as_array().unwrap().len(), 1);
+    let got: Value =
+        bearer(&app, t, Method::GET, &format!("/api/v1/customers/{bid}"), None).await.json().await.unwrap();
+    assert!(got["phone"].is_null(), "{got}");
+    let tags: Vec<&str> = got["tags"].as_array().unwrap().iter().map(|x| x["name"].as_str().unwrap()).collect();
+    assert_eq!(tags, vec!["新客"]);
+    let fu: Value =
+        bearer(&app, t, Method::GET, &format!("/api/v1/customers/{aid}/follow-ups"), None).await.json().await.unwrap();
+    assert_eq!(fu.as_array().unwrap().len(), 1);
+    let found: Value =
+        bearer(&app, t, Method::GET, "/api/v1/customers?q=13811112222", None).await.json().await.unwrap();
+    assert_eq!(found["items"][0]["id"], aid.as_str());
+    assert_eq!(count(json!("all")).await, 2);
+    assert_eq!(count(json!({"tag": t1["id"]})).await, 1);
+    let history: Value =
+        bearer(&app, t, Method::GET, &format!("/api/v1/customers/{aid}/merges"), None).await.json().await.unwrap();
+    assert!(history[0]["undone_at"].is_string(), "{history}");
 });

@@ -600,3 +600,58 @@ both!(corp_tags_written_from_siyu_and_from_wecom_converge, |app| async move {
         assert!(audit.to_string().contains(action), "{action} audited");
     }
 });
+
+both!(merge_suggestions_from_remark_mobiles_and_strong_ids_never_merge, |app| async move {
+    let s = setup(&app).await;
+    let t = s.seed.token.clone();
+    let way = contact_way(&app, &s, None).await;
+    let (e1, e2) = (s.sb.add_external_user("李雷", Some("u-1")), s.sb.add_external_user("李雷2", Some("u-2")));
+    for e in [&e1, &e2] {
+        s.sb.scan_contact_way(&way, e).await.unwrap();
+    }
+    process_all(&app, s.seed.tenant).await;
+    // A customer known by phone only (an import, say).
+    let phone: Value =
+        bearer(&app, &t, Method::POST, "/api/v1/customers", Some(&json!({"name": "李先生", "phone": "13912345678"})))
+            .await
+            .json()
+            .await
+            .unwrap();
+    // The member notes that phone on the WeCom contact: a suggestion, never a merge.
+    s.sb.set_remark_mobiles(&e1, "wangfang", &["13912345678"]).unwrap();
+    let gw = siyu_web::wecom::Gateway::new(app.store.store.clone());
+    gw.reconcile(s.seed.tenant, s.app_id.parse::<uuid::Uuid>().unwrap().into()).await.unwrap();
+    let sug: Value = bearer(&app, &t, Method::GET, "/api/v1/merge-suggestions", None).await.json().await.unwrap();
+    let sug = sug.as_array().unwrap();
+    assert_eq!(sug.len(), 1, "{sug:?}");
+    assert_eq!(sug[0]["phone_customer_id"], phone["id"]);
+    assert_eq!(sug[0]["phone_masked"], "+86 139****5678");
+    let wecom_person = sug[0]["wecom_customer_id"].as_str().unwrap().to_string();
+    let owner = app.session("wc", "owner").await;
+    let page = owner.send(&app, Method::GET, "/console/customers", None).await.text().await.unwrap();
+    assert!(page.contains("疑似同一人") && page.contains("+86 139****5678"), "the console lists the suggestion");
+    // Two WeCom persons with different unionids are two people.
+    let list: Value = bearer(&app, &t, Method::GET, "/api/v1/customers?q=李雷2", None).await.json().await.unwrap();
+    let other = list["items"][0]["id"].as_str().unwrap().to_string();
+    let r = bearer(
+        &app,
+        &t,
+        Method::POST,
+        &format!("/api/v1/customers/{wecom_person}/merge"),
+        Some(&json!({"absorbed_id": other})),
+    )
+    .await;
+    assert!(problem(r, 409).await["detail"].as_str().unwrap().contains("strong"));
+    // Accepting the suggestion merges the phone profile into the WeCom one; it is gone from the list.
+    let r = bearer(
+        &app,
+        &t,
+        Method::POST,
+        &format!("/api/v1/customers/{wecom_person}/merge"),
+        Some(&json!({"absorbed_id": phone["id"]})),
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    let sug: Value = bearer(&app, &t, Method::GET, "/api/v1/merge-suggestions", None).await.json().await.unwrap();
+    assert!(sug.as_array().unwrap().is_empty(), "{sug}");
+});

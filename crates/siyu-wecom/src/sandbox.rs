@@ -255,6 +255,15 @@ impl Sandbox {
         self.corp().contact_ways.get(config_id).cloned()
     }
 
+    /// A member notes phone numbers on a customer in WeCom (`remark_mobiles`), as the
+    /// 企业微信 app lets them; no callback fires for it, as in WeCom.
+    pub fn set_remark_mobiles(&self, external: &str, userid: &str, mobiles: &[&str]) -> Result<(), String> {
+        let mut c = self.corp();
+        let f = c.follows.get_mut(&(external.to_string(), userid.to_string())).ok_or("no such relationship")?;
+        f.remark_mobiles = mobiles.iter().map(|m| m.to_string()).collect();
+        Ok(())
+    }
+
     pub fn relationship_tags(&self, external: &str, userid: &str) -> Vec<String> {
         self.corp().rel_tags.get(&(external.to_string(), userid.to_string())).cloned().unwrap_or_default()
     }

@@ -94,6 +94,7 @@ macro_rules! link_phone {
 
 pub mod imports;
 pub mod index;
+pub mod merge;
 pub mod metrics;
 pub mod segments;
 pub mod tags;

@@ -701,6 +701,12 @@ impl Store {
                         .await?;
                 }
             }
+            // Merge records name the person on either side.
+            sqlx::query("DELETE FROM customer_merges WHERE tenant_id = $1 AND (survivor_id = $2 OR absorbed_id = $2)")
+                .bind(tenant.0)
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await?;
             audit!(
                 tx,
                 self,

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod customers;
 pub mod dto;
 pub mod imports;
+pub mod merges;
 pub mod org;
 pub mod transfers;
 
@@ -66,6 +67,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(customers::router())
         .merge(transfers::router())
         .merge(imports::router())
+        .merge(merges::router())
         .merge(admin::router())
         .merge(crate::wecom::api::router())
 }

@@ -52,6 +52,8 @@ pub fn router() -> Router<AppState> {
         .route("/console/customers/{id}/tags/{tag}/remove", post(remove_tag))
         .route("/console/customers/{id}/follow-ups", post(add_follow_up))
         .route("/console/customers/alerts/{id}/resolve", post(resolve_alert))
+        .route("/console/customers/{id}/merge", post(merge))
+        .route("/console/customer-merges/{id}/undo", post(undo_merge))
         .route("/console/tags", get(tags_page).post(tags_submit))
         .route("/console/segments", get(segments_page))
         .route("/console/segments/rfm", post(run_rfm))
@@ -221,6 +223,21 @@ async fn list_page(State(s): State<AppState>, ctx: Ctx, q: Q) -> Response {
                 "kind": ctx.t(&format!("alert.{}", a.kind)), "userid": a.userid, "at": ctx.when(a.created_at),
             })).collect::<Vec<_>>()),
         );
+        // Merge suggestions from weak evidence, for those who may merge.
+        if ctx.can(Scope::CustomersWrite) && ctx.actor.data_scope == DataScope::Tenant {
+            let mut rows = Vec::new();
+            for g in s.store.merge_suggestions(ctx.tenant.id, 10).await? {
+                let (Ok(w), Ok(p)) = (
+                    s.store.customer(ctx.tenant.id, DataScope::Tenant, g.wecom_customer).await,
+                    s.store.customer(ctx.tenant.id, DataScope::Tenant, g.phone_customer).await,
+                ) else {
+                    continue;
+                };
+                rows.push(json!({"wecom_id": w.id.0, "wecom_name": w.name, "phone_id": p.id.0, "phone_name": p.name,
+                    "phone": g.phone_masked, "userid": g.userid}));
+            }
+            m.insert("suggestions".into(), json!(rows));
+        }
         Ok(ctx.render("customers.html", m))
     }
     .await;
@@ -416,7 +433,8 @@ async fn detail_render(
         m.insert("fields".into(), json!(fields));
         let tags = s.store.customer_tags(ctx.tenant.id, id).await?;
         m.insert("tags".into(), json!(tags.iter().map(|t| json!({"id": t.id.0, "name": t.name, "kind": t.kind})).collect::<Vec<_>>()));
-        m.insert("tag_options".into(), json!(tag_options(s, ctx).await?.into_iter().filter(|t| t["kind"] == "internal").collect::<Vec<_>>()));
+        // Corp tags too: they are written to WeCom on every live relationship.
+        m.insert("tag_options".into(), json!(tag_options(s, ctx).await?));
         m.insert("stages".into(), json!(options(stages.clone())));
         let tl = s.store.customer_timeline(ctx.tenant.id, id, 100).await?;
         m.insert(
@@ -464,6 +482,19 @@ async fn detail_render(
         m.insert("can_write".into(), json!(ctx.can(Scope::CustomersWrite)));
         m.insert("can_pii".into(), json!(ctx.can(Scope::CustomersPii) && ctx.actor.data_scope == DataScope::Tenant));
         m.insert("saved".into(), json!(flag(q, "saved")));
+        let manager = ctx.can(Scope::CustomersWrite) && ctx.actor.data_scope == DataScope::Tenant;
+        m.insert("can_merge".into(), json!(manager));
+        if manager {
+            let merges = s.store.customer_merges(ctx.tenant.id, id).await?;
+            m.insert(
+                "merges".into(),
+                json!(merges
+                    .iter()
+                    .map(|x| json!({"id": x.id, "absorbed_num": x.absorbed_num, "absorbed_name": x.absorbed_name,
+                        "at": ctx.when(x.created_at), "undone": x.undone_at.is_some(), "survivor": x.survivor_id == id}))
+                    .collect::<Vec<_>>()),
+            );
+        }
         Ok(ctx.render_with(status, "customer.html", m))
     }
     .await;
@@ -1231,6 +1262,60 @@ async fn erase_one(State(s): State<AppState>, ctx: Ctx, Path(id): Path<Uuid>, bo
     }
     match s.store.erase_customer(&ctx.actor, CustomerId(id)).await {
         Ok(()) => Redirect::to("/console/customers?erased=1").into_response(),
+        Err(e) => ctx.fail(e),
+    }
+}
+
+// ---- merge and split -----------------------------------------------------------------------
+
+async fn merge(State(s): State<AppState>, ctx: Ctx, Path(id): Path<Uuid>, body: Bytes) -> Response {
+    let f = FormData::parse(&body);
+    if let Some(r) = deny_manager(&ctx, &f) {
+        return r;
+    }
+    let res: Result<(), ApiError> = async {
+        let absorbed = match f.opt("absorbed_id").and_then(|v| v.parse().ok()) {
+            Some(a) => CustomerId(a),
+            None => {
+                let num: u32 = f.get("absorbed_num").trim().trim_start_matches('#').parse().map_err(|_| {
+                    ApiError::validation("absorbed_num", "required", "enter the number of the customer to merge in")
+                })?;
+                let ids = s.store.customer_ids_for_nums(ctx.tenant.id, &[num]).await?;
+                *ids.first().ok_or_else(|| {
+                    ApiError::validation("absorbed_num", "unknown_reference", "no live customer has this number")
+                })?
+            }
+        };
+        s.store.merge_customers(&ctx.actor, CustomerId(id), absorbed).await?;
+        Ok(())
+    }
+    .await;
+    match res {
+        Ok(()) => Redirect::to(&format!("/console/customers/{id}?saved=1")).into_response(),
+        Err(ApiError::Conflict { message, .. }) => {
+            let e = Map::from_iter([("absorbed_num".to_string(), json!(message))]);
+            detail_render(&s, &ctx, CustomerId(id), &HashMap::new(), e, StatusCode::CONFLICT).await
+        }
+        Err(ApiError::Validation(v)) => {
+            let e = ctx.field_errors(&v);
+            detail_render(&s, &ctx, CustomerId(id), &HashMap::new(), e, StatusCode::UNPROCESSABLE_ENTITY).await
+        }
+        Err(e) => ctx.fail(e),
+    }
+}
+
+async fn undo_merge(State(s): State<AppState>, ctx: Ctx, Path(id): Path<Uuid>, body: Bytes) -> Response {
+    let f = FormData::parse(&body);
+    if let Some(r) = deny_manager(&ctx, &f) {
+        return r;
+    }
+    match s.store.undo_merge(&ctx.actor, id).await {
+        Ok(()) => {
+            let back = f.opt("back").and_then(|b| b.parse::<Uuid>().ok());
+            let to =
+                back.map(|b| format!("/console/customers/{b}?saved=1")).unwrap_or_else(|| "/console/customers".into());
+            Redirect::to(&to).into_response()
+        }
         Err(e) => ctx.fail(e),
     }
 }
