@@ -153,6 +153,26 @@ pub async fn unmask_edit(
     Ok(keep_phone)
 }
 
+/// Checks a rule tag's rule: a valid expression over this tenant's ids whose resolved form
+/// tests no rule tag (rules would otherwise depend on each other's refresh order).
+pub async fn rule_expr(s: &AppState, tenant: TenantId, e: &Expr) -> ApiResult<Expr> {
+    let resolved = resolve_expr(s, tenant, e, None).await?;
+    let mut used = Vec::new();
+    segment::tags(&resolved, &mut used);
+    for t in used {
+        if s.store.tag_name_kind(tenant, t).await?.1 == "rule" {
+            return Err(ApiError::validation("rule", "rule_in_rule", "a rule cannot test another rule tag"));
+        }
+    }
+    Ok(resolved)
+}
+
+/// Re-evaluates the tenant's rule tags now.
+pub async fn refresh_rules(s: &AppState, tenant: TenantId) -> ApiResult<siyu_store::customers::tags::RuleRefresh> {
+    let (day, _) = today(s, tenant).await?;
+    Ok(s.store.refresh_rule_tags(tenant, day).await?)
+}
+
 /// Tags as one surface: internal tags are written in siyu, corp tags in WeCom first (their
 /// truth) and then re-read, so the API and console need not care which kind they hold.
 pub mod tags {

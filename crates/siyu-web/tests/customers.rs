@@ -498,3 +498,92 @@ both!(merge_moves_everything_and_undo_puts_it_back, |app| async move {
         bearer(&app, t, Method::GET, &format!("/api/v1/customers/{aid}/merges"), None).await.json().await.unwrap();
     assert!(history[0]["undone_at"].is_string(), "{history}");
 });
+
+both!(rule_tags_follow_their_rule_and_nothing_else, |app| async move {
+    let seed = app.seed("rt").await;
+    let t = seed.token.as_str();
+    let call = |m: Method, path: String, body: Option<Value>| {
+        let app = &app;
+        async move { bearer(app, t, m, &path, body.as_ref()).await }
+    };
+    let json_of = |r: reqwest::Response| async move { r.json::<Value>().await.unwrap() };
+    let c1 =
+        json_of(call(Method::POST, "/api/v1/customers".into(), Some(json!({"name": "甲", "lifecycle": "deal"}))).await)
+            .await;
+    let c2 =
+        json_of(call(Method::POST, "/api/v1/customers".into(), Some(json!({"name": "乙", "lifecycle": "new"}))).await)
+            .await;
+    let group = json_of(call(Method::POST, "/api/v1/tag-groups".into(), Some(json!({"name": "自动"}))).await).await;
+    let seg = json_of(
+        call(Method::POST, "/api/v1/segments".into(), Some(json!({"name": "成交", "expr": {"lifecycle": "deal"}})))
+            .await,
+    )
+    .await;
+    let r = call(
+        Method::POST,
+        "/api/v1/tags".into(),
+        Some(json!({"group_id": group["id"], "name": "已成交", "rule": {"segment": seg["id"]}})),
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    let rule = json_of(r).await;
+    assert_eq!((rule["kind"].as_str(), rule["customers"].as_i64()), (Some("rule"), Some(1)), "{rule}");
+    let holds = |who: &Value| {
+        let who = who["id"].as_str().unwrap().to_string();
+        let tag = rule["id"].clone();
+        let call = &call;
+        async move {
+            let c: Value = call(Method::GET, format!("/api/v1/customers/{who}"), None).await.json().await.unwrap();
+            c["tags"].as_array().unwrap().iter().any(|x| x["id"] == tag)
+        }
+    };
+    assert!(holds(&c1).await && !holds(&c2).await);
+    // Nobody sets a rule tag by hand.
+    let r = call(
+        Method::PUT,
+        format!("/api/v1/customers/{}/tags/{}", c2["id"].as_str().unwrap(), rule["id"].as_str().unwrap()),
+        None,
+    )
+    .await;
+    problem(r, 409).await;
+    // The customers change; a refresh makes the holders follow.
+    let stage = |c: &Value, st: &str| {
+        call(Method::POST, format!("/api/v1/customers/{}/stage", c["id"].as_str().unwrap()), Some(json!({"stage": st})))
+    };
+    assert!(stage(&c2, "deal").await.status().is_success());
+    assert!(stage(&c1, "new").await.status().is_success());
+    let done = json_of(call(Method::POST, "/api/v1/rule-tags/refresh".into(), None).await).await;
+    assert_eq!((done["added"].as_u64(), done["removed"].as_u64()), (Some(1), Some(1)), "{done}");
+    assert!(!holds(&c1).await && holds(&c2).await);
+    let again = json_of(call(Method::POST, "/api/v1/rule-tags/refresh".into(), None).await).await;
+    assert_eq!((again["added"].as_u64(), again["removed"].as_u64()), (Some(0), Some(0)), "idempotent");
+    // A new rule applies at once; a rule may not test a rule tag.
+    let r = call(
+        Method::PUT,
+        format!("/api/v1/tags/{}/rule", rule["id"].as_str().unwrap()),
+        Some(json!({"expr": {"lifecycle": "new"}})),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert!(holds(&c1).await && !holds(&c2).await);
+    let r = call(
+        Method::POST,
+        "/api/v1/tags".into(),
+        Some(json!({"group_id": group["id"], "name": "套娃", "rule": {"tag": rule["id"]}})),
+    )
+    .await;
+    assert_eq!(problem(r, 422).await["errors"][0]["code"], "rule_in_rule");
+    // The console makes one from a saved segment, and refreshes on demand.
+    let owner = app.session("rt", "owner").await;
+    let form = vec![
+        ("_csrf", owner.csrf.clone()),
+        ("op", "rule".into()),
+        ("rule_group_id", group["id"].as_str().unwrap().to_string()),
+        ("rule_name", "成交客户".into()),
+        ("segment_id", seg["id"].as_str().unwrap().to_string()),
+    ];
+    let r = owner.client.post(app.url("/console/tags")).form(&form).send().await.unwrap();
+    assert!(r.status().is_success() && r.url().path() == "/console/tags", "{}", r.status());
+    let page = r.text().await.unwrap();
+    assert!(page.contains("成交客户") && page.contains("规则标签"), "the console lists it");
+});

@@ -233,7 +233,8 @@ async fn customer_import(ctx: JobCtx) -> Result<(), String> {
 /// Kind of the daily recomputation of one tenant's purchase metrics, stages and RFM.
 pub const CUSTOMER_METRICS_JOB: &str = "customers.metrics";
 
-/// Recomputes a tenant's customer metrics and RFM with its settings, as of its local today.
+/// Recomputes a tenant's customer metrics and RFM with its settings, as of its local today,
+/// then re-evaluates its rule tags.
 /// Idempotent: the same inputs write the same values (rows that do not change are not written).
 async fn customer_metrics(ctx: JobCtx) -> Result<(), String> {
     let tenant = ctx.job.tenant_id.ok_or("customers.metrics job without a tenant")?;
@@ -247,6 +248,10 @@ async fn customer_metrics(ctx: JobCtx) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     tracing::info!(%tenant, buyers = sum.buyers, scored = sum.scored, "customer metrics recomputed");
+    // Rule tags may test metrics and RFM, so they follow the fresh figures.
+    let rules = ctx.store.refresh_rule_tags(tenant, ctx.store.now().local_day(off)).await;
+    let rules = rules.map_err(|e| e.to_string())?;
+    tracing::info!(%tenant, tags = rules.tags, added = rules.added, removed = rules.removed, "rule tags refreshed");
     Ok(())
 }
 

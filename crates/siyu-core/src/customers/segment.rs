@@ -276,6 +276,16 @@ pub fn references(e: &Expr, out: &mut Vec<SegmentId>) {
     }
 }
 
+/// Tag ids an expression tests (after segment references are resolved, all of them).
+pub fn tags(e: &Expr, out: &mut Vec<TagId>) {
+    match e {
+        Expr::And(xs) | Expr::Or(xs) => xs.iter().for_each(|x| tags(x, out)),
+        Expr::Not(x) => tags(x, out),
+        Expr::Tag(id) => out.push(*id),
+        _ => {}
+    }
+}
+
 /// Predicates (leaves) in an expression, for display and for benchmark descriptions.
 pub fn leaf_count(e: &Expr) -> usize {
     match e {

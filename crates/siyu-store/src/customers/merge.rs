@@ -445,9 +445,8 @@ impl Store {
     /// Merges a person took part in (as survivor or absorbed), newest first.
     pub async fn customer_merges(&self, tenant: TenantId, id: CustomerId) -> Result<Vec<Merge>> {
         type Row = (Uuid, Uuid, Uuid, i64, i64, String, String, i64, Option<i64>);
-        let rows: Vec<Row> =
-            on_read!(self, |p| {
-                sqlx::query_as(
+        let rows: Vec<Row> = on_read!(self, |p| {
+            sqlx::query_as(
             "SELECT m.id, m.survivor_id, m.absorbed_id, s.num, a.num, a.name, m.created_by, m.created_at, m.undone_at \
              FROM customer_merges m JOIN customers s ON s.tenant_id = m.tenant_id AND s.id = m.survivor_id \
              JOIN customers a ON a.tenant_id = m.tenant_id AND a.id = m.absorbed_id \
@@ -457,7 +456,7 @@ impl Store {
         .bind(id.0)
         .fetch_all(p)
         .await?
-            });
+        });
         Ok(rows
             .into_iter()
             .map(|r| Merge {

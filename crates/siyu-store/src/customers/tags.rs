@@ -9,10 +9,33 @@ use sqlx::FromRow;
 use uuid::Uuid;
 
 use siyu_core::auth::Actor;
+use siyu_core::customers::segment::Expr;
 use siyu_core::{CustomerId, TagGroupId, TagId, TenantId, Timestamp};
 
 use crate::audit::snapshot;
 use crate::{audit, in_tx, on_read, Result, Store, StoreError};
+
+/// What a rule-tag refresh did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RuleRefresh {
+    pub tags: u64,
+    pub added: u64,
+    pub removed: u64,
+    /// Rules that could not be evaluated (a deleted segment, a reference to a rule tag).
+    pub skipped: Vec<TagId>,
+}
+
+async fn touch_rule(store: &Store, tenant: TenantId, tag: TagId) -> Result<()> {
+    let now = store.now();
+    crate::on_write!(store, |p| sqlx::query("UPDATE tags SET rule_refreshed_at = $3 WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant.0)
+        .bind(tag.0)
+        .bind(now.0)
+        .execute(p)
+        .await?
+        .rows_affected());
+    Ok(())
+}
 
 #[derive(Clone, Debug, Serialize)]
 pub struct TagGroup {
@@ -115,6 +138,105 @@ impl Store {
                 .fetch_optional(p)
                 .await?);
         r.ok_or(StoreError::NotFound)
+    }
+
+    /// Creates a rule tag (C-25) in an internal group: its holders will be the customers
+    /// matching `rule` (see [`Store::refresh_rule_tags`]).
+    pub async fn create_rule_tag(&self, actor: &Actor, group: TagGroupId, name: &str, rule: &Expr) -> Result<Tag> {
+        let t = self.create_tag(actor, group, name).await?;
+        let json = serde_json::to_string(rule).map_err(|e| StoreError::Conflict(e.to_string()))?;
+        in_tx!(self, |tx| {
+            sqlx::query("UPDATE tags SET kind = 'rule', rule_expr = $3 WHERE tenant_id = $1 AND id = $2")
+                .bind(actor.tenant_id.0)
+                .bind(t.id.0)
+                .bind(&json)
+                .execute(&mut *tx)
+                .await?;
+            audit!(tx, self, actor, "tag.rule", "tag", t.id, None, Some(serde_json::json!({"rule": rule})));
+        });
+        self.tag(actor.tenant_id, t.id).await
+    }
+
+    /// Replaces a rule tag's rule.
+    pub async fn set_tag_rule(&self, actor: &Actor, tag: TagId, rule: &Expr) -> Result<()> {
+        let json = serde_json::to_string(rule).map_err(|e| StoreError::Conflict(e.to_string()))?;
+        in_tx!(self, |tx| {
+            let n = sqlx::query("UPDATE tags SET rule_expr = $3 WHERE tenant_id = $1 AND id = $2 AND kind = 'rule'")
+                .bind(actor.tenant_id.0)
+                .bind(tag.0)
+                .bind(&json)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if n == 0 {
+                return Err(StoreError::Conflict("only a rule tag has a rule".into()));
+            }
+            audit!(tx, self, actor, "tag.rule", "tag", tag, None, Some(serde_json::json!({"rule": rule})));
+        });
+        Ok(())
+    }
+
+    /// Every rule tag of a tenant with its rule.
+    pub async fn rule_tags(&self, tenant: TenantId) -> Result<Vec<(TagId, Expr)>> {
+        let rows: Vec<(Uuid, String)> = on_read!(self, |p| {
+            sqlx::query_as(
+            "SELECT id, rule_expr FROM tags WHERE tenant_id = $1 AND kind = 'rule' AND rule_expr IS NOT NULL ORDER BY id"
+        )
+        .bind(tenant.0)
+        .fetch_all(p)
+        .await?
+        });
+        Ok(rows.into_iter().filter_map(|(id, e)| Some((TagId(id), serde_json::from_str(&e).ok()?))).collect())
+    }
+
+    /// Makes a rule tag's holders exactly `want` (live customers). Returns (added, removed).
+    pub async fn sync_rule_tag(&self, actor: &Actor, tag: TagId, want: &[CustomerId]) -> Result<(u64, u64)> {
+        let have: Vec<Uuid> = on_read!(self, |p| sqlx::query_scalar(
+            "SELECT customer_id FROM customer_tags WHERE tenant_id = $1 AND tag_id = $2"
+        )
+        .bind(actor.tenant_id.0)
+        .bind(tag.0)
+        .fetch_all(p)
+        .await?);
+        let have: std::collections::HashSet<Uuid> = have.into_iter().collect();
+        let want_set: std::collections::HashSet<Uuid> = want.iter().map(|c| c.0).collect();
+        let add: Vec<CustomerId> = want.iter().filter(|c| !have.contains(&c.0)).copied().collect();
+        let remove: Vec<CustomerId> = have.iter().filter(|c| !want_set.contains(c)).map(|c| CustomerId(*c)).collect();
+        let added = if add.is_empty() { 0 } else { self.apply_tag(actor, tag, &add, true, "rule").await? };
+        let removed = if remove.is_empty() { 0 } else { self.apply_tag(actor, tag, &remove, false, "rule").await? };
+        touch_rule(self, actor.tenant_id, tag).await?;
+        Ok((added, removed))
+    }
+
+    /// Re-evaluates every rule tag of a tenant as of local day `today` (segment references
+    /// resolved against the saved segments; a rule that has become invalid — a deleted
+    /// segment, a reference to another rule tag — is skipped and reported).
+    pub async fn refresh_rule_tags(&self, tenant: TenantId, today: i64) -> Result<RuleRefresh> {
+        let actor = Actor::system(tenant);
+        let defs: std::collections::BTreeMap<_, _> =
+            self.segments(tenant).await?.into_iter().map(|x| (x.id, x.expr)).collect();
+        let rules = self.rule_tags(tenant).await?;
+        let rule_ids: Vec<TagId> = rules.iter().map(|r| r.0).collect();
+        let mut out = RuleRefresh::default();
+        for (tag, rule) in rules {
+            let Ok(e) = siyu_core::customers::segment::resolve(&rule, &|id| defs.get(&id).cloned()) else {
+                out.skipped.push(tag);
+                continue;
+            };
+            let mut used = Vec::new();
+            siyu_core::customers::segment::tags(&e, &mut used);
+            if used.iter().any(|t| rule_ids.contains(t)) {
+                out.skipped.push(tag);
+                continue;
+            }
+            let nums = self.segment_nums_sql(tenant, siyu_core::auth::DataScope::Tenant, &e, today).await?;
+            let ids = self.customer_ids_for_nums(tenant, &nums).await?;
+            let (a, r) = self.sync_rule_tag(&actor, tag, &ids).await?;
+            out.tags += 1;
+            out.added += a;
+            out.removed += r;
+        }
+        Ok(out)
     }
 
     /// A tag's WeCom id when it mirrors a corp tag (`None` for internal tags).
@@ -343,6 +465,10 @@ impl Store {
         let (tag_name, kind) = self.tag_name_kind(tenant, tag).await?;
         if kind == "corp" {
             return Err(StoreError::Conflict("corp tags are applied through WeCom".into()));
+        }
+        // A rule tag's holders are whoever its rule matches; only the rule writes them.
+        if kind == "rule" && source != "rule" {
+            return Err(StoreError::Conflict("rule tags follow their rule and are not set by hand".into()));
         }
         let now = self.now();
         let mut changed = 0;

@@ -25,8 +25,8 @@ use siyu_store::customers::CustomerFilter;
 
 use super::dto::{
     AlertOut, BulkTagIn, BulkTagOut, CountOut, CustomerDetailOut, CustomerIn, CustomerOut, ExprIn, FollowUpIn,
-    FollowUpOut, NameIn, PageOf, RfmRunIn, RfmRunOut, RfmSettingsIo, SegmentIn, SegmentOut, StageIn, StageOut,
-    TagGroupOut, TagIn, TagOut, TimelineOut,
+    FollowUpOut, NameIn, PageOf, RfmRunIn, RfmRunOut, RfmSettingsIo, RuleIn, RuleRefreshOut, SegmentIn, SegmentOut,
+    StageIn, StageOut, TagGroupOut, TagIn, TagOut, TimelineOut,
 };
 use crate::customers::{customer_input, resolve_expr, resolve_with, segment_defs, today, unmask_edit};
 use crate::error::{ApiError, ApiResult, Problem};
@@ -348,7 +348,16 @@ async fn create_tag_group(State(s): State<AppState>, auth: Auth, Json(b): Json<N
     responses((status = 201, body = TagOut), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn create_tag(State(s): State<AppState>, auth: Auth, Json(b): Json<TagIn>) -> ApiResult<Response> {
     require_manager(&auth)?;
-    let id = crate::customers::tags::create(&s, &auth, TagGroupId(b.group_id), &tag_name(&b.name)?).await?;
+    let name = tag_name(&b.name)?;
+    let id = match &b.rule {
+        Some(rule) => {
+            crate::customers::rule_expr(&s, auth.tenant_id, rule).await?;
+            let id = s.store.create_rule_tag(&auth, TagGroupId(b.group_id), &name, rule).await?.id;
+            crate::customers::refresh_rules(&s, auth.tenant_id).await?;
+            id
+        }
+        None => crate::customers::tags::create(&s, &auth, TagGroupId(b.group_id), &name).await?,
+    };
     Ok((StatusCode::CREATED, axum::Json(TagOut::from(s.store.tag(auth.tenant_id, id).await?))).into_response())
 }
 
@@ -375,6 +384,32 @@ async fn delete_tag(State(s): State<AppState>, auth: Auth, Path(id): Path<Uuid>)
     require_manager(&auth)?;
     crate::customers::tags::delete(&s, &auth, TagId(id)).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Replace a rule tag's rule; its holders follow at once.
+#[utoipa::path(put, path = "/api/v1/tags/{tag_id}/rule", tag = "tags", params(("tag_id" = Uuid, Path)), request_body = RuleIn,
+    security(("bearer" = []), ("session" = [])),
+    responses((status = 200, body = TagOut), (status = 404, body = Problem), (status = 409, description = "Not a rule tag", body = Problem), (status = 422, body = Problem)))]
+async fn set_rule(
+    State(s): State<AppState>,
+    auth: Auth,
+    Path(id): Path<Uuid>,
+    Json(b): Json<RuleIn>,
+) -> ApiResult<axum::Json<TagOut>> {
+    require_manager(&auth)?;
+    s.store.tag_name_kind(auth.tenant_id, TagId(id)).await?;
+    crate::customers::rule_expr(&s, auth.tenant_id, &b.expr).await?;
+    s.store.set_tag_rule(&auth, TagId(id), &b.expr).await?;
+    crate::customers::refresh_rules(&s, auth.tenant_id).await?;
+    Ok(axum::Json(s.store.tag(auth.tenant_id, TagId(id)).await?.into()))
+}
+
+/// Re-evaluate every rule tag now (siyu also does it daily, after the metrics run).
+#[utoipa::path(post, path = "/api/v1/rule-tags/refresh", tag = "tags", security(("bearer" = []), ("session" = [])),
+    responses((status = 200, body = RuleRefreshOut)))]
+async fn refresh_rule_tags(State(s): State<AppState>, auth: Auth) -> ApiResult<axum::Json<RuleRefreshOut>> {
+    require_manager(&auth)?;
+    Ok(axum::Json(crate::customers::refresh_rules(&s, auth.tenant_id).await?.into()))
 }
 
 /// The customers a bulk action addresses: listed ids (each checked against the viewer's
@@ -750,6 +785,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_tag_groups, create_tag_group))
         .routes(routes!(create_tag))
         .routes(routes!(rename_tag, delete_tag))
+        .routes(routes!(set_rule))
+        .routes(routes!(refresh_rule_tags))
         .routes(routes!(bulk_tag))
         .routes(routes!(list_segments, create_segment))
         .routes(routes!(count_expr))

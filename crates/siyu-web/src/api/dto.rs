@@ -460,7 +460,8 @@ pub struct TagOut {
     pub id: Uuid,
     pub group_id: Uuid,
     pub name: String,
-    /// `internal` (siyu only) or `corp` (mirrors a WeCom corp tag).
+    /// `internal` (siyu only), `corp` (mirrors a WeCom corp tag) or `rule` (held by exactly
+    /// the customers its rule matches).
     pub kind: String,
     pub wecom_tag_id: Option<String>,
     /// Live customers holding the tag.
@@ -637,6 +638,40 @@ pub struct NameIn {
 pub struct TagIn {
     pub group_id: Uuid,
     pub name: String,
+    /// Makes a rule tag: its holders are exactly the customers matching this segment
+    /// expression (same shape as a segment's `expr`), refreshed daily and on change; it
+    /// cannot be set by hand and may not test other rule tags.
+    #[schema(value_type = Option<Object>)]
+    pub rule: Option<siyu_core::customers::segment::Expr>,
+}
+
+/// A rule tag's new rule.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"expr": {"range": {"metric": "orders", "min": 2}}}))]
+pub struct RuleIn {
+    #[schema(value_type = Object)]
+    pub expr: siyu_core::customers::segment::Expr,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RuleRefreshOut {
+    pub tags: u64,
+    pub added: u64,
+    pub removed: u64,
+    /// Rule tags whose rule could not be evaluated (a deleted segment, a rule tag inside).
+    pub skipped: Vec<Uuid>,
+}
+
+impl From<siyu_store::customers::tags::RuleRefresh> for RuleRefreshOut {
+    fn from(r: siyu_store::customers::tags::RuleRefresh) -> Self {
+        RuleRefreshOut {
+            tags: r.tags,
+            added: r.added,
+            removed: r.removed,
+            skipped: r.skipped.into_iter().map(|t| t.0).collect(),
+        }
+    }
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -619,6 +619,22 @@ async fn tags_render(
             .map(|g| json!({"value": g.id.0, "label": if g.kind == "corp" { format!("{}（{}）", g.name, ctx.t("tags.kind.corp")) } else { g.name.clone() }}))
             .collect::<Vec<_>>()),
     );
+    m.insert(
+        "internal_group_options".into(),
+        json!(groups
+            .iter()
+            .filter(|g| g.kind == "internal")
+            .map(|g| json!({"value": g.id.0, "label": g.name}))
+            .collect::<Vec<_>>()),
+    );
+    let segs = match s.store.segments(ctx.tenant.id).await {
+        Ok(x) => x,
+        Err(e) => return ctx.fail(e),
+    };
+    m.insert(
+        "segment_options".into(),
+        json!(segs.iter().map(|x| json!({"value": x.id.0, "label": x.name})).collect::<Vec<_>>()),
+    );
     m.insert("errors".into(), Value::Object(errors));
     m.insert("message".into(), json!(message));
     m.insert("saved".into(), json!(saved));
@@ -653,6 +669,29 @@ async fn tags_submit(State(s): State<AppState>, ctx: Ctx, body: Bytes) -> Respon
                 crate::customers::tags::rename(&s, &ctx.actor, TagId(id), &name)
                     .await
                     .map_err(|e| rename_field(e, &format!("rename_{id}")))?;
+            }
+            "rule" => {
+                let name = tag_name(f.get("rule_name")).map_err(|e| rename_field(e, "rule_name"))?;
+                let group: Uuid = f
+                    .get("rule_group_id")
+                    .parse()
+                    .map_err(|_| ApiError::validation("rule_group_id", "required", "choose a group"))?;
+                let seg: Uuid = f
+                    .get("segment_id")
+                    .parse()
+                    .map_err(|_| ApiError::validation("segment_id", "required", "choose a segment"))?;
+                let rule = Expr::Segment(SegmentId(seg));
+                crate::customers::rule_expr(&s, ctx.tenant.id, &rule)
+                    .await
+                    .map_err(|e| rename_field(e, "segment_id"))?;
+                s.store
+                    .create_rule_tag(&ctx.actor, TagGroupId(group), &name, &rule)
+                    .await
+                    .map_err(|e| rename_field(e.into(), "rule_name"))?;
+                crate::customers::refresh_rules(&s, ctx.tenant.id).await?;
+            }
+            "refresh_rules" => {
+                crate::customers::refresh_rules(&s, ctx.tenant.id).await?;
             }
             "delete" => {
                 let id: Uuid = f.get("tag_id").parse().map_err(|_| ApiError::NotFound)?;
