@@ -35,7 +35,7 @@ use siyu_store::{Backend, Store};
 #[derive(clap::Args)]
 pub struct BenchArgs {
     /// Scenarios to run, comma-separated: http-get, bulk-insert, wecom-callbacks, segment-count,
-    /// transfer-plan, customer-import [default: http-get, bulk-insert].
+    /// transfer-plan, customer-import, rule-tags [default: http-get, bulk-insert].
     #[arg(long, value_delimiter = ',')]
     scenarios: Vec<String>,
     /// Backends, comma-separated: sqlite, postgres [default: both].
@@ -67,6 +67,9 @@ pub struct BenchArgs {
     /// Customers of the departing member in the transfer-plan scenario.
     #[arg(long, default_value_t = 20_000)]
     transfer_customers: usize,
+    /// Customers of the rule-tags scenario's tenant.
+    #[arg(long, default_value_t = 1_000_000)]
+    rule_customers: usize,
     /// Rows of the customer-import scenario's file.
     #[arg(long, default_value_t = 20_000)]
     import_rows: usize,
@@ -136,6 +139,9 @@ pub async fn run(a: BenchArgs) -> Result<()> {
                 "segment-count" => rows.extend(
                     segment_count(&a, backend, &pg_url).await.with_context(|| format!("segment-count on {b}"))?,
                 ),
+                "rule-tags" => {
+                    rows.extend(rule_tags(&a, backend, &pg_url).await.with_context(|| format!("rule-tags on {b}"))?)
+                }
                 "customer-import" => rows.extend(
                     customer_import(&a, backend, &pg_url).await.with_context(|| format!("customer-import on {b}"))?,
                 ),
@@ -143,7 +149,7 @@ pub async fn run(a: BenchArgs) -> Result<()> {
                     transfer_plan(&a, backend, &pg_url).await.with_context(|| format!("transfer-plan on {b}"))?,
                 ),
                 other => bail!(
-                    "unknown scenario {other}: use http-get, bulk-insert, wecom-callbacks, segment-count, transfer-plan or customer-import"
+                    "unknown scenario {other}: use http-get, bulk-insert, wecom-callbacks, segment-count, transfer-plan, customer-import or rule-tags"
                 ),
             }
         }
@@ -771,4 +777,65 @@ async fn customer_import(a: &BenchArgs, backend: Backend, pg_url: &str) -> Resul
         baseline: Figure { value: base, unit: "rows/s" },
         ratio: siyu / base,
     }])
+}
+
+/// Rule tags on a generated tenant: the first refresh (every match becomes a holder) and a
+/// second one (nothing changes), beside counting the same five-predicate rule in SQL — the
+/// least any refresh must do.
+async fn rule_tags(a: &BenchArgs, backend: Backend, pg_url: &str) -> Result<Vec<Row>> {
+    use siyu_core::auth::DataScope;
+    use siyu_core::customers::rfm::Segment;
+    use siyu_core::customers::segment::{Expr, Metric};
+
+    const TAGS: i64 = 20;
+    const TODAY: i64 = 16_000;
+    let n = a.rule_customers;
+    let (cfg, _cleanup) = fresh_config_at(backend, pg_url).await;
+    let store = Store::connect(&cfg).await?;
+    store.migrate().await?;
+    let t = store.create_tenant("rules", "Rules", "Asia/Shanghai").await?;
+    let sys = Actor::system(t.id);
+    let group = store.create_tag_group(&sys, "bench").await?;
+    let mut tag_ids = Vec::new();
+    for i in 0..TAGS {
+        tag_ids.push(store.create_tag(&sys, group.id, &format!("t{i}")).await?.id);
+    }
+    store.generate_segment_tenant(t.id, group.id, n as i64, TAGS).await?;
+    let rule = Expr::And(vec![
+        Expr::Or(vec![
+            Expr::And(vec![Expr::Lifecycle("deal".into()), Expr::Tag(tag_ids[3])]),
+            Expr::RfmSegment(Segment::ImportantValue),
+            Expr::Range { metric: Metric::SpendFen, min: Some(150_000), max: None },
+        ]),
+        Expr::Not(Box::new(Expr::Tag(tag_ids[5]))),
+    ]);
+    let rules = store.create_tag_group(&sys, "rules").await?;
+    let tag = store.create_rule_tag(&sys, rules.id, "bench-rule", &rule).await?;
+    let t0 = Instant::now();
+    let first = store.refresh_rule_tags(t.id, TODAY).await?;
+    let first_s = t0.elapsed().as_secs_f64();
+    let t1 = Instant::now();
+    let second = store.refresh_rule_tags(t.id, TODAY).await?;
+    let second_s = t1.elapsed().as_secs_f64();
+    let t2 = Instant::now();
+    let matched = store.count_segment_sql(t.id, DataScope::Tenant, &rule, TODAY).await?;
+    let count_s = t2.elapsed().as_secs_f64();
+    if first.added as i64 != matched || second.added + second.removed != 0 {
+        bail!(
+            "rule tag {tag:?}: first refresh added {}, SQL matched {matched}, second changed {}",
+            first.added,
+            second.added + second.removed
+        );
+    }
+    store.close().await;
+    let row = |metric: &str, v: f64| Row {
+        scenario: "rule-tags".into(),
+        backend: backend.as_str().into(),
+        metric: format!("{metric}, {n} customers, {matched} match"),
+        siyu: Figure { value: v * 1000.0, unit: "ms" },
+        baseline_name: "SQL count of the rule".into(),
+        baseline: Figure { value: count_s * 1000.0, unit: "ms" },
+        ratio: v / count_s,
+    };
+    Ok(vec![row("first refresh", first_s), row("unchanged refresh", second_s)])
 }
