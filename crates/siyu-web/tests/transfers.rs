@@ -1,7 +1,8 @@
 //! Customer transfers end to end: siyu's real WeCom client against the sandbox over HTTP, on
 //! one controllable clock — plan, send, refusal and receiver-at-limit callbacks, re-route,
 //! completion after 24 hours, the 2-in-90-days preflight, and a departed member's customers
-//! planned by themselves — on SQLite and on PostgreSQL.
+//! planned by themselves — and follow-up reminders sent as WeCom app messages and escalated
+//! after 24 hours, on SQLite and on PostgreSQL.
 
 mod common;
 
@@ -12,7 +13,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use siyu_core::time::ManualClock;
-use siyu_core::{TenantId, Timestamp, WecomAppId};
+use siyu_core::{Clock, TenantId, Timestamp, WecomAppId};
 use siyu_store::Backend;
 use siyu_wecom::api::ContactWay;
 use siyu_wecom::sandbox::{Sandbox, SandboxConfig};
@@ -371,4 +372,79 @@ async fn transfers_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transfers_postgres() {
     transfers_story(Backend::Postgres).await;
+}
+
+async fn reminders_story(backend: Backend) {
+    let w = world(backend).await;
+    let tenant = w.seed.tenant;
+    // A manager with a WeCom account receives escalations.
+    let sys = siyu_core::auth::Actor::system(tenant);
+    w.app
+        .store
+        .create_user(
+            &sys,
+            siyu_store::org::NewUser {
+                login: "lead".into(),
+                display_name: "店长".into(),
+                role: siyu_core::auth::Role::Operator,
+                staff_id: Some(w.seed.other_staff),
+                password_hash: siyu_store::secrets::hash_password(common::PASSWORD),
+            },
+        )
+        .await
+        .unwrap();
+    let c1 = w.customer_of(&w.ext[0]).await;
+    let due = Timestamp(w.clock.now().0 + 3_600 * 1_000_000).to_rfc3339(8);
+    let r = w
+        .api(
+            Method::POST,
+            &format!("/api/v1/customers/{c1}/follow-ups"),
+            Some(&json!({"kind": "call", "content": "回访新品试用", "next_at": due})),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let gw = w.gateway();
+    // Not due yet: nothing sent.
+    assert_eq!(gw.send_follow_up_reminders(tenant).await.unwrap().reminded, 0);
+    w.clock.advance(Duration::from_secs(3_601));
+    let sent = gw.send_follow_up_reminders(tenant).await.unwrap();
+    assert_eq!((sent.reminded, sent.escalated), (1, 0));
+    assert_eq!(gw.send_follow_up_reminders(tenant).await.unwrap().reminded, 0, "a reminder is sent once");
+    let msgs = w.sb.app_messages();
+    assert_eq!(msgs.len(), 1);
+    assert_eq!(msgs[0].0, w.g[0], "the customer's owner is reminded");
+    assert!(msgs[0].1.contains("回访新品试用") && msgs[0].1.contains("客户1"), "{}", msgs[0].1);
+    // Still open 24 hours later: the manager hears of it, once.
+    w.clock.advance(Duration::from_secs(24 * 3600 + 1));
+    let sent = gw.send_follow_up_reminders(tenant).await.unwrap();
+    assert_eq!((sent.reminded, sent.escalated), (0, 1));
+    assert_eq!(gw.send_follow_up_reminders(tenant).await.unwrap().escalated, 0);
+    let msgs = w.sb.app_messages();
+    assert_eq!(msgs.len(), 2);
+    assert_eq!(msgs[1].0, w.g[1]);
+    assert!(msgs[1].1.contains("跟进超时"), "{}", msgs[1].1);
+    // A failed send is not lost: WeCom busy once, the next run delivers it.
+    let due = Timestamp(w.clock.now().0 - 1).to_rfc3339(8);
+    let r = w
+        .api(
+            Method::POST,
+            &format!("/api/v1/customers/{c1}/follow-ups"),
+            Some(&json!({"kind": "note", "content": "二次回访", "next_at": due})),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    w.sb.fail_next_call(40058);
+    assert!(gw.send_follow_up_reminders(tenant).await.is_err());
+    assert_eq!(gw.send_follow_up_reminders(tenant).await.unwrap().reminded, 1);
+    assert_eq!(w.sb.app_messages().len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reminders_sqlite() {
+    reminders_story(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reminders_postgres() {
+    reminders_story(Backend::Postgres).await;
 }

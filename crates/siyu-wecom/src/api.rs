@@ -455,6 +455,12 @@ struct ChatTransferOut {
 #[serde(default)]
 struct Empty {}
 
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+struct SendOut {
+    invaliduser: String,
+}
+
 impl Client {
     // organisation
     pub async fn departments(&self) -> Result<Vec<Department>> {
@@ -616,6 +622,17 @@ impl Client {
             body["text"] = serde_json::json!({"content": t});
         }
         self.post::<_, Empty>(&format!("{EC}/send_welcome_msg"), &body).await.map(|_| ())
+    }
+
+    /// Sends an app message (应用消息) of plain text to members, as the app `agentid`.
+    /// Returns the members WeCom could not reach (`invaliduser`, `|`-separated by WeCom).
+    pub async fn send_text(&self, agentid: &str, to: &[String], content: &str) -> Result<Vec<String>> {
+        let body = serde_json::json!({
+            "touser": to.join("|"), "msgtype": "text", "agentid": agentid.parse::<i64>().unwrap_or(0),
+            "text": {"content": content}
+        });
+        let out: SendOut = self.post("/cgi-bin/message/send", &body).await?;
+        Ok(out.invaliduser.split('|').filter(|u| !u.is_empty()).map(str::to_string).collect())
     }
 
     // transfers

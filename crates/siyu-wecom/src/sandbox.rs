@@ -121,6 +121,8 @@ struct Corp {
     tokens: HashMap<String, Timestamp>,
     welcome_codes: HashMap<String, WelcomeCode>,
     welcomes: Vec<DeliveredWelcome>,
+    /// App messages sent: (touser, content, at).
+    app_messages: Vec<(String, String, Timestamp)>,
     transfers: Vec<Transfer>,
     /// When each resigned member left (for `get_unassigned_list`).
     resigned_at: BTreeMap<String, Timestamp>,
@@ -492,6 +494,7 @@ impl Sandbox {
             .route(&format!("{ec}/transfer_result"), post(transfer_result))
             .route(&format!("{ec}/resigned/transfer_result"), post(transfer_result))
             .route(&format!("{ec}/get_unassigned_list"), post(unassigned_list))
+            .route("/cgi-bin/message/send", post(message_send))
             .with_state(self.clone())
     }
 }
@@ -1105,6 +1108,34 @@ impl Sandbox {
             self.clock.now().unix_secs()
         );
         self.send_callback(&xml).await
+    }
+}
+
+/// An app message: delivered to each known member; unknown ones come back in `invaliduser`.
+async fn message_send(State(sb): S, Query(q): Q, Json(b): Json<Value>) -> Json<Value> {
+    guarded!(sb, "message/send", q);
+    let now = sb.clock.now();
+    let to = b["touser"].as_str().unwrap_or_default().to_string();
+    let content = b["text"]["content"].as_str().unwrap_or_default().to_string();
+    if to.is_empty() || content.is_empty() || b["msgtype"] != "text" {
+        return err(40058, "touser, msgtype text and content are required");
+    }
+    let mut c = sb.corp();
+    let mut invalid = Vec::new();
+    for u in to.split('|') {
+        if c.members.get(u).is_some_and(|m| m.status != 5) {
+            c.app_messages.push((u.to_string(), content.clone(), now));
+        } else {
+            invalid.push(u.to_string());
+        }
+    }
+    ok(json!({"invaliduser": invalid.join("|"), "msgid": format!("msg{}", c.app_messages.len())}))
+}
+
+impl Sandbox {
+    /// App messages delivered so far: (userid, content).
+    pub fn app_messages(&self) -> Vec<(String, String)> {
+        self.corp().app_messages.iter().map(|(u, c, _)| (u.clone(), c.clone())).collect()
     }
 }
 

@@ -214,7 +214,41 @@ pub fn builtin_registry() -> Registry {
     r.register(siyu_web::wecom::gateway::RECONCILE_JOB, wecom_reconcile);
     r.register(CUSTOMER_METRICS_JOB, customer_metrics);
     r.register(siyu_web::imports::IMPORT_JOB, customer_import);
+    r.register(REMINDERS_JOB, follow_up_reminders);
     r
+}
+
+/// Kind of the follow-up reminder run of one tenant, every five minutes.
+pub const REMINDERS_JOB: &str = "customers.reminders";
+const REMINDER_PERIOD_SECS: i64 = 300;
+
+/// Schedules a tenant's reminder run for the five-minute slot after `now` (`next`) or this
+/// one; the slot in the dedupe key makes any number of callers schedule it once.
+pub async fn schedule_reminders(
+    store: &Store,
+    tenant: siyu_core::TenantId,
+    next: bool,
+) -> Result<(), siyu_store::StoreError> {
+    let slot = store.now().unix_secs() / REMINDER_PERIOD_SECS + i64::from(next);
+    let job = siyu_store::jobs::NewJob::new(REMINDERS_JOB, serde_json::json!({}))
+        .tenant(tenant)
+        .at(siyu_core::Timestamp::from_unix_secs(slot * REMINDER_PERIOD_SECS))
+        .dedupe(format!("customers.reminders:{tenant}:{slot}"));
+    store.enqueue(job).await.map(|_| ())
+}
+
+/// Sends a tenant's due follow-up reminders and escalations, then schedules the next run.
+async fn follow_up_reminders(ctx: JobCtx) -> Result<(), String> {
+    let tenant = ctx.job.tenant_id.ok_or("customers.reminders job without a tenant")?;
+    schedule_reminders(&ctx.store, tenant, true).await.map_err(|e| e.to_string())?;
+    let sent = siyu_web::wecom::Gateway::new(ctx.store.clone())
+        .send_follow_up_reminders(tenant)
+        .await
+        .map_err(|e| e.to_string())?;
+    if sent.reminded + sent.escalated > 0 {
+        tracing::info!(%tenant, reminded = sent.reminded, escalated = sent.escalated, "follow-up reminders sent");
+    }
+    Ok(())
 }
 
 /// Imports one queued customer file (all rows in one transaction; see `siyu_web::imports`).
@@ -344,6 +378,10 @@ async fn housekeeping(ctx: JobCtx) -> Result<(), String> {
     let nonces = ctx.store.purge_wecom_nonces(Duration::from_secs(window)).await.map_err(|e| e.to_string())?;
     let inbox = ctx.store.purge_wecom_inbox(Duration::from_secs(30 * 86_400)).await.map_err(|e| e.to_string())?;
     let metrics = schedule_customer_metrics(&ctx.store).await.map_err(|e| e.to_string())?;
+    // Each tenant's reminder run reschedules itself; this restarts one that stopped.
+    for t in ctx.store.list_tenants().await.map_err(|e| e.to_string())? {
+        schedule_reminders(&ctx.store, t.id, false).await.map_err(|e| e.to_string())?;
+    }
     tracing::info!(keys, jobs, nonces, inbox, metrics, "housekeeping done");
     schedule_housekeeping(&ctx.store, window).await.map_err(|e| e.to_string())
 }

@@ -96,6 +96,7 @@ pub mod imports;
 pub mod index;
 pub mod merge;
 pub mod metrics;
+pub mod reminders;
 pub mod segments;
 pub mod tags;
 pub mod transfers;
