@@ -506,6 +506,20 @@ impl Store {
         Ok(Page::from_rows(rows, page, |r| r.id).map(Into::into))
     }
 
+    /// Every staff member of a tenant, newest first (for pickers and matching, tenant-wide).
+    pub async fn all_staff(&self, tenant: TenantId) -> Result<Vec<Staff>> {
+        let mut out = Vec::new();
+        let mut page = PageRequest { limit: 200, before: None };
+        loop {
+            let p = self.list_staff(tenant, DataScope::Tenant, &StaffFilter::default(), &page).await?;
+            out.extend(p.items);
+            match p.next_cursor.as_deref().and_then(siyu_core::paging::decode_cursor) {
+                Some(c) => page.before = Some(c),
+                None => return Ok(out),
+            }
+        }
+    }
+
     pub async fn update_staff(&self, actor: &Actor, id: StaffId, input: &StaffInput) -> Result<Staff> {
         let before = self.staff(actor.tenant_id, actor.data_scope, id).await?;
         let now = self.now();

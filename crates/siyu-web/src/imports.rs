@@ -7,7 +7,7 @@ use std::sync::{LazyLock, Mutex};
 
 use uuid::Uuid;
 
-use siyu_core::auth::{Actor, DataScope};
+use siyu_core::auth::Actor;
 use siyu_core::customers::import::{self, Context, RowError};
 use siyu_core::paging::PageRequest;
 use siyu_core::TenantId;
@@ -39,18 +39,10 @@ async fn context(store: &Store, tenant: TenantId) -> Result<Context, StoreError>
     let mut stages = store.lifecycle_stages(tenant, true).await?;
     stages.extend(store.lifecycle_stages(tenant, false).await?);
     let mut staff = HashMap::new();
-    let mut page = PageRequest { limit: 200, before: None };
-    loop {
-        let p = store.list_staff(tenant, DataScope::Tenant, &Default::default(), &page).await?;
-        for s in &p.items {
-            staff.insert(s.name.to_lowercase(), s.id);
-            if let Some(u) = &s.wecom_userid {
-                staff.insert(u.to_lowercase(), s.id);
-            }
-        }
-        match p.next_cursor.as_deref().and_then(siyu_core::paging::decode_cursor) {
-            Some(c) => page.before = Some(c),
-            None => break,
+    for s in store.all_staff(tenant).await? {
+        staff.insert(s.name.to_lowercase(), s.id);
+        if let Some(u) = &s.wecom_userid {
+            staff.insert(u.to_lowercase(), s.id);
         }
     }
     let mut stores = HashMap::new();

@@ -64,6 +64,44 @@ pub struct MergeSuggestion {
     pub userid: String,
 }
 
+/// Gives a person a tag row inside `$tx` unless they hold it; yields whether it was new.
+macro_rules! put_tag {
+    ($tx:expr, $tenant:expr, $tag:expr, $who:expr, $num:expr, $source:expr, $at:expr) => {{
+        sqlx::query(
+            "INSERT INTO customer_tags (tenant_id, tag_id, customer_id, customer_num, source, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        )
+        .bind($tenant.0)
+        .bind($tag)
+        .bind($who.0)
+        .bind($num)
+        .bind($source)
+        .bind($at)
+        .execute(&mut *$tx)
+        .await?
+        .rows_affected()
+            > 0
+    }};
+}
+
+/// Gives a person a channel row inside `$tx` unless they have it; yields whether it was new.
+macro_rules! put_channel {
+    ($tx:expr, $tenant:expr, $who:expr, $num:expr, $state:expr) => {{
+        sqlx::query(
+            "INSERT INTO customer_channels (tenant_id, customer_id, customer_num, state) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind($tenant.0)
+        .bind($who.0)
+        .bind($num)
+        .bind($state)
+        .execute(&mut *$tx)
+        .await?
+        .rows_affected()
+            > 0
+    }};
+}
+
 /// Moves rows of `$table` keyed by `$col` from one person to another inside `$tx`,
 /// returning the moved keys.
 macro_rules! move_rows {
@@ -147,20 +185,7 @@ impl Store {
             .fetch_all(&mut *tx)
             .await?;
             for (tag, source, at) in &theirs {
-                let n = sqlx::query(
-                    "INSERT INTO customer_tags (tenant_id, tag_id, customer_id, customer_num, source, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-                )
-                .bind(tenant.0)
-                .bind(tag)
-                .bind(survivor.0)
-                .bind(s.num)
-                .bind(source)
-                .bind(at)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if n > 0 {
+                if put_tag!(tx, tenant, tag, survivor, s.num, source, at) {
                     m.added_tags.push(*tag);
                 }
             }
@@ -173,18 +198,7 @@ impl Store {
             .fetch_all(&mut *tx)
             .await?;
             for st in &states {
-                let n = sqlx::query(
-                    "INSERT INTO customer_channels (tenant_id, customer_id, customer_num, state) VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT DO NOTHING",
-                )
-                .bind(tenant.0)
-                .bind(survivor.0)
-                .bind(s.num)
-                .bind(st)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if n > 0 {
+                if put_channel!(tx, tenant, survivor, s.num, st) {
                     m.added_channels.push(st.clone());
                 }
             }
@@ -357,18 +371,7 @@ impl Store {
                     .await?;
             }
             for (tag, source, at) in &m.tags {
-                sqlx::query(
-                    "INSERT INTO customer_tags (tenant_id, tag_id, customer_id, customer_num, source, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-                )
-                .bind(tenant.0)
-                .bind(tag)
-                .bind(absorbed.0)
-                .bind(num)
-                .bind(source)
-                .bind(at)
-                .execute(&mut *tx)
-                .await?;
+                let _ = put_tag!(tx, tenant, tag, absorbed, num, source, at);
             }
             for st in &m.added_channels {
                 sqlx::query("DELETE FROM customer_channels WHERE tenant_id = $1 AND customer_id = $2 AND state = $3")
@@ -379,16 +382,7 @@ impl Store {
                     .await?;
             }
             for st in &m.channels {
-                sqlx::query(
-                    "INSERT INTO customer_channels (tenant_id, customer_id, customer_num, state) VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT DO NOTHING",
-                )
-                .bind(tenant.0)
-                .bind(absorbed.0)
-                .bind(num)
-                .bind(st)
-                .execute(&mut *tx)
-                .await?;
+                let _ = put_channel!(tx, tenant, absorbed, num, st);
             }
             for k in &m.copied_fields {
                 sqlx::query("DELETE FROM customer_fields WHERE tenant_id = $1 AND customer_id = $2 AND key = $3")

@@ -13,10 +13,9 @@ use axum::Router;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use siyu_core::auth::{DataScope, Scope};
+use siyu_core::auth::Scope;
 use siyu_core::customers::transfer::{reason, Kind, Status};
 use siyu_core::org::Staff;
-use siyu_core::paging::PageRequest;
 use siyu_core::{CustomerId, StaffId, TransferId, TransferItemId};
 use siyu_store::customers::transfers::{Transfer, TransferItem};
 
@@ -40,16 +39,7 @@ type Q = Query<HashMap<String, String>>;
 
 /// Every staff member (transfers are tenant-wide), for the pickers.
 async fn all_staff(s: &AppState, ctx: &Ctx) -> Result<Vec<Staff>, ApiError> {
-    let mut out = Vec::new();
-    let mut page = PageRequest { limit: 200, before: None };
-    loop {
-        let p = s.store.list_staff(ctx.tenant.id, DataScope::Tenant, &Default::default(), &page).await?;
-        out.extend(p.items);
-        match p.next_cursor.as_deref().and_then(siyu_core::paging::decode_cursor) {
-            Some(c) => page.before = Some(c),
-            None => return Ok(out),
-        }
-    }
+    Ok(s.store.all_staff(ctx.tenant.id).await?)
 }
 
 fn status_tone(s: Status) -> &'static str {

@@ -9,7 +9,7 @@ use siyu_core::{CustomerId, TagGroupId, TagId, TenantId, WecomAppId};
 use siyu_store::StoreError;
 
 use super::gateway::{Gateway, SyncError};
-use super::transfers::PlanError as ActionError;
+use super::transfers::ActionError;
 
 /// WeCom's limit of corp tags per corp, rule-group tags included (C-24).
 pub const CORP_TAG_LIMIT: i64 = 3_000;

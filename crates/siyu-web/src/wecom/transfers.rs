@@ -35,37 +35,37 @@ pub struct PlanRequest {
     pub origin: &'static str,
 }
 
-/// Why a plan could not be made.
+/// Why a gateway action (a transfer plan, a corp tag write) was refused.
 #[derive(Debug, thiserror::Error)]
-pub enum PlanError {
+pub enum ActionError {
     #[error("invalid transfer request")]
     Invalid(Vec<Violation>),
     #[error(transparent)]
     Sync(#[from] SyncError),
 }
 
-impl From<StoreError> for PlanError {
+impl From<StoreError> for ActionError {
     fn from(e: StoreError) -> Self {
-        PlanError::Sync(SyncError::Store(e))
+        ActionError::Sync(SyncError::Store(e))
     }
 }
 
-impl From<PlanError> for ApiError {
-    fn from(e: PlanError) -> Self {
+impl From<ActionError> for ApiError {
+    fn from(e: ActionError) -> Self {
         match e {
-            PlanError::Invalid(v) => ApiError::Validation(v),
-            PlanError::Sync(s) => s.into(),
+            ActionError::Invalid(v) => ApiError::Validation(v),
+            ActionError::Sync(s) => s.into(),
         }
     }
 }
 
-fn invalid(field: &str, code: &'static str, message: impl Into<String>) -> PlanError {
-    PlanError::Invalid(vec![Violation { field: field.into(), code, message: message.into() }])
+fn invalid(field: &str, code: &'static str, message: impl Into<String>) -> ActionError {
+    ActionError::Invalid(vec![Violation { field: field.into(), code, message: message.into() }])
 }
 
 impl Gateway {
     /// The app transfers go through: the one named, else the tenant's first.
-    async fn transfer_app(&self, tenant: TenantId, app: Option<WecomAppId>) -> Result<WecomAppId, PlanError> {
+    async fn transfer_app(&self, tenant: TenantId, app: Option<WecomAppId>) -> Result<WecomAppId, ActionError> {
         let apps = self.store().list_wecom_apps(tenant).await?;
         match app {
             Some(id) if apps.iter().any(|a| a.id == id) => Ok(id),
@@ -79,7 +79,7 @@ impl Gateway {
 
     /// Plans a batch: checks the members, picks the customers, runs the planner and records
     /// the result. Nothing is sent to WeCom yet.
-    pub async fn plan_transfer(&self, actor: &Actor, req: &PlanRequest) -> Result<Transfer, PlanError> {
+    pub async fn plan_transfer(&self, actor: &Actor, req: &PlanRequest) -> Result<Transfer, ActionError> {
         let tenant = actor.tenant_id;
         let store = self.store();
         let mut v = Violations::new();
@@ -126,7 +126,7 @@ impl Gateway {
             }
         }
         let app = self.transfer_app(tenant, req.app_id).await;
-        v.into_result().map_err(PlanError::Invalid)?;
+        v.into_result().map_err(ActionError::Invalid)?;
         let (app, handover) = (app?, handover_userid.expect("checked above"));
         if req.receivers.is_empty() {
             receivers = self.all_active_userids(tenant).await?;
@@ -175,17 +175,8 @@ impl Gateway {
     }
 
     async fn all_active_userids(&self, tenant: TenantId) -> Result<Vec<String>, StoreError> {
-        let mut out = Vec::new();
-        let mut page = siyu_core::paging::PageRequest { limit: 200, before: None };
-        loop {
-            let p =
-                self.store().list_staff(tenant, siyu_core::auth::DataScope::Tenant, &Default::default(), &page).await?;
-            out.extend(p.items.iter().filter(|s| s.status.as_str() == "active").filter_map(|s| s.wecom_userid.clone()));
-            match p.next_cursor.as_deref().and_then(siyu_core::paging::decode_cursor) {
-                Some(c) => page.before = Some(c),
-                None => return Ok(out),
-            }
-        }
+        let staff = self.store().all_staff(tenant).await?;
+        Ok(staff.into_iter().filter(|s| s.status.as_str() == "active").filter_map(|s| s.wecom_userid).collect())
     }
 
     /// Sends a batch's planned items to WeCom, at most 100 per call per member pair, and
@@ -404,10 +395,10 @@ impl Gateway {
                     planned.push(t.id);
                 }
                 // A member siyu still sees as active, or nobody to receive: nothing to plan yet.
-                Err(PlanError::Invalid(v)) => {
+                Err(ActionError::Invalid(v)) => {
                     tracing::info!(%tenant, handover = %h, problems = ?v, "departed member's customers not planned");
                 }
-                Err(PlanError::Sync(e)) => return Err(e),
+                Err(ActionError::Sync(e)) => return Err(e),
             }
         }
         Ok(planned)
