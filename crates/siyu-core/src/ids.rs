@@ -68,6 +68,8 @@ id_type!(
     TransferId,
     /// One customer's transfer inside a batch.
     TransferItemId,
+    /// One customer group's transfer inside a batch.
+    GroupTransferItemId,
 );
 
 #[cfg(test)]

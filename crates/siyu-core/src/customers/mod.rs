@@ -1,8 +1,9 @@
 //! Customer operations rules: RFM scoring, segment expressions and the bitmap index that
-//! evaluates them and the transfer planner
+//! evaluates them, the transfer planner and the limits of group transfers
 //! (OneID and lifecycle rules live in `profile`).
 
 pub mod bitmap;
+pub mod group_transfer;
 pub mod import;
 pub mod profile;
 pub mod retail;

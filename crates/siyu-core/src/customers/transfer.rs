@@ -42,6 +42,28 @@ impl Kind {
     }
 }
 
+/// What a batch moves: a member's customers, or the customer groups they own
+/// (`group_transfer`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Subject {
+    #[default]
+    Customers,
+    Groups,
+}
+
+impl Subject {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Subject::Customers => "customers",
+            Subject::Groups => "groups",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Subject> {
+        [Subject::Customers, Subject::Groups].into_iter().find(|k| k.as_str() == s)
+    }
+}
+
 /// Where one customer's transfer stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
