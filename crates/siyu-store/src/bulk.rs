@@ -153,33 +153,74 @@ impl Store {
         Ok(r)
     }
 
-    /// Baseline for the transfer benchmark: the item rows a plan must write, inserted plainly
-    /// in one transaction (no lookups, no planning), under an existing batch.
+    /// `n` live customer groups owned by `owner`, with chat ids `prefix1..prefixN`, for the
+    /// group-transfer benchmark.
+    pub async fn generate_groups(&self, tenant: TenantId, owner: &str, n: i64, prefix: &str) -> Result<u64> {
+        let now = self.now().0;
+        let cols =
+            "INSERT INTO wecom_groups (tenant_id, chat_id, name, owner, member_count, member_version, created_at, \
+             last_synced_at, last_source)";
+        let r = match &self.db {
+            Db::Postgres(p) => sqlx::query(&format!(
+                "{cols} SELECT $1, $4 || g, 'group ' || g, $2, 50, '1', g, $5, 'bench' FROM generate_series(1, $3) AS g"
+            ))
+            .bind(tenant.0)
+            .bind(owner)
+            .bind(n)
+            .bind(prefix)
+            .bind(now)
+            .execute(p)
+            .await?
+            .rows_affected(),
+            Db::Sqlite { write, .. } => sqlx::query(&format!(
+                "WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < $3) \
+                 {cols} SELECT $1, $4 || i, 'group ' || i, $2, 50, '1', i, $5, 'bench' FROM g"
+            ))
+            .bind(tenant.0)
+            .bind(owner)
+            .bind(n)
+            .bind(prefix)
+            .bind(now)
+            .execute(write)
+            .await?
+            .rows_affected(),
+        };
+        Ok(r)
+    }
+
+    /// Baseline for the transfer benchmarks: the item rows a plan must write, inserted plainly
+    /// in one transaction (no lookups, no planning), under an existing batch — customer items,
+    /// or group items with `groups`.
     pub async fn insert_plain_transfer_items(
         &self,
         tenant: TenantId,
         transfer: siyu_core::TransferId,
         handover: &str,
         rows: &[(String, String)],
+        groups: bool,
     ) -> Result<u64> {
         let now = self.now().0;
+        let sql = if groups {
+            "INSERT INTO group_transfer_items (tenant_id, id, transfer_id, chat_id, handover_userid, takeover_userid, \
+             status, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 'planned', $7)"
+        } else {
+            "INSERT INTO transfer_items (tenant_id, id, transfer_id, external_userid, handover_userid, takeover_userid, \
+             status, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 'planned', $7)"
+        };
         let n = crate::in_tx!(self, |tx| {
             let mut n = 0;
             for (external, takeover) in rows {
-                n += sqlx::query(
-                    "INSERT INTO transfer_items (tenant_id, id, transfer_id, external_userid, handover_userid, takeover_userid, \
-                     status, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 'planned', $7)",
-                )
-                .bind(tenant.0)
-                .bind(uuid::Uuid::now_v7())
-                .bind(transfer.0)
-                .bind(external)
-                .bind(handover)
-                .bind(takeover)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+                n += sqlx::query(sql)
+                    .bind(tenant.0)
+                    .bind(uuid::Uuid::now_v7())
+                    .bind(transfer.0)
+                    .bind(external)
+                    .bind(handover)
+                    .bind(takeover)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
             }
             n
         });

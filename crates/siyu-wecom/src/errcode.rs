@@ -124,6 +124,13 @@ const TABLE: &[Errcode] = &[
         meaning: "the group owner has not resigned, so the group cannot be inherited",
     },
     Errcode { code: 90501, action: Action::Fail, meaning: "not an external group chat" },
+    Errcode {
+        code: 90502,
+        action: Action::Fail,
+        meaning: "the group owner has resigned: move the group with 离职继承 instead",
+    },
+    Errcode { code: 90507, action: Action::Fail, meaning: "this departed member's group is already being inherited" },
+    Errcode { code: 90508, action: Action::Fail, meaning: "this departed member's group has already been inherited" },
 ];
 
 /// The errcode's meaning and action; unknown codes fail without retry and say so.

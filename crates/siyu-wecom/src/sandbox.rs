@@ -1211,6 +1211,11 @@ impl Sandbox {
         }
     }
 
+    /// Dismisses a group (解散): WeCom no longer knows it (90501).
+    pub fn dismiss_group_chat(&self, chat_id: &str) {
+        self.corp().chats.remove(chat_id);
+    }
+
     pub fn group_chat_owner(&self, chat_id: &str) -> Option<String> {
         self.corp().chats.get(chat_id).map(|g| g.owner.clone())
     }
@@ -1238,6 +1243,9 @@ async fn chat_transfer(sb: Arc<Sandbox>, q: HashMap<String, String>, b: Value, r
             None => failed.push(json!({"chat_id": id, "errcode": 90501, "errmsg": "not external group chat"})),
             Some(_) if resigned && old_owner_active => {
                 failed.push(json!({"chat_id": id, "errcode": 90500, "errmsg": "the group owner has not resigned"}))
+            }
+            Some(_) if !resigned && !old_owner_active => {
+                failed.push(json!({"chat_id": id, "errcode": 90502, "errmsg": "the group owner has resigned"}))
             }
             Some(g) => g.owner = owner.clone(),
         }

@@ -92,6 +92,7 @@ macro_rules! link_phone {
     }};
 }
 
+pub mod group_transfers;
 pub mod imports;
 pub mod index;
 pub mod merge;

@@ -13,7 +13,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use siyu_core::auth::Actor;
-use siyu_core::customers::transfer::{self, reason, Assignment, AutoMode, Candidate, Kind, Receiver, Status};
+use siyu_core::customers::transfer::{self, reason, Assignment, AutoMode, Candidate, Kind, Receiver, Status, Subject};
 use siyu_core::paging::{Page, PageRequest};
 use siyu_core::{CustomerId, TenantId, Timestamp, TransferId, TransferItemId, WecomAppId};
 
@@ -26,6 +26,8 @@ pub struct Transfer {
     pub id: TransferId,
     pub app_id: WecomAppId,
     pub kind: Kind,
+    /// Customers (items in `transfer_items`) or groups (`group_transfer_items`).
+    pub subject: Subject,
     /// `manual` (an operator planned it) or `auto` (planned when the member left).
     pub origin: String,
     pub handover_userid: String,
@@ -69,6 +71,7 @@ pub struct TransferSettings {
 pub struct NewTransfer<'a> {
     pub app_id: WecomAppId,
     pub kind: Kind,
+    pub subject: Subject,
     pub origin: &'a str,
     pub handover: &'a str,
     pub message: Option<&'a str>,
@@ -84,9 +87,9 @@ pub struct Outcome {
     pub expected_at: Option<Timestamp>,
 }
 
-type BatchRow = (Uuid, Uuid, String, String, String, Option<String>, Option<String>, String, i64, Option<i64>);
+type BatchRow = (Uuid, Uuid, String, String, String, Option<String>, Option<String>, String, i64, Option<i64>, String);
 const BATCH_COLS: &str = "t.id, t.app_id, t.kind, t.origin, t.handover_userid, s.name, t.message, t.created_by, \
-     t.created_at, t.executed_at";
+     t.created_at, t.executed_at, t.subject";
 const BATCH_FROM: &str =
     "transfers t LEFT JOIN staff s ON s.tenant_id = t.tenant_id AND s.wecom_userid = t.handover_userid";
 
@@ -131,6 +134,38 @@ fn item_from(r: ItemRow) -> TransferItem {
         finished_at: r.13.map(Timestamp),
         rerouted_to: r.14.map(TransferItemId),
     }
+}
+
+/// A group batch's items, inside a transaction; a chat with an open item (in any batch) is
+/// left out by the unique open-item index. Returns how many were planned.
+macro_rules! insert_group_items {
+    ($tx:expr, $tenant:expr, $batch:expr, $now:expr, $assignments:expr) => {{
+        let mut planned = 0u64;
+        for chunk in $assignments.chunks(500) {
+            let mut qb = sqlx::QueryBuilder::new(
+                "INSERT INTO group_transfer_items (tenant_id, id, transfer_id, chat_id, handover_userid, takeover_userid, \
+                 status, reason, updated_at) ",
+            );
+            qb.push_values(chunk, |mut b, a| {
+                let (status, takeover, why) = match &a.takeover {
+                    Ok(u) => (Status::Planned, Some(u.as_str()), None),
+                    Err(r) => (Status::Excluded, None, Some(*r)),
+                };
+                b.push_bind($tenant.0)
+                    .push_bind(Uuid::now_v7())
+                    .push_bind($batch.0)
+                    .push_bind(&a.external_userid)
+                    .push_bind(&a.handover)
+                    .push_bind(takeover)
+                    .push_bind(status.as_str())
+                    .push_bind(why)
+                    .push_bind($now.0);
+            });
+            qb.push(" ON CONFLICT (tenant_id, chat_id) WHERE status IN ('planned', 'sending') DO NOTHING");
+            planned += qb.build().execute(&mut *$tx).await?.rows_affected();
+        }
+        planned
+    }};
 }
 
 /// The person holding a WeCom external contact, inside a transaction.
@@ -226,8 +261,8 @@ impl Store {
         let now = self.now();
         let planned = in_tx!(self, |tx| {
             sqlx::query(
-                "INSERT INTO transfers (tenant_id, id, app_id, kind, origin, handover_userid, message, created_by, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+                "INSERT INTO transfers (tenant_id, id, app_id, kind, origin, handover_userid, message, created_by, created_at, \
+                 updated_at, subject) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)",
             )
             .bind(tenant.0)
             .bind(id.0)
@@ -238,10 +273,11 @@ impl Store {
             .bind(t.message)
             .bind(actor.audit_identity().2)
             .bind(now.0)
+            .bind(t.subject.as_str())
             .execute(&mut *tx)
             .await?;
             let mut planned = 0u64;
-            for a in t.assignments {
+            for a in t.assignments.iter().filter(|_| t.subject == Subject::Customers) {
                 let (status, takeover, why) = match &a.takeover {
                     Ok(u) => (Status::Planned, Some(u.as_str()), None),
                     Err(r) => (Status::Excluded, None, Some(*r)),
@@ -270,10 +306,14 @@ impl Store {
                     .await?
                     .rows_affected();
             }
+            if t.subject == Subject::Groups {
+                planned = insert_group_items!(tx, tenant, id, now, t.assignments);
+            }
             if planned == 0 {
-                return Err(StoreError::Conflict(
-                    "nothing to transfer: every customer already has an open transfer".into(),
-                ));
+                return Err(StoreError::Conflict(format!(
+                    "nothing to transfer: every {} already has an open transfer",
+                    if t.subject == Subject::Groups { "group" } else { "customer" }
+                )));
             }
             audit!(
                 tx,
@@ -284,7 +324,8 @@ impl Store {
                 id,
                 None,
                 snapshot(&serde_json::json!({
-                    "kind": t.kind.as_str(), "origin": t.origin, "handover": t.handover, "items": planned
+                    "kind": t.kind.as_str(), "subject": t.subject.as_str(), "origin": t.origin,
+                    "handover": t.handover, "items": planned
                 }))
             );
             planned
@@ -318,19 +359,15 @@ impl Store {
     }
 
     async fn with_counts(&self, tenant: TenantId, rows: Vec<BatchRow>) -> Result<Vec<Transfer>> {
-        let ids: Vec<Uuid> = rows.iter().map(|r| r.0).collect();
         let mut counts: BTreeMap<Uuid, BTreeMap<String, i64>> = BTreeMap::new();
-        for id in &ids {
-            let c: Vec<(String, i64)> = on_read!(self, |p| {
-                sqlx::query_as(
-                "SELECT status, COUNT(*) FROM transfer_items WHERE tenant_id = $1 AND transfer_id = $2 GROUP BY status"
-            )
-            .bind(tenant.0)
-            .bind(id)
-            .fetch_all(p)
-            .await?
-            });
-            counts.insert(*id, c.into_iter().collect());
+        for r in &rows {
+            let (id, table) = (r.0, if r.10 == "groups" { "group_transfer_items" } else { "transfer_items" });
+            let sql = format!(
+                "SELECT status, COUNT(*) FROM {table} WHERE tenant_id = $1 AND transfer_id = $2 GROUP BY status"
+            );
+            let c: Vec<(String, i64)> =
+                on_read!(self, |p| sqlx::query_as(&sql).bind(tenant.0).bind(id).fetch_all(p).await?);
+            counts.insert(id, c.into_iter().collect());
         }
         Ok(rows
             .into_iter()
@@ -338,6 +375,7 @@ impl Store {
                 id: TransferId(r.0),
                 app_id: WecomAppId(r.1),
                 kind: Kind::parse(&r.2).unwrap_or(Kind::Onjob),
+                subject: Subject::parse(&r.10).unwrap_or_default(),
                 origin: r.3,
                 handover_userid: r.4,
                 handover_name: r.5,
