@@ -121,6 +121,7 @@ both!(every_tenant_path_is_404_with_another_tenants_credentials, |app| async mov
             &siyu_core::auth::Actor::system(a.tenant),
             &siyu_store::customers::transfers::NewTransfer {
                 app_id,
+                subject: siyu_core::customers::transfer::Subject::Customers,
                 kind: siyu_core::customers::transfer::Kind::Onjob,
                 origin: "manual",
                 handover: "someone",

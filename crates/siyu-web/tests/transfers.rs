@@ -1,7 +1,8 @@
 //! Customer transfers end to end: siyu's real WeCom client against the sandbox over HTTP, on
 //! one controllable clock — plan, send, refusal and receiver-at-limit callbacks, re-route,
 //! completion after 24 hours, the 2-in-90-days preflight, and a departed member's customers
-//! planned by themselves — and follow-up reminders sent as WeCom app messages and escalated
+//! planned by themselves; customer groups moved at once with their own limits (300 a day per
+//! member pair, 2 in 90 days) — and follow-up reminders sent as WeCom app messages and escalated
 //! after 24 hours, on SQLite and on PostgreSQL.
 
 mod common;
@@ -372,6 +373,196 @@ async fn transfers_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transfers_postgres() {
     transfers_story(Backend::Postgres).await;
+}
+
+/// The owner siyu has on record for a group.
+async fn owner_in_siyu(w: &World, chat: &str) -> String {
+    w.app.store.wecom_group(w.seed.tenant, chat).await.unwrap().unwrap().owner
+}
+
+async fn group_transfers_story(backend: Backend) {
+    let w = world(backend).await;
+    let (g1, g2, g3) = (&w.g[0], &w.g[1], &w.g[2]);
+    let tenant: TenantId = w.seed.tenant;
+    // g1 owns five groups, g2 one; reconciliation brings them into siyu.
+    let chats: Vec<String> = (1..=5).map(|i| w.sb.add_group_chat(g1, &format!("会员群{i}"))).collect();
+    w.sb.add_group_chat(g2, "g2 的群");
+    w.gateway().reconcile(tenant, w.app_id).await.unwrap();
+
+    // Bad requests name the field and plan nothing.
+    let bad = [
+        (json!({"kind": "onjob", "subject": "tags", "handover_staff_id": w.seed.guide_staff}), "subject"),
+        (json!({"kind": "onjob", "handover_staff_id": w.seed.guide_staff, "chat_ids": [chats[0]]}), "chat_ids"),
+        (json!({"kind": "onjob", "subject": "groups", "handover_staff_id": w.g3_staff}), "handover_staff_id"),
+        (
+            json!({"kind": "onjob", "subject": "groups", "handover_staff_id": w.seed.guide_staff, "chat_ids": ["wrNONE"]}),
+            "chat_ids",
+        ),
+    ];
+    for (body, field) in bad {
+        let r = w.api(Method::POST, "/api/v1/transfers", Some(&body)).await;
+        assert_eq!(problem(r, 422).await["field"], field, "{body}");
+    }
+    assert!(w.json(Method::GET, "/api/v1/transfers", None).await["items"].as_array().unwrap().is_empty());
+
+    // Four of g1's groups over g2 (owns one) and g3 (owns none): the fewest groups first.
+    let plan = w
+        .plan(json!({"kind": "onjob", "subject": "groups", "handover_staff_id": w.seed.guide_staff,
+                     "chat_ids": &chats[..4], "receiver_staff_ids": [w.seed.other_staff, w.g3_staff]}))
+        .await;
+    assert_eq!(plan["subject"], "groups");
+    assert!(plan["items"].as_array().unwrap().is_empty());
+    let items = plan["group_items"].as_array().unwrap();
+    let to: Vec<&str> = items.iter().map(|i| i["takeover_userid"].as_str().unwrap()).collect();
+    assert_eq!(to, [g3.as_str(), g2.as_str(), g3.as_str(), g2.as_str()], "{plan}");
+    assert_eq!(items[0]["chat_name"], "会员群1");
+    let id = plan["id"].as_str().unwrap().to_string();
+    // The same groups cannot be planned twice while open.
+    let r = w
+        .api(
+            Method::POST,
+            "/api/v1/transfers",
+            Some(&json!({"kind": "onjob", "subject": "groups", "handover_staff_id": w.seed.guide_staff,
+                         "chat_ids": &chats[..4]})),
+        )
+        .await;
+    assert_eq!(problem(r, 409).await["code"], "conflict");
+
+    // One group is dismissed before the batch goes out: WeCom lists it as failed (90501).
+    w.sb.dismiss_group_chat(&chats[3]);
+    let sent = w.json(Method::POST, &format!("/api/v1/transfers/{id}/execute"), None).await;
+    assert_eq!(sent["counts"]["done"], 3, "{sent}");
+    let gone = &sent["group_items"][3];
+    assert_eq!((gone["status"].as_str(), gone["reason"].as_str()), (Some("failed"), Some("not_a_group")), "{sent}");
+    assert_eq!(gone["errcode"], 90501);
+    assert!(gone["explanation"].as_str().unwrap().contains("not an external group chat"));
+    assert_eq!((gone["can_retry"].as_bool(), gone["can_reroute"].as_bool()), (Some(false), Some(false)));
+    // The move is final at once, in WeCom and in siyu's copy.
+    for (chat, owner) in chats.iter().zip([g3, g2, g3]) {
+        assert_eq!(w.sb.group_chat_owner(chat).as_deref(), Some(owner.as_str()));
+        assert_eq!(&owner_in_siyu(&w, chat).await, owner);
+    }
+    let again = w.json(Method::POST, &format!("/api/v1/transfers/{id}/execute"), None).await;
+    assert_eq!(again["counts"], sent["counts"], "executing again sends nothing");
+    let gone_id = gone["id"].as_str().unwrap();
+    let r = w.api(Method::POST, &format!("/api/v1/group-transfer-items/{gone_id}/retry"), None).await;
+    assert_eq!(problem(r, 409).await["code"], "conflict");
+    let r = w.api(Method::POST, &format!("/api/v1/group-transfer-items/{}/cancel", uuid::Uuid::now_v7()), None).await;
+    problem(r, 404).await;
+
+    // 会员群1 moves g3 → g2 (its second move in 90 days); a third is excluded by the preflight.
+    let second = w
+        .plan(json!({"kind": "onjob", "subject": "groups", "handover_staff_id": w.g3_staff,
+                     "chat_ids": [chats[0]], "receiver_staff_ids": [w.seed.other_staff]}))
+        .await;
+    let sid = second["id"].as_str().unwrap().to_string();
+    assert_eq!(w.json(Method::POST, &format!("/api/v1/transfers/{sid}/execute"), None).await["counts"]["done"], 1);
+    let third = w
+        .plan(json!({"kind": "onjob", "subject": "groups", "handover_staff_id": w.seed.other_staff,
+                     "chat_ids": [chats[0]], "receiver_staff_ids": [w.g3_staff]}))
+        .await;
+    let item = &third["group_items"][0];
+    assert_eq!((item["status"].as_str(), item["reason"].as_str()), (Some("excluded"), Some("window")), "{third}");
+    assert_eq!(item["can_reroute"], false);
+    // A planned group can be withdrawn; then it can be planned again.
+    let p = w
+        .plan(json!({"kind": "onjob", "subject": "groups", "handover_staff_id": w.seed.other_staff,
+                     "chat_ids": [chats[1]], "receiver_staff_ids": [w.g3_staff]}))
+        .await;
+    let pid = p["group_items"][0]["id"].as_str().unwrap().to_string();
+    let r = w.api(Method::POST, &format!("/api/v1/group-transfer-items/{pid}/cancel"), None).await;
+    assert_eq!(r.status(), 204);
+    let p = w.json(Method::GET, &format!("/api/v1/transfers/{}", p["id"].as_str().unwrap()), None).await;
+    assert_eq!(p["counts"]["cancelled"], 1);
+
+    // The console shows the groups, their owners and why one failed.
+    let owner = w.app.session("tr", "owner").await;
+    let page = owner.send(&w.app, Method::GET, &format!("/console/transfers/{id}"), None).await.text().await.unwrap();
+    assert!(page.contains("会员群2") && page.contains("该群已解散或不是客户群") && page.contains("客户群"), "{page}");
+    // …and plans a group transfer from its form.
+    let form = [
+        ("_csrf", owner.csrf.as_str()),
+        ("kind", "onjob"),
+        ("subject", "groups"),
+        ("handover_staff_id", &w.seed.other_staff.to_string()),
+        ("receivers", w.g3_staff.as_str()),
+    ];
+    let r = owner.client.post(w.app.url("/console/transfers")).form(&form).send().await.unwrap();
+    assert_eq!(r.status(), 200, "redirected to the new batch");
+    let page = r.text().await.unwrap();
+    assert!(page.contains("group-items-table") && page.contains("待发送"), "{page}");
+
+    // g1 leaves still owning 会员群5: it is planned automatically with groupchat/transfer, once.
+    w.sb.resign_member(g1);
+    let gw = w.gateway();
+    gw.reconcile(tenant, w.app_id).await.unwrap();
+    gw.reconcile(tenant, w.app_id).await.unwrap();
+    let list = w.json(Method::GET, "/api/v1/transfers", None).await;
+    let auto: Vec<&Value> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["origin"] == "auto" && t["subject"] == "groups")
+        .collect();
+    assert_eq!(auto.len(), 1, "{list}");
+    assert_eq!((auto[0]["kind"].as_str(), auto[0]["handover_userid"].as_str()), (Some("resigned"), Some(g1.as_str())));
+    let aid = auto[0]["id"].as_str().unwrap().to_string();
+    let done = w.json(Method::POST, &format!("/api/v1/transfers/{aid}/execute"), None).await;
+    assert_eq!(done["counts"]["done"], 1, "{done}");
+    let heir = done["group_items"][0]["takeover_userid"].as_str().unwrap().to_string();
+    assert_ne!(&heir, g1);
+    assert_eq!(w.sb.group_chat_owner(&chats[4]), Some(heir.clone()));
+    assert_eq!(owner_in_siyu(&w, &chats[4]).await, heir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_transfers_sqlite() {
+    group_transfers_story(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_transfers_postgres() {
+    group_transfers_story(Backend::Postgres).await;
+}
+
+/// WeCom's 300-groups-a-day limit per member pair: the 301st group waits and goes out by
+/// itself once 24 hours have passed.
+async fn group_daily_limit_story(backend: Backend) {
+    let w = world(backend).await;
+    let tenant = w.seed.tenant;
+    let chats: Vec<String> = (0..301).map(|i| w.sb.add_group_chat(&w.g[0], &format!("群{i}"))).collect();
+    w.gateway().reconcile(tenant, w.app_id).await.unwrap();
+    let plan = w
+        .plan(json!({"kind": "onjob", "subject": "groups", "handover_staff_id": w.seed.guide_staff,
+                     "receiver_staff_ids": [w.seed.other_staff]}))
+        .await;
+    let id = plan["id"].as_str().unwrap().to_string();
+    let sent = w.json(Method::POST, &format!("/api/v1/transfers/{id}/execute"), None).await;
+    assert_eq!((sent["counts"]["done"].as_i64(), sent["counts"]["planned"].as_i64()), (Some(300), Some(1)));
+    let held = sent["group_items"].as_array().unwrap().iter().find(|i| i["status"] == "planned").unwrap();
+    assert_eq!(held["reason"], "daily_limit");
+    let held_chat = held["chat_id"].as_str().unwrap().to_string();
+    assert_eq!(w.sb.group_chat_owner(&held_chat).as_deref(), Some(w.g[0].as_str()));
+    // Polling within the 24 hours sends nothing; after them, the held group goes out.
+    w.clock.advance(Duration::from_secs(23 * 3600));
+    w.json(Method::POST, "/api/v1/transfers/poll", None).await;
+    assert_eq!(w.json(Method::GET, &format!("/api/v1/transfers/{id}"), None).await["counts"]["planned"], 1);
+    w.clock.advance(Duration::from_secs(3600 + 1));
+    assert!(w.json(Method::POST, "/api/v1/transfers/poll", None).await["changed"].as_u64().unwrap() >= 1);
+    let after = w.json(Method::GET, &format!("/api/v1/transfers/{id}"), None).await;
+    assert_eq!(after["counts"]["done"], 301, "{}", after["counts"]);
+    assert_eq!(w.sb.group_chat_owner(&held_chat).as_deref(), Some(w.g[1].as_str()));
+    assert_eq!(chats.len(), 301);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_daily_limit_sqlite() {
+    group_daily_limit_story(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_daily_limit_postgres() {
+    group_daily_limit_story(Backend::Postgres).await;
 }
 
 async fn reminders_story(backend: Backend) {

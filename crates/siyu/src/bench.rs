@@ -70,6 +70,9 @@ pub struct BenchArgs {
     /// Customers of the rule-tags scenario's tenant.
     #[arg(long, default_value_t = 1_000_000)]
     rule_customers: usize,
+    /// Groups of the departing member in the group-transfer scenario.
+    #[arg(long, default_value_t = 3_000)]
+    transfer_groups: usize,
     /// Rows of the customer-import scenario's file.
     #[arg(long, default_value_t = 20_000)]
     import_rows: usize,
@@ -148,8 +151,11 @@ pub async fn run(a: BenchArgs) -> Result<()> {
                 "transfer-plan" => rows.extend(
                     transfer_plan(&a, backend, &pg_url).await.with_context(|| format!("transfer-plan on {b}"))?,
                 ),
+                "group-transfer" => rows.extend(
+                    group_transfer(&a, backend, &pg_url).await.with_context(|| format!("group-transfer on {b}"))?,
+                ),
                 other => bail!(
-                    "unknown scenario {other}: use http-get, bulk-insert, wecom-callbacks, segment-count, transfer-plan, customer-import or rule-tags"
+                    "unknown scenario {other}: use http-get, bulk-insert, wecom-callbacks, segment-count, transfer-plan, group-transfer, customer-import or rule-tags"
                 ),
             }
         }
@@ -672,6 +678,7 @@ async fn transfer_plan(a: &BenchArgs, backend: Backend, pg_url: &str) -> Result<
         let plan = transfer::plan(&candidates, &pool);
         let batch = NewTransfer {
             app_id: app,
+            subject: siyu_core::customers::transfer::Subject::Customers,
             kind: Kind::Resigned,
             origin: "auto",
             handover: "leaver",
@@ -696,6 +703,7 @@ async fn transfer_plan(a: &BenchArgs, backend: Backend, pg_url: &str) -> Result<
         }];
         let batch = NewTransfer {
             app_id: app,
+            subject: siyu_core::customers::transfer::Subject::Customers,
             kind: Kind::Resigned,
             origin: "auto",
             handover: "leaver",
@@ -706,7 +714,7 @@ async fn transfer_plan(a: &BenchArgs, backend: Backend, pg_url: &str) -> Result<
         let rows: Vec<(String, String)> =
             (1..=n).map(|i| (format!("wmB{i}"), receivers[i % RECEIVERS].clone())).collect();
         let started = Instant::now();
-        let inserted = store.insert_plain_transfer_items(tenant, t.id, "leaver", &rows).await?;
+        let inserted = store.insert_plain_transfer_items(tenant, t.id, "leaver", &rows, false).await?;
         let secs = started.elapsed().as_secs_f64();
         if inserted as usize != n {
             bail!("baseline inserted {inserted} of {n}");
@@ -720,6 +728,92 @@ async fn transfer_plan(a: &BenchArgs, backend: Backend, pg_url: &str) -> Result<
         backend: backend.as_str().into(),
         metric: format!("{n} customers, {RECEIVERS} receivers"),
         siyu: Figure { value: siyu, unit: "customers/s" },
+        baseline_name: "plain item INSERTs, one tx".into(),
+        baseline: Figure { value: base, unit: "rows/s" },
+        ratio: siyu / base,
+    }])
+}
+
+/// A departed member's groups (C-62): reading them and their 90-day moves, planning over 50
+/// receivers by the groups they own, recording the items, then claiming them for sending under
+/// the 300-a-day pair limit — beside inserting the same item rows plainly in one transaction.
+async fn group_transfer(a: &BenchArgs, backend: Backend, pg_url: &str) -> Result<Vec<Row>> {
+    use siyu_core::customers::transfer::{self, Kind, Subject};
+    use siyu_core::org::StaffInput;
+    use siyu_store::customers::transfers::NewTransfer;
+
+    const RECEIVERS: usize = 50;
+    let n = a.transfer_groups;
+    let setup = || async {
+        let (cfg, cleanup) = fresh_config_at(backend, pg_url).await;
+        let store = Store::connect(&cfg).await?;
+        store.migrate().await?;
+        let t = store.create_tenant("groups", "Groups", "Asia/Shanghai").await?;
+        let sys = Actor::system(t.id);
+        let mut receivers = Vec::new();
+        for i in 0..RECEIVERS {
+            let u = format!("r{i:03}");
+            let input = StaffInput::validate(&format!("群主 {i}"), Some(&u), None, None, None, None)
+                .map_err(|v| anyhow::anyhow!("{v:?}"))?;
+            store.create_staff(&sys, &input).await?;
+            receivers.push(u);
+        }
+        store.generate_groups(t.id, "leaver", n as i64, "wrB").await?;
+        anyhow::Ok((store, cleanup, t.id, receivers))
+    };
+    fn batch(plan: &[transfer::Assignment]) -> NewTransfer<'_> {
+        NewTransfer {
+            app_id: siyu_core::WecomAppId::new(),
+            kind: Kind::Resigned,
+            subject: Subject::Groups,
+            origin: "auto",
+            handover: "leaver",
+            message: None,
+            assignments: plan,
+        }
+    }
+    let siyu_secs = {
+        let (store, _cleanup, tenant, receivers) = setup().await?;
+        let sys = Actor::system(tenant);
+        let started = Instant::now();
+        let chats = store.groups_owned_by(tenant, "leaver").await?;
+        let candidates = store.group_transfer_candidates(tenant, "leaver", &chats).await?;
+        let pool = store.group_transfer_receivers(tenant, &receivers).await?;
+        let plan = transfer::plan(&candidates, &pool);
+        let t = store.create_transfer(&sys, &batch(&plan)).await?;
+        let claimed = store.claim_group_transfer_items(&sys, t.id).await?;
+        let secs = started.elapsed().as_secs_f64();
+        if claimed.len() != n {
+            bail!("claimed {} of {n} groups", claimed.len());
+        }
+        store.close().await;
+        secs
+    };
+    let base_secs = {
+        let (store, _cleanup, tenant, receivers) = setup().await?;
+        let one = [transfer::Assignment {
+            external_userid: "seed".into(),
+            handover: "leaver".into(),
+            takeover: Ok("r000".into()),
+        }];
+        let t = store.create_transfer(&Actor::system(tenant), &batch(&one)).await?;
+        let rows: Vec<(String, String)> =
+            (1..=n).map(|i| (format!("wrB{i}"), receivers[i % RECEIVERS].clone())).collect();
+        let started = Instant::now();
+        let inserted = store.insert_plain_transfer_items(tenant, t.id, "leaver", &rows, true).await?;
+        let secs = started.elapsed().as_secs_f64();
+        if inserted as usize != n {
+            bail!("baseline inserted {inserted} of {n}");
+        }
+        store.close().await;
+        secs
+    };
+    let (siyu, base) = (n as f64 / siyu_secs, n as f64 / base_secs);
+    Ok(vec![Row {
+        scenario: "group-transfer".into(),
+        backend: backend.as_str().into(),
+        metric: format!("{n} groups, {RECEIVERS} receivers, planned and claimed"),
+        siyu: Figure { value: siyu, unit: "groups/s" },
         baseline_name: "plain item INSERTs, one tx".into(),
         baseline: Figure { value: base, unit: "rows/s" },
         ratio: siyu / base,

@@ -806,18 +806,23 @@ impl From<siyu_store::customers::wecom::LossAlert> for AlertOut {
 
 // ---- transfers -------------------------------------------------------------------------------
 
-/// Plan a transfer (在职转接 or 离职继承) of one member's customers.
+/// Plan a transfer (在职转接 or 离职继承) of one member's customers, or of the customer
+/// groups they own.
 #[derive(Deserialize, ToSchema)]
 #[schema(example = json!({"kind": "onjob", "handover_staff_id": "0190a0c0-0000-7000-8000-000000000001", "message": "您好，之后由我为您服务"}))]
 #[serde(deny_unknown_fields)]
 pub struct TransferIn {
     /// `onjob` (在职转接: the member still works here) or `resigned` (离职继承).
     pub kind: String,
+    /// `customers` (the default) or `groups` (the customer groups the member owns).
+    pub subject: Option<String>,
     pub handover_staff_id: Uuid,
     /// Only these customers; all of the member's when absent.
     pub customer_ids: Option<Vec<Uuid>>,
+    /// Only these groups (chat ids), for `subject: groups`; all the member owns when absent.
+    pub chat_ids: Option<Vec<String>>,
     /// Receivers; every active member when absent or empty. The planner prefers the handover
-    /// member's store, then the least-loaded receiver.
+    /// member's store, then the least-loaded receiver (for groups: the fewest groups owned).
     pub receiver_staff_ids: Option<Vec<Uuid>>,
     /// Shown to customers of in-service transfers (at most 200 characters); the tenant's
     /// default when absent.
@@ -832,6 +837,8 @@ pub struct TransferOut {
     pub app_id: Uuid,
     /// `onjob` or `resigned`.
     pub kind: String,
+    /// `customers` (items in `items`) or `groups` (items in `group_items`).
+    pub subject: String,
     /// `manual` or `auto` (planned when the member left).
     pub origin: String,
     pub handover_userid: String,
@@ -851,6 +858,7 @@ impl From<siyu_store::customers::transfers::Transfer> for TransferOut {
             id: t.id.0,
             app_id: t.app_id.0,
             kind: t.kind.as_str().into(),
+            subject: t.subject.as_str().into(),
             origin: t.origin,
             handover_userid: t.handover_userid,
             handover_name: t.handover_name,
@@ -925,6 +933,58 @@ pub struct TransferDetailOut {
     #[serde(flatten)]
     pub transfer: TransferOut,
     pub items: Vec<TransferItemOut>,
+    pub group_items: Vec<GroupTransferItemOut>,
+}
+
+/// One customer group's transfer. WeCom's answer is final for a group: done or failed.
+#[derive(Serialize, ToSchema)]
+pub struct GroupTransferItemOut {
+    pub id: Uuid,
+    pub transfer_id: Uuid,
+    pub chat_id: String,
+    pub chat_name: Option<String>,
+    pub member_count: Option<i64>,
+    pub handover_userid: String,
+    pub takeover_userid: Option<String>,
+    pub takeover_name: Option<String>,
+    /// planned, excluded, sending, done, failed, rerouted or cancelled.
+    pub status: String,
+    /// window (moved twice in 90 days), no_receiver, daily_limit (held back: the member pair
+    /// moved 300 groups in 24 hours; it goes out later by itself), not_a_group, wrong_kind,
+    /// errcode, call_failed.
+    pub reason: Option<String>,
+    pub errcode: Option<i64>,
+    pub explanation: Option<String>,
+    pub sent_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub rerouted_to: Option<Uuid>,
+    pub can_retry: bool,
+    pub can_reroute: bool,
+}
+
+impl From<siyu_store::customers::group_transfers::GroupTransferItem> for GroupTransferItemOut {
+    fn from(i: siyu_store::customers::group_transfers::GroupTransferItem) -> Self {
+        use siyu_core::customers::group_transfer;
+        GroupTransferItemOut {
+            id: i.id.0,
+            transfer_id: i.transfer_id.0,
+            chat_id: i.chat_id,
+            chat_name: i.chat_name,
+            member_count: i.member_count,
+            handover_userid: i.handover_userid,
+            takeover_userid: i.takeover_userid,
+            takeover_name: i.takeover_name,
+            status: i.status.as_str().into(),
+            explanation: i.errcode.filter(|c| *c != 0).map(|c| siyu_wecom::errcode::lookup(c).meaning.to_string()),
+            can_retry: group_transfer::retryable(i.status, i.reason.as_deref()),
+            can_reroute: group_transfer::reroutable(i.status, i.reason.as_deref()),
+            reason: i.reason,
+            errcode: i.errcode,
+            sent_at: i.sent_at.map(ts),
+            finished_at: i.finished_at.map(ts),
+            rerouted_to: i.rerouted_to.map(|r| r.0),
+        }
+    }
 }
 
 /// Send a customer to another receiver instead.

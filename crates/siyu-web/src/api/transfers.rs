@@ -9,14 +9,15 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use siyu_core::auth::Scope;
-use siyu_core::customers::transfer::{self, AutoMode, Kind};
+use siyu_core::customers::transfer::{self, AutoMode, Kind, Subject};
 use siyu_core::validate::Violations;
-use siyu_core::{CustomerId, StaffId, TransferId, TransferItemId, WecomAppId};
+use siyu_core::{CustomerId, GroupTransferItemId, StaffId, TransferId, TransferItemId, WecomAppId};
 use siyu_store::customers::transfers::TransferSettings;
 use siyu_store::StoreError;
 
 use super::dto::{
-    PageOf, PollOut, RerouteIn, TransferDetailOut, TransferIn, TransferItemOut, TransferOut, TransferSettingsIo,
+    GroupTransferItemOut, PageOf, PollOut, RerouteIn, TransferDetailOut, TransferIn, TransferItemOut, TransferOut,
+    TransferSettingsIo,
 };
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{Auth, Json, PageParams, Query};
@@ -26,7 +27,12 @@ use crate::AppState;
 pub async fn detail(s: &AppState, tenant: siyu_core::TenantId, id: TransferId) -> ApiResult<TransferDetailOut> {
     let t = s.store.transfer(tenant, id).await?;
     let items = s.store.transfer_items(tenant, id).await?;
-    Ok(TransferDetailOut { transfer: t.into(), items: items.into_iter().map(Into::into).collect() })
+    let groups = s.store.group_transfer_items(tenant, id).await?;
+    Ok(TransferDetailOut {
+        transfer: t.into(),
+        items: items.into_iter().map(Into::into).collect(),
+        group_items: groups.into_iter().map(Into::into).collect(),
+    })
 }
 
 /// Transfers, newest first.
@@ -52,12 +58,21 @@ async fn create_transfer(State(s): State<AppState>, auth: Auth, Json(b): Json<Tr
     auth.require(Scope::CustomersTransfer)?;
     let mut v = Violations::new();
     let kind = v.choice("kind", Some(&b.kind), Kind::Onjob, Kind::parse, "onjob, resigned");
+    let subject = v.choice("subject", b.subject.as_deref(), Subject::Customers, Subject::parse, "customers, groups");
+    if subject == Subject::Groups && b.customer_ids.is_some() {
+        v.push("customer_ids", "not_allowed", "a group transfer names groups (chat_ids), not customers");
+    }
+    if subject == Subject::Customers && b.chat_ids.is_some() {
+        v.push("chat_ids", "not_allowed", "chat_ids belong to a group transfer (subject: groups)");
+    }
     v.into_result()?;
     let req = PlanRequest {
         app_id: b.app_id.map(WecomAppId),
         kind,
+        subject,
         handover: StaffId(b.handover_staff_id),
         customers: b.customer_ids.map(|ids| ids.into_iter().map(CustomerId).collect()),
+        chats: b.chat_ids,
         receivers: b.receiver_staff_ids.unwrap_or_default().into_iter().map(StaffId).collect(),
         message: b.message,
         origin: "manual",
@@ -159,6 +174,47 @@ async fn cancel_item(State(s): State<AppState>, auth: Auth, Path(id): Path<Uuid>
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Send a failed group again to the same receiver (on the next execute). Not for a group
+/// that is gone or whose owner's employment changed: re-plan those.
+#[utoipa::path(post, path = "/api/v1/group-transfer-items/{item_id}/retry", tag = "transfers", params(("item_id" = Uuid, Path)),
+    security(("bearer" = []), ("session" = [])),
+    responses((status = 200, body = GroupTransferItemOut), (status = 404, body = Problem), (status = 409, description = "Not a retryable item", body = Problem)))]
+async fn retry_group_item(
+    State(s): State<AppState>,
+    auth: Auth,
+    Path(id): Path<Uuid>,
+) -> ApiResult<axum::Json<GroupTransferItemOut>> {
+    auth.require(Scope::CustomersTransfer)?;
+    Ok(axum::Json(s.store.reopen_group_transfer_item(&auth, GroupTransferItemId(id), None).await?.into()))
+}
+
+/// Send a failed or unplaced group to another receiver instead.
+#[utoipa::path(post, path = "/api/v1/group-transfer-items/{item_id}/reroute", tag = "transfers", params(("item_id" = Uuid, Path)),
+    request_body = RerouteIn, security(("bearer" = []), ("session" = [])),
+    responses((status = 200, body = GroupTransferItemOut), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn reroute_group_item(
+    State(s): State<AppState>,
+    auth: Auth,
+    Path(id): Path<Uuid>,
+    Json(b): Json<RerouteIn>,
+) -> ApiResult<axum::Json<GroupTransferItemOut>> {
+    auth.require(Scope::CustomersTransfer)?;
+    s.store.group_transfer_item(auth.tenant_id, GroupTransferItemId(id)).await?;
+    let to = receiver_userid(&s, auth.tenant_id, StaffId(b.takeover_staff_id)).await?;
+    Ok(axum::Json(s.store.reopen_group_transfer_item(&auth, GroupTransferItemId(id), Some(&to)).await?.into()))
+}
+
+/// Withdraw a planned group from its batch.
+#[utoipa::path(post, path = "/api/v1/group-transfer-items/{item_id}/cancel", tag = "transfers", params(("item_id" = Uuid, Path)),
+    security(("bearer" = []), ("session" = [])),
+    responses((status = 204), (status = 404, body = Problem), (status = 409, description = "Only planned items can be cancelled", body = Problem)))]
+async fn cancel_group_item(State(s): State<AppState>, auth: Auth, Path(id): Path<Uuid>) -> ApiResult<StatusCode> {
+    auth.require(Scope::CustomersTransfer)?;
+    s.store.group_transfer_item(auth.tenant_id, GroupTransferItemId(id)).await?;
+    s.store.cancel_group_transfer_item(&auth, GroupTransferItemId(id)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 #[utoipa::path(get, path = "/api/v1/transfer-settings", tag = "transfers", security(("bearer" = []), ("session" = [])),
     responses((status = 200, body = TransferSettingsIo)))]
 async fn get_settings(State(s): State<AppState>, auth: Auth) -> ApiResult<axum::Json<TransferSettingsIo>> {
@@ -207,5 +263,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(retry_item))
         .routes(routes!(reroute_item))
         .routes(routes!(cancel_item))
+        .routes(routes!(retry_group_item))
+        .routes(routes!(reroute_group_item))
+        .routes(routes!(cancel_group_item))
         .routes(routes!(get_settings, put_settings))
 }

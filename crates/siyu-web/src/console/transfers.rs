@@ -14,9 +14,11 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use siyu_core::auth::Scope;
-use siyu_core::customers::transfer::{reason, Kind, Status};
+use siyu_core::customers::group_transfer;
+use siyu_core::customers::transfer::{reason, Kind, Status, Subject};
 use siyu_core::org::Staff;
-use siyu_core::{CustomerId, StaffId, TransferId, TransferItemId};
+use siyu_core::{CustomerId, GroupTransferItemId, StaffId, TransferId, TransferItemId};
+use siyu_store::customers::group_transfers::GroupTransferItem;
 use siyu_store::customers::transfers::{Transfer, TransferItem};
 
 use super::{flag, page_req, pager, qget, Ctx, FormData};
@@ -33,6 +35,7 @@ pub fn router() -> Router<AppState> {
         .route("/console/transfers/{id}", get(detail_page))
         .route("/console/transfers/{id}/execute", post(execute))
         .route("/console/transfer-items/{id}/{op}", post(item_action))
+        .route("/console/group-transfer-items/{id}/{op}", post(group_item_action))
 }
 
 type Q = Query<HashMap<String, String>>;
@@ -66,6 +69,8 @@ fn batch_row(ctx: &Ctx, t: &Transfer) -> Value {
     json!({
         "id": t.id.0,
         "kind": ctx.t(&format!("transfers.kind.{}", t.kind.as_str())),
+        "subject": ctx.t(&format!("transfers.subject.{}", t.subject.as_str())),
+        "groups": t.subject == Subject::Groups,
         "origin": ctx.t(&format!("transfers.origin.{}", t.origin)),
         "auto": t.origin == "auto",
         "handover": t.handover_name.clone().unwrap_or_else(|| t.handover_userid.clone()),
@@ -80,7 +85,7 @@ async fn list_page(State(s): State<AppState>, ctx: Ctx, q: Q) -> Response {
     if let Some(r) = ctx.require(Scope::CustomersTransfer) {
         return r;
     }
-    let values = json!({"kind": "onjob"});
+    let values = json!({"kind": "onjob", "subject": "customers"});
     render_list(&s, &ctx, &q.0, values, Map::new(), None, StatusCode::OK).await
 }
 
@@ -123,6 +128,13 @@ async fn render_list(
                 .iter()
                 .filter(|x| x.status.as_str() == "active")
                 .map(|x| json!({"id": x.id.0, "label": label(x)}))
+                .collect::<Vec<_>>()),
+        );
+        m.insert(
+            "subject_options".into(),
+            json!([Subject::Customers, Subject::Groups]
+                .iter()
+                .map(|k| json!({"value": k.as_str(), "label": ctx.t(&format!("transfers.subject.{}", k.as_str()))}))
                 .collect::<Vec<_>>()),
         );
         m.insert(
@@ -179,11 +191,14 @@ async fn plan(State(s): State<AppState>, ctx: Ctx, body: Bytes) -> Response {
             .map_err(|_| ApiError::validation("handover_staff_id", "required", "choose the member handing over"))?;
         let receivers = f.all("receivers").iter().filter_map(|v| v.parse().ok()).map(StaffId).collect();
         let customers = f.opt("customer_id").and_then(|c| c.parse().ok()).map(|c| vec![CustomerId(c)]);
+        let subject = Subject::parse(f.get("subject")).unwrap_or_default();
         let req = PlanRequest {
             app_id: None,
             kind,
+            subject,
             handover: StaffId(handover),
             customers,
+            chats: None,
             receivers,
             message: f.opt("message").map(str::to_string),
             origin: "manual",
@@ -245,16 +260,40 @@ fn rename(e: ApiError, from: &str, to: &str) -> ApiError {
     }
 }
 
-fn item_row(ctx: &Ctx, i: &TransferItem) -> Value {
-    let why = i.reason.as_deref().map(|r| {
+/// Why an item ended where it did, with WeCom's errcode explained when there is one.
+fn why(ctx: &Ctx, r: Option<&str>, errcode: Option<i64>) -> Option<String> {
+    r.map(|r| {
         let text = ctx.t(&format!("transfers.reason.{r}"));
-        match (r, i.errcode) {
-            (reason::ERRCODE | reason::CALL_FAILED, Some(c)) if c != 0 => {
-                format!("{text}（{c}：{}）", siyu_wecom::errcode::lookup(c).meaning)
-            }
+        match errcode {
+            Some(c) if c != 0 => format!("{text}（{c}：{}）", siyu_wecom::errcode::lookup(c).meaning),
             _ => text,
         }
-    });
+    })
+}
+
+fn group_item_row(ctx: &Ctx, i: &GroupTransferItem) -> Value {
+    json!({
+        "id": i.id.0,
+        "chat": i.chat_name.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| i.chat_id.clone()),
+        "members": i.member_count,
+        "takeover": i.takeover_name.clone().or_else(|| i.takeover_userid.clone()),
+        "status": i.status.as_str(),
+        "status_label": ctx.t(&format!("transfers.status.{}", i.status.as_str())),
+        "tone": status_tone(i.status),
+        "why": why(ctx, i.reason.as_deref(), i.errcode),
+        "finished": i.finished_at.map(|t| ctx.when(t)),
+        "can_retry": group_transfer::retryable(i.status, i.reason.as_deref()),
+        "can_reroute": group_transfer::reroutable(i.status, i.reason.as_deref()),
+        "can_cancel": i.status == Status::Planned,
+    })
+}
+
+fn item_row(ctx: &Ctx, i: &TransferItem) -> Value {
+    let why = why(
+        ctx,
+        i.reason.as_deref(),
+        i.errcode.filter(|_| matches!(i.reason.as_deref(), Some(reason::ERRCODE | reason::CALL_FAILED))),
+    );
     json!({
         "id": i.id.0,
         "customer_id": i.customer_id.map(|c| c.0),
@@ -292,11 +331,13 @@ async fn detail_render(
     let res: Result<Response, ApiError> = async {
         let t = s.store.transfer(ctx.tenant.id, id).await?;
         let items = s.store.transfer_items(ctx.tenant.id, id).await?;
+        let groups = s.store.group_transfer_items(ctx.tenant.id, id).await?;
         let staff = all_staff(s, ctx).await?;
         let mut m = ctx.base("transfers", "transfers.title");
         m.insert("batch".into(), batch_row(ctx, &t));
         m.insert("message_text".into(), json!(t.message));
         m.insert("items".into(), json!(items.iter().map(|i| item_row(ctx, i)).collect::<Vec<_>>()));
+        m.insert("group_items".into(), json!(groups.iter().map(|i| group_item_row(ctx, i)).collect::<Vec<_>>()));
         m.insert(
             "receiver_options".into(),
             json!(staff
@@ -364,6 +405,45 @@ async fn item_action(
                     .map_err(|_| ApiError::validation("takeover_staff_id", "required", "choose a receiver"))?;
                 let userid = receiver_userid(&s, ctx.tenant.id, StaffId(to)).await?;
                 s.store.reroute_transfer_item(&ctx.actor, item.id, &userid).await?;
+            }
+            _ => return Err(ApiError::NotFound),
+        }
+        Ok(())
+    }
+    .await;
+    match res {
+        Ok(()) => Redirect::to(&format!("/console/transfers/{}?done=1", item.transfer_id.0)).into_response(),
+        Err(e) => detail_error(&s, &ctx, item.transfer_id, e).await,
+    }
+}
+
+async fn group_item_action(
+    State(s): State<AppState>,
+    ctx: Ctx,
+    Path((id, op)): Path<(Uuid, String)>,
+    body: Bytes,
+) -> Response {
+    let f = FormData::parse(&body);
+    if let Some(r) = ctx.deny(&f, Scope::CustomersTransfer) {
+        return r;
+    }
+    let item = match s.store.group_transfer_item(ctx.tenant.id, GroupTransferItemId(id)).await {
+        Ok(i) => i,
+        Err(e) => return ctx.fail(e),
+    };
+    let res: Result<(), ApiError> = async {
+        match op.as_str() {
+            "retry" => {
+                s.store.reopen_group_transfer_item(&ctx.actor, item.id, None).await?;
+            }
+            "cancel" => s.store.cancel_group_transfer_item(&ctx.actor, item.id).await?,
+            "reroute" => {
+                let to: Uuid = f
+                    .get("takeover_staff_id")
+                    .parse()
+                    .map_err(|_| ApiError::validation("takeover_staff_id", "required", "choose a receiver"))?;
+                let userid = receiver_userid(&s, ctx.tenant.id, StaffId(to)).await?;
+                s.store.reopen_group_transfer_item(&ctx.actor, item.id, Some(&userid)).await?;
             }
             _ => return Err(ApiError::NotFound),
         }

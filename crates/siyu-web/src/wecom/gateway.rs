@@ -253,7 +253,7 @@ impl Gateway {
         Ok(Some(drift))
     }
 
-    async fn refresh_group(
+    pub(super) async fn refresh_group(
         &self,
         tenant: TenantId,
         app: WecomAppId,

@@ -6,9 +6,13 @@
 //! part that talks to WeCom and decides when.
 
 use siyu_core::auth::Actor;
-use siyu_core::customers::transfer::{self, reason, AutoMode, Kind, Status};
+use std::collections::BTreeMap;
+
+use siyu_core::customers::group_transfer;
+use siyu_core::customers::transfer::{self, reason, AutoMode, Kind, Status, Subject};
 use siyu_core::validate::{Violation, Violations};
 use siyu_core::{CustomerId, StaffId, TenantId, Timestamp, TransferId, WecomAppId};
+use siyu_store::customers::group_transfers::GroupTransferItem;
 use siyu_store::customers::transfers::{NewTransfer, Outcome, Transfer};
 use siyu_store::StoreError;
 use siyu_wecom::WecomError;
@@ -26,9 +30,13 @@ pub struct PlanRequest {
     /// The WeCom app to call; the tenant's first app when absent.
     pub app_id: Option<WecomAppId>,
     pub kind: Kind,
+    /// The member's customers, or the customer groups they own.
+    pub subject: Subject,
     pub handover: StaffId,
     /// Only these customers (else all of the handover member's).
     pub customers: Option<Vec<CustomerId>>,
+    /// Only these groups, by chat id (else all the handover member owns).
+    pub chats: Option<Vec<String>>,
     /// Receivers; empty means every active member siyu knows.
     pub receivers: Vec<StaffId>,
     pub message: Option<String>,
@@ -61,6 +69,15 @@ impl From<ActionError> for ApiError {
 
 fn invalid(field: &str, code: &'static str, message: impl Into<String>) -> ActionError {
     ActionError::Invalid(vec![Violation { field: field.into(), code, message: message.into() }])
+}
+
+/// An automatic plan that places nobody (no active receiver) is not recorded: it would only
+/// repeat every hour. An operator's plan is, so its exclusions can be read and re-routed.
+fn placed_somewhere(req: &PlanRequest, assignments: &[transfer::Assignment]) -> Result<(), ActionError> {
+    if req.origin == "auto" && assignments.iter().all(|a| a.takeover.is_err()) {
+        return Err(invalid("receivers", "no_receiver", "no active member can receive them"));
+    }
+    Ok(())
 }
 
 impl Gateway {
@@ -131,6 +148,9 @@ impl Gateway {
         if req.receivers.is_empty() {
             receivers = self.all_active_userids(tenant).await?;
         }
+        if req.subject == Subject::Groups {
+            return self.plan_group_transfer(actor, req, app, &handover, &receivers).await;
+        }
         // The customers: live relationships for 在职; WeCom's unassigned list for 离职.
         let mut externals = match req.kind {
             Kind::Onjob => store.live_externals_of(tenant, &handover).await?,
@@ -163,12 +183,53 @@ impl Gateway {
         let candidates = store.transfer_candidates(tenant, &handover, &externals).await?;
         let pool = store.transfer_receivers(tenant, &receivers).await?;
         let assignments = transfer::plan(&candidates, &pool);
+        placed_somewhere(req, &assignments)?;
         let t = NewTransfer {
             app_id: app,
             kind: req.kind,
+            subject: Subject::Customers,
             origin: req.origin,
             handover: &handover,
             message: message.as_deref(),
+            assignments: &assignments,
+        };
+        Ok(store.create_transfer(actor, &t).await?)
+    }
+
+    /// The groups half of [`Gateway::plan_transfer`]: the handover member's live groups (as
+    /// siyu last synced them), balanced over receivers by the groups they own, leaving out
+    /// groups moved twice in 90 days (C-54).
+    async fn plan_group_transfer(
+        &self,
+        actor: &Actor,
+        req: &PlanRequest,
+        app: WecomAppId,
+        handover: &str,
+        receivers: &[String],
+    ) -> Result<Transfer, ActionError> {
+        let (tenant, store) = (actor.tenant_id, self.store());
+        let mut chats = store.groups_owned_by(tenant, handover).await?;
+        if let Some(wanted) = &req.chats {
+            chats.retain(|c| wanted.contains(c));
+        }
+        if chats.is_empty() {
+            return Err(invalid(
+                if req.chats.is_some() { "chat_ids" } else { "handover_staff_id" },
+                "nothing_to_transfer",
+                "this member owns no customer groups to transfer",
+            ));
+        }
+        let candidates = store.group_transfer_candidates(tenant, handover, &chats).await?;
+        let pool = store.group_transfer_receivers(tenant, receivers).await?;
+        let assignments = transfer::plan(&candidates, &pool);
+        placed_somewhere(req, &assignments)?;
+        let t = NewTransfer {
+            app_id: app,
+            kind: req.kind,
+            subject: Subject::Groups,
+            origin: req.origin,
+            handover,
+            message: None,
             assignments: &assignments,
         };
         Ok(store.create_transfer(actor, &t).await?)
@@ -185,6 +246,9 @@ impl Gateway {
         let tenant = actor.tenant_id;
         let store = self.store();
         let t = store.transfer(tenant, id).await?;
+        if t.subject == Subject::Groups {
+            return self.execute_group_transfer(actor, &t).await;
+        }
         let items = store.claim_transfer_items(actor, id).await?;
         if items.is_empty() {
             return Ok(t);
@@ -288,7 +352,92 @@ impl Gateway {
             }
             changed += self.settle_lost_sends(tenant, &handover, &takeover, &reported).await?;
         }
+        changed += self.settle_groups(tenant).await?;
         Ok(changed)
+    }
+
+    /// Sends a group batch's planned items: one call per receiver and at most 100 chats,
+    /// within each member pair's daily limit (the rest wait for a later run). A chat WeCom
+    /// does not list as failed has its new owner, which siyu re-reads at once.
+    async fn execute_group_transfer(&self, actor: &Actor, t: &Transfer) -> Result<Transfer, SyncError> {
+        let (tenant, store) = (actor.tenant_id, self.store());
+        let items = store.claim_group_transfer_items(actor, t.id).await?;
+        let mut by_takeover: BTreeMap<&str, Vec<&GroupTransferItem>> = BTreeMap::new();
+        for i in &items {
+            if let Some(to) = i.takeover_userid.as_deref() {
+                by_takeover.entry(to).or_default().push(i);
+            }
+        }
+        if by_takeover.is_empty() {
+            return Ok(store.transfer(tenant, t.id).await?);
+        }
+        let client = self.client(tenant, t.app_id).await?;
+        for (to, list) in by_takeover {
+            let ids: Vec<String> = list.iter().map(|i| i.chat_id.clone()).collect();
+            for call in group_transfer::calls(&ids) {
+                let answer = client.transfer_group_chats(t.kind == Kind::Resigned, &call, to).await;
+                for item in list.iter().filter(|i| call.contains(&i.chat_id)) {
+                    let (status, why, code) = match &answer {
+                        Ok(failed) => {
+                            let code = failed.iter().find(|f| f.chat_id == item.chat_id).map(|f| f.errcode);
+                            let (status, why) = group_transfer::after_send(code);
+                            (status, why, code)
+                        }
+                        Err(WecomError::Api { code, .. }) => (Status::Failed, Some(reason::CALL_FAILED), Some(*code)),
+                        Err(WecomError::Paused { .. }) => (Status::Failed, Some(reason::CALL_FAILED), Some(45009)),
+                        // The call may have reached WeCom: the poller reads the owner to find out.
+                        Err(_) => continue,
+                    };
+                    let recorded = store.record_group_transfer(tenant, item.id, status, why, code).await?;
+                    // A moved group has a new owner; a vanished one is marked dismissed.
+                    if recorded && (status == Status::Done || why == Some(group_transfer::NOT_A_GROUP)) {
+                        self.reread_group(tenant, t.app_id, &item.chat_id).await;
+                    }
+                }
+                if let Err(e) = &answer {
+                    tracing::warn!(%tenant, transfer = %t.id, error = %e, "group transfer call failed");
+                }
+            }
+        }
+        Ok(store.transfer(tenant, t.id).await?)
+    }
+
+    /// Re-reads a moved group; when WeCom cannot be asked now, hourly reconciliation will.
+    async fn reread_group(&self, tenant: TenantId, app: WecomAppId, chat_id: &str) {
+        if let Err(e) = self.refresh_group(tenant, app, chat_id, "transfer").await {
+            tracing::warn!(%tenant, chat_id, error = %e, "moved group not re-read");
+        }
+    }
+
+    /// Group sends whose answer was lost: the chat's owner in WeCom says whether the move
+    /// happened. Then batches held back by the daily limit send what now fits.
+    async fn settle_groups(&self, tenant: TenantId) -> Result<u64, SyncError> {
+        let store = self.store();
+        let stale = store.now().0 - SENDING_STALE_SECS * 1_000_000;
+        let mut n = 0;
+        for item in store.stale_group_sends(tenant, stale).await? {
+            let t = store.transfer(tenant, item.transfer_id).await?;
+            let client = self.client(tenant, t.app_id).await?;
+            let (status, why) = match client.group_chat(&item.chat_id).await {
+                Ok(g) if Some(g.owner.as_str()) == item.takeover_userid.as_deref() => (Status::Done, None),
+                Ok(_) => (Status::Failed, Some(reason::CALL_FAILED)),
+                Err(WecomError::Api { code: 90501, .. }) => (Status::Failed, Some(group_transfer::NOT_A_GROUP)),
+                Err(e) => return Err(e.into()),
+            };
+            if store.record_group_transfer(tenant, item.id, status, why, None).await? {
+                n += 1;
+                if status == Status::Done {
+                    self.reread_group(tenant, t.app_id, &item.chat_id).await;
+                }
+            }
+        }
+        for id in store.deferred_group_transfers(tenant).await? {
+            let t = store.transfer(tenant, id).await?;
+            let before = t.counts.get("planned").copied().unwrap_or(0);
+            let after = self.execute_group_transfer(&Actor::system(tenant), &t).await?;
+            n += (before - after.counts.get("planned").copied().unwrap_or(0)).max(0) as u64;
+        }
+        Ok(n)
     }
 
     /// Items still `sending` long after the call that WeCom has no record of never reached
@@ -378,29 +527,61 @@ impl Gateway {
                 continue;
             }
             let Some(staff) = self.store().staff_by_wecom_userid(tenant, &h).await? else { continue };
-            let req = PlanRequest {
-                app_id: Some(app),
-                kind: Kind::Resigned,
-                handover: staff.id,
-                customers: None,
-                receivers: vec![],
-                message: None,
-                origin: "auto",
-            };
-            match self.plan_transfer(&actor, &req).await {
-                Ok(t) => {
-                    if settings.auto_mode == AutoMode::Execute {
-                        self.execute_transfer(&actor, t.id).await?;
-                    }
-                    planned.push(t.id);
-                }
-                // A member siyu still sees as active, or nobody to receive: nothing to plan yet.
-                Err(ActionError::Invalid(v)) => {
-                    tracing::info!(%tenant, handover = %h, problems = ?v, "departed member's customers not planned");
-                }
-                Err(ActionError::Sync(e)) => return Err(e),
+            let req = Self::departure(app, Subject::Customers, staff.id);
+            planned.extend(self.plan_departure(&actor, &req, settings.auto_mode).await?);
+        }
+        // Groups owned by departed members move with groupchat/transfer (C-62), planned once.
+        for staff in self.store().all_staff(tenant).await? {
+            let Some(h) = staff.wecom_userid.as_deref() else { continue };
+            if staff.status.as_str() != "departed" {
+                continue;
             }
+            let planned_before = self.store().groups_planned_on_departure(tenant, h).await?;
+            let mut chats = self.store().groups_owned_by(tenant, h).await?;
+            chats.retain(|c| !planned_before.contains(c));
+            if chats.is_empty() {
+                continue;
+            }
+            let req = PlanRequest { chats: Some(chats), ..Self::departure(app, Subject::Groups, staff.id) };
+            planned.extend(self.plan_departure(&actor, &req, settings.auto_mode).await?);
         }
         Ok(planned)
+    }
+
+    fn departure(app: WecomAppId, subject: Subject, handover: StaffId) -> PlanRequest {
+        PlanRequest {
+            app_id: Some(app),
+            kind: Kind::Resigned,
+            subject,
+            handover,
+            customers: None,
+            chats: None,
+            receivers: vec![],
+            message: None,
+            origin: "auto",
+        }
+    }
+
+    async fn plan_departure(
+        &self,
+        actor: &Actor,
+        req: &PlanRequest,
+        mode: AutoMode,
+    ) -> Result<Option<TransferId>, SyncError> {
+        match self.plan_transfer(actor, req).await {
+            Ok(t) => {
+                if mode == AutoMode::Execute {
+                    self.execute_transfer(actor, t.id).await?;
+                }
+                Ok(Some(t.id))
+            }
+            // A member siyu still sees as active, or nobody to receive: nothing to plan yet.
+            Err(ActionError::Invalid(v)) => {
+                tracing::info!(tenant = %actor.tenant_id, subject = req.subject.as_str(), problems = ?v,
+                    "departed member's transfer not planned");
+                Ok(None)
+            }
+            Err(ActionError::Sync(e)) => Err(e),
+        }
     }
 }
