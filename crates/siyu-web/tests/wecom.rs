@@ -594,9 +594,65 @@ both!(corp_tags_written_from_siyu_and_from_wecom_converge, |app| async move {
     assert!(!in_wecom.iter().flat_map(|g| &g.tag).any(|x| x.id == wecom_id));
     let left: Value = bearer(&app, &t, Method::GET, "/api/v1/tag-groups", None).await.json().await.unwrap();
     assert!(!left.to_string().contains("黑金卡"), "{left}");
+
+    // A new corp tag group from siyu: refused without tags or with bad ones, then created in
+    // WeCom with its first tags and mirrored as a corp group.
+    let path = "/api/v1/tag-groups";
+    for (body, field) in [
+        (json!({"name": "渠道来源", "corp": true}), "tags"),
+        (json!({"name": "渠道来源", "corp": true, "tags": ["抖音", "抖音"]}), "tags"),
+        (json!({"name": "渠道来源", "corp": true, "tags": ["长".repeat(31)]}), "tags"),
+        (json!({"name": "渠道来源", "tags": ["抖音"]}), "tags"),
+    ] {
+        let r = bearer(&app, &t, Method::POST, path, Some(&body)).await;
+        assert_eq!(problem(r, 422).await["field"], field, "{body}");
+    }
+    let before = client.corp_tags(&[], &[]).await.unwrap().len();
+    let r = bearer(
+        &app,
+        &t,
+        Method::POST,
+        path,
+        Some(&json!({"name": "渠道来源", "corp": true, "tags": ["抖音", "小红书"]})),
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    let g: Value = r.json().await.unwrap();
+    assert_eq!(g["kind"], "corp");
+    let mut names: Vec<&str> = g["tags"].as_array().unwrap().iter().map(|x| x["name"].as_str().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, ["小红书", "抖音"]);
+    let in_wecom = client.corp_tags(&[], &[]).await.unwrap();
+    assert_eq!(in_wecom.len(), before + 1);
+    assert!(in_wecom.iter().any(|x| x.group_name == "渠道来源" && x.tag.len() == 2));
+    // The console does the same from the tags page.
+    let owner = app.session("wc", "owner").await;
+    let form =
+        [("_csrf", owner.csrf.as_str()), ("op", "group"), ("name", "会员活动"), ("corp", "1"), ("group_tags", "")];
+    let r = owner.client.post(app.url("/console/tags")).form(&form).send().await.unwrap();
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.unwrap().contains("组内标签不能为空"));
+    let form = [
+        ("_csrf", owner.csrf.as_str()),
+        ("op", "group"),
+        ("name", "会员活动"),
+        ("corp", "1"),
+        ("group_tags", "双十一、年货节"),
+    ];
+    let r = owner.client.post(app.url("/console/tags")).form(&form).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(client.corp_tags(&[], &[]).await.unwrap().iter().any(|x| x.group_name == "会员活动" && x.tag.len() == 2));
+
     // The audit log names each write made in WeCom for the operator.
     let audit: Value = bearer(&app, &t, Method::GET, "/api/v1/audit?limit=200", None).await.json().await.unwrap();
-    for action in ["corp_tag.create", "corp_tag.mark", "corp_tag.unmark", "corp_tag.rename", "corp_tag.delete"] {
+    for action in [
+        "corp_tag.create",
+        "corp_tag.mark",
+        "corp_tag.unmark",
+        "corp_tag.rename",
+        "corp_tag.delete",
+        "corp_tag_group.create",
+    ] {
         assert!(audit.to_string().contains(action), "{action} audited");
     }
 });

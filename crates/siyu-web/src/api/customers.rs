@@ -26,7 +26,7 @@ use siyu_store::customers::CustomerFilter;
 use super::dto::{
     AlertOut, BulkTagIn, BulkTagOut, CountOut, CustomerDetailOut, CustomerIn, CustomerOut, ExprIn, FollowUpIn,
     FollowUpOut, NameIn, PageOf, RfmRunIn, RfmRunOut, RfmSettingsIo, RuleIn, RuleRefreshOut, SegmentIn, SegmentOut,
-    StageIn, StageOut, TagGroupOut, TagIn, TagOut, TimelineOut,
+    StageIn, StageOut, TagGroupIn, TagGroupOut, TagIn, TagOut, TimelineOut,
 };
 use crate::customers::{customer_input, resolve_expr, resolve_with, segment_defs, today, unmask_edit};
 use crate::error::{ApiError, ApiResult, Problem};
@@ -333,12 +333,22 @@ pub fn tag_name(name: &str) -> ApiResult<String> {
     Ok(n)
 }
 
-/// Create an internal tag group.
-#[utoipa::path(post, path = "/api/v1/tag-groups", tag = "tags", request_body = NameIn, security(("bearer" = []), ("session" = [])),
-    responses((status = 201, body = TagGroupOut), (status = 409, body = Problem), (status = 422, body = Problem)))]
-async fn create_tag_group(State(s): State<AppState>, auth: Auth, Json(b): Json<NameIn>) -> ApiResult<Response> {
+/// Create a tag group: siyu's own, or with `corp` a corp tag group created in WeCom first
+/// (with its first tags), then mirrored.
+#[utoipa::path(post, path = "/api/v1/tag-groups", tag = "tags", request_body = TagGroupIn, security(("bearer" = []), ("session" = [])),
+    responses((status = 201, body = TagGroupOut), (status = 409, body = Problem), (status = 422, body = Problem),
+        (status = 502, description = "WeCom refused or could not be reached", body = Problem)))]
+async fn create_tag_group(State(s): State<AppState>, auth: Auth, Json(b): Json<TagGroupIn>) -> ApiResult<Response> {
     require_manager(&auth)?;
-    let g = s.store.create_tag_group(&auth, &tag_name(&b.name)?).await?;
+    let name = tag_name(&b.name)?;
+    let id = if b.corp {
+        s.gateway.create_corp_tag_group(&auth, &name, b.tags.as_deref().unwrap_or_default()).await?
+    } else if b.tags.is_some() {
+        return Err(ApiError::validation("tags", "not_allowed", "add tags to siyu's own groups one by one"));
+    } else {
+        s.store.create_tag_group(&auth, &name).await?.id
+    };
+    let g = s.store.tag_groups(auth.tenant_id).await?.into_iter().find(|g| g.id == id).ok_or(ApiError::NotFound)?;
     Ok((StatusCode::CREATED, axum::Json(TagGroupOut::from(g))).into_response())
 }
 

@@ -633,6 +633,20 @@ pub struct NameIn {
     pub name: String,
 }
 
+/// A new tag group: siyu's own, or (with `corp`) a corp tag group created in WeCom with its
+/// first tags, since WeCom keeps no empty group.
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"name": "会员等级", "corp": true, "tags": ["银卡", "金卡"]}))]
+#[serde(deny_unknown_fields)]
+pub struct TagGroupIn {
+    pub name: String,
+    /// Create the group in WeCom (企业客户标签) instead of in siyu only.
+    #[serde(default)]
+    pub corp: bool,
+    /// The corp group's first tags (at least one, at most 30 characters each).
+    pub tags: Option<Vec<String>>,
+}
+
 #[derive(Deserialize, ToSchema)]
 #[schema(example = json!({"group_id": "0192f0a0-0000-7000-8000-000000000000", "name": "爱喝茶"}))]
 pub struct TagIn {

@@ -639,6 +639,8 @@ async fn tags_render(
     m.insert("message".into(), json!(message));
     m.insert("saved".into(), json!(saved));
     m.insert("can_write".into(), json!(ctx.can(Scope::CustomersWrite) && ctx.actor.data_scope == DataScope::Tenant));
+    let has_wecom = s.store.list_wecom_apps(ctx.tenant.id).await.map(|a| !a.is_empty()).unwrap_or(false);
+    m.insert("has_wecom".into(), json!(has_wecom));
     ctx.render_with(status, "tags.html", m)
 }
 
@@ -651,7 +653,29 @@ async fn tags_submit(State(s): State<AppState>, ctx: Ctx, body: Bytes) -> Respon
         match f.get("op") {
             "group" => {
                 let name = tag_name(f.get("name")).map_err(|e| rename_field(e, "group_name"))?;
-                s.store.create_tag_group(&ctx.actor, &name).await.map_err(|e| rename_field(e.into(), "group_name"))?;
+                if f.opt("corp").is_some() {
+                    // Tags typed in one field, separated as people write lists: 、，, ; or spaces.
+                    let tags: Vec<String> = f
+                        .get("group_tags")
+                        .split(['、', '，', ',', ';', '；', ' '])
+                        .map(str::trim)
+                        .filter(|t| !t.is_empty())
+                        .map(str::to_string)
+                        .collect();
+                    s.gateway.create_corp_tag_group(&ctx.actor, &name, &tags).await.map_err(|e| {
+                        let e = super::transfers::rename(e.into(), "name", "group_name");
+                        super::transfers::rename(
+                            super::transfers::rename(e, "tags", "group_tags"),
+                            "app_id",
+                            "group_tags",
+                        )
+                    })?;
+                } else {
+                    s.store
+                        .create_tag_group(&ctx.actor, &name)
+                        .await
+                        .map_err(|e| rename_field(e.into(), "group_name"))?;
+                }
             }
             "tag" => {
                 let name = tag_name(f.get("tag_name")).map_err(|e| rename_field(e, "tag_name"))?;

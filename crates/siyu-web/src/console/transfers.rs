@@ -244,7 +244,8 @@ async fn save_settings(State(s): State<AppState>, ctx: Ctx, body: Bytes) -> Resp
     }
 }
 
-fn rename(e: ApiError, from: &str, to: &str) -> ApiError {
+/// Moves a validation error from one form field to another.
+pub(super) fn rename(e: ApiError, from: &str, to: &str) -> ApiError {
     match e {
         ApiError::Validation(v) => ApiError::Validation(
             v.into_iter()

@@ -76,6 +76,54 @@ impl Gateway {
         })
     }
 
+    /// Creates a corp tag group in WeCom with its first tags (WeCom keeps no empty group),
+    /// then mirrors WeCom's list and returns siyu's id for the group. Refused without calling
+    /// WeCom on a bad name, no tags, a repeated tag, or a corp already at 3,000 tags.
+    pub async fn create_corp_tag_group(
+        &self,
+        actor: &Actor,
+        name: &str,
+        tags: &[String],
+    ) -> Result<TagGroupId, ActionError> {
+        let tenant = actor.tenant_id;
+        let name = check_name("name", name)?;
+        let mut first = Vec::new();
+        for t in tags {
+            let t = check_name("tags", t)?;
+            if first.contains(&t) {
+                return Err(invalid("tags", "repeated_item", format!("{t} is listed twice")));
+            }
+            first.push(t);
+        }
+        if first.is_empty() {
+            return Err(invalid("tags", "required", "a corp tag group needs at least one tag"));
+        }
+        if self.store().corp_tag_count(tenant).await? + first.len() as i64 > CORP_TAG_LIMIT {
+            return Err(invalid("tags", "corp_tag_limit", "these tags would pass WeCom's limit of 3,000 corp tags"));
+        }
+        let req = siyu_wecom::api::AddCorpTag {
+            group_name: Some(name.clone()),
+            tag: first.iter().map(|t| siyu_wecom::api::NewTag { name: t.clone(), order: None }).collect(),
+            ..Default::default()
+        };
+        let app = self.tag_app(tenant).await?;
+        let client = self.client(tenant, app).await?;
+        let created = client.add_corp_tag(&req).await.map_err(SyncError::from)?;
+        self.sync_tags(tenant, app).await?;
+        self.store()
+            .audit_wecom_write(
+                actor,
+                "corp_tag_group.create",
+                &created.group_id,
+                serde_json::json!({"group": name, "tags": first}),
+            )
+            .await?;
+        let groups = self.store().tag_groups(tenant).await?;
+        groups.iter().find(|g| g.wecom_group_id.as_deref() == Some(created.group_id.as_str())).map(|g| g.id).ok_or_else(
+            || ActionError::Sync(SyncError::Store(StoreError::Conflict("WeCom did not list the new group".into()))),
+        )
+    }
+
     /// Renames a corp tag in WeCom, then mirrors WeCom's list.
     pub async fn rename_corp_tag(&self, actor: &Actor, tag: TagId, name: &str) -> Result<(), ActionError> {
         let tenant = actor.tenant_id;
