@@ -3,6 +3,7 @@
 //! (OneID and lifecycle rules live in `profile`).
 
 pub mod bitmap;
+pub mod campaign;
 pub mod group_transfer;
 pub mod import;
 pub mod profile;
