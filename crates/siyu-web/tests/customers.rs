@@ -587,3 +587,123 @@ both!(rule_tags_follow_their_rule_and_nothing_else, |app| async move {
     let page = r.text().await.unwrap();
     assert!(page.contains("成交客户") && page.contains("规则标签"), "the console lists it");
 });
+
+/// Campaign tags are given only while their campaign runs and let go of everyone when their
+/// keep period is over, on a controllable clock.
+async fn campaign_tags_story(backend: siyu_store::Backend) {
+    use siyu_core::time::{format_day, ManualClock};
+    use std::time::Duration;
+    let start = Timestamp::from_unix_secs(1_790_000_000);
+    let clock = std::sync::Arc::new(ManualClock::at(start));
+    let app = common::App::start_with_clock(backend, clock.clone()).await;
+    let seed = app.seed("ct").await;
+    let t = seed.token.as_str();
+    let call = |m: Method, path: String, body: Option<Value>| {
+        let app = &app;
+        async move { bearer(app, t, m, &path, body.as_ref()).await }
+    };
+    // The tenant's zone is UTC+8.
+    let today = start.local_day(8);
+    let day = |d: i64| format_day(today + d);
+    let c = ok(call(Method::POST, "/api/v1/customers".into(), Some(json!({"name": "参会者"}))).await, 201).await;
+    let group = ok(call(Method::POST, "/api/v1/tag-groups".into(), Some(json!({"name": "活动"}))).await, 201).await;
+
+    // Bad campaigns name the field and create nothing.
+    for (campaign, field) in [
+        (json!({"first_day": day(2), "last_day": day(0)}), "last_day"),
+        (json!({"first_day": "11/01", "last_day": day(0)}), "first_day"),
+        (json!({"first_day": day(0), "last_day": day(1), "keep_days": -1}), "keep_days"),
+    ] {
+        let body = json!({"group_id": group["id"], "name": "双十一", "campaign": campaign});
+        assert_eq!(problem(call(Method::POST, "/api/v1/tags".into(), Some(body)).await, 422).await["field"], field);
+    }
+    let body = json!({"group_id": group["id"], "name": "双十一", "rule": {"lifecycle": "new"},
+                      "campaign": {"first_day": day(0), "last_day": day(2)}});
+    assert_eq!(problem(call(Method::POST, "/api/v1/tags".into(), Some(body)).await, 422).await["field"], "campaign");
+
+    // Running today through day 2; holders lose it three days after.
+    let body = json!({"group_id": group["id"], "name": "线下沙龙",
+                      "campaign": {"first_day": day(0), "last_day": day(2), "keep_days": 3}});
+    let running = ok(call(Method::POST, "/api/v1/tags".into(), Some(body)).await, 201).await;
+    assert_eq!((running["kind"].as_str(), running["campaign"]["keep_days"].as_i64()), (Some("campaign"), Some(3)));
+    let body =
+        json!({"group_id": group["id"], "name": "年货节", "campaign": {"first_day": day(5), "last_day": day(9)}});
+    let upcoming = ok(call(Method::POST, "/api/v1/tags".into(), Some(body)).await, 201).await;
+    let put =
+        |tag: &Value| format!("/api/v1/customers/{}/tags/{}", c["id"].as_str().unwrap(), tag["id"].as_str().unwrap());
+    assert_eq!(call(Method::PUT, put(&running), None).await.status(), 204);
+    let early = problem(call(Method::PUT, put(&upcoming), None).await, 409).await;
+    assert!(early.to_string().contains(&day(5)), "the refusal says when it starts: {early}");
+    // Only a campaign tag has a campaign to change.
+    let body = json!({"group_id": group["id"], "name": "普通"});
+    let plain = ok(call(Method::POST, "/api/v1/tags".into(), Some(body)).await, 201).await;
+    let path = format!("/api/v1/tags/{}/campaign", plain["id"].as_str().unwrap());
+    problem(call(Method::PUT, path, Some(json!({"first_day": day(0), "last_day": day(1)}))).await, 409).await;
+
+    // After the last day nobody new gets it; holders keep it until the keep period is over.
+    clock.advance(Duration::from_secs(3 * 86_400));
+    let late = problem(call(Method::PUT, put(&running), None).await, 409).await;
+    assert!(late.to_string().contains(&day(2)), "{late}");
+    let store = &app.store.store;
+    assert_eq!(store.expire_campaign_tags(seed.tenant, today + 3).await.unwrap(), 0);
+    assert_eq!(
+        store
+            .tag(seed.tenant, siyu_core::TagId(running["id"].as_str().unwrap().parse().unwrap()))
+            .await
+            .unwrap()
+            .customers,
+        1
+    );
+    let owner = app.session("ct", "owner").await;
+    let page = owner.send(&app, Method::GET, "/console/tags", None).await.text().await.unwrap();
+    assert!(page.contains("活动标签") && page.contains("已结束") && page.contains("未开始"), "{page}");
+    // Day 6 (last day 2 + 1 + 3 kept): everyone lets go, once.
+    clock.advance(Duration::from_secs(3 * 86_400));
+    assert_eq!(store.expire_campaign_tags(seed.tenant, today + 6).await.unwrap(), 1);
+    assert_eq!(store.expire_campaign_tags(seed.tenant, today + 6).await.unwrap(), 0);
+    let tag = ok(call(Method::GET, "/api/v1/tag-groups".into(), None).await, 200).await;
+    assert!(tag.to_string().contains("\"customers\":0"), "{tag}");
+    // Moving the upcoming campaign to today makes it givable.
+    let path = format!("/api/v1/tags/{}/campaign", upcoming["id"].as_str().unwrap());
+    let moved = ok(call(Method::PUT, path, Some(json!({"first_day": day(6), "last_day": day(9)}))).await, 200).await;
+    assert_eq!(moved["campaign"]["first_day"], day(6));
+    assert_eq!(call(Method::PUT, put(&upcoming), None).await.status(), 204);
+    // The console creates one too, and explains a bad one.
+    let owner = app.session("ct", "owner").await;
+    let form = [
+        ("_csrf", owner.csrf.as_str()),
+        ("op", "campaign"),
+        ("campaign_group_id", group["id"].as_str().unwrap()),
+        ("campaign_name", "直播"),
+        ("first_day", &day(9)),
+        ("last_day", &day(6)),
+        ("keep_days", ""),
+    ];
+    let r = owner.client.post(app.url("/console/tags")).form(&form).send().await.unwrap();
+    let status = r.status();
+    let body = r.text().await.unwrap();
+    assert_eq!(status, 422, "{}", &body[body.len().saturating_sub(3000)..]);
+    assert!(body.contains("活动结束日超出允许范围"));
+    let form = [
+        ("_csrf", owner.csrf.as_str()),
+        ("op", "campaign"),
+        ("campaign_group_id", group["id"].as_str().unwrap()),
+        ("campaign_name", "直播"),
+        ("first_day", &day(6)),
+        ("last_day", &day(7)),
+        ("keep_days", ""),
+    ];
+    let r = owner.client.post(app.url("/console/tags")).form(&form).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("直播"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn campaign_tags_sqlite() {
+    campaign_tags_story(siyu_store::Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn campaign_tags_postgres() {
+    campaign_tags_story(siyu_store::Backend::Postgres).await;
+}

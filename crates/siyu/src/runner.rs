@@ -268,7 +268,7 @@ async fn customer_import(ctx: JobCtx) -> Result<(), String> {
 pub const CUSTOMER_METRICS_JOB: &str = "customers.metrics";
 
 /// Recomputes a tenant's customer metrics and RFM with its settings, as of its local today,
-/// then re-evaluates its rule tags.
+/// then re-evaluates its rule tags and lets go of expired campaign tags.
 /// Idempotent: the same inputs write the same values (rows that do not change are not written).
 async fn customer_metrics(ctx: JobCtx) -> Result<(), String> {
     let tenant = ctx.job.tenant_id.ok_or("customers.metrics job without a tenant")?;
@@ -286,6 +286,8 @@ async fn customer_metrics(ctx: JobCtx) -> Result<(), String> {
     let rules = ctx.store.refresh_rule_tags(tenant, ctx.store.now().local_day(off)).await;
     let rules = rules.map_err(|e| e.to_string())?;
     tracing::info!(%tenant, tags = rules.tags, added = rules.added, removed = rules.removed, "rule tags refreshed");
+    let ended = ctx.store.expire_campaign_tags(tenant, ctx.store.now().local_day(off)).await;
+    tracing::info!(%tenant, ended = ended.map_err(|e| e.to_string())?, "campaign tags expired");
     Ok(())
 }
 

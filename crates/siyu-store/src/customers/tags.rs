@@ -9,6 +9,7 @@ use sqlx::FromRow;
 use uuid::Uuid;
 
 use siyu_core::auth::Actor;
+use siyu_core::customers::campaign::Campaign;
 use siyu_core::customers::segment::Expr;
 use siyu_core::{CustomerId, TagGroupId, TagId, TenantId, Timestamp};
 
@@ -57,6 +58,8 @@ pub struct Tag {
     /// Live customers holding the tag.
     pub customers: i64,
     pub created_at: Timestamp,
+    /// A campaign tag's campaign.
+    pub campaign: Option<Campaign>,
 }
 
 #[derive(FromRow)]
@@ -68,6 +71,9 @@ struct TagRow {
     wecom_tag_id: Option<String>,
     customers: i64,
     created_at: i64,
+    campaign_first_day: Option<i64>,
+    campaign_last_day: Option<i64>,
+    campaign_keep_days: Option<i64>,
 }
 
 impl From<TagRow> for Tag {
@@ -80,13 +86,35 @@ impl From<TagRow> for Tag {
             wecom_tag_id: r.wecom_tag_id,
             customers: r.customers,
             created_at: Timestamp(r.created_at),
+            campaign: match (r.campaign_first_day, r.campaign_last_day) {
+                (Some(first_day), Some(last_day)) => {
+                    Some(Campaign { first_day, last_day, keep_days: r.campaign_keep_days })
+                }
+                _ => None,
+            },
         }
     }
 }
 
 const TAG_SELECT: &str = "SELECT t.id, t.group_id, t.name, t.kind, t.wecom_tag_id, \
      (SELECT COUNT(*) FROM customer_tags ct WHERE ct.tenant_id = t.tenant_id AND ct.tag_id = t.id) AS customers, \
-     t.created_at FROM tags t";
+     t.created_at, t.campaign_first_day, t.campaign_last_day, t.campaign_keep_days FROM tags t";
+
+macro_rules! set_campaign {
+    ($tx:expr, $tenant:expr, $tag:expr, $c:expr) => {
+        sqlx::query(
+            "UPDATE tags SET campaign_first_day = $3, campaign_last_day = $4, campaign_keep_days = $5 \
+             WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind($tenant.0)
+        .bind($tag.0)
+        .bind($c.first_day)
+        .bind($c.last_day)
+        .bind($c.keep_days)
+        .execute(&mut *$tx)
+        .await?
+    };
+}
 
 /// How many customers one statement tags or untags; keeps statements and locks short.
 const BULK_CHUNK: usize = 5_000;
@@ -155,6 +183,69 @@ impl Store {
             audit!(tx, self, actor, "tag.rule", "tag", t.id, None, Some(serde_json::json!({"rule": rule})));
         });
         self.tag(actor.tenant_id, t.id).await
+    }
+
+    /// Creates a campaign tag in an internal group: applied only while `campaign` runs.
+    pub async fn create_campaign_tag(
+        &self,
+        actor: &Actor,
+        group: TagGroupId,
+        name: &str,
+        campaign: &Campaign,
+    ) -> Result<Tag> {
+        let t = self.create_tag(actor, group, name).await?;
+        in_tx!(self, |tx| {
+            sqlx::query("UPDATE tags SET kind = 'campaign' WHERE tenant_id = $1 AND id = $2")
+                .bind(actor.tenant_id.0)
+                .bind(t.id.0)
+                .execute(&mut *tx)
+                .await?;
+            set_campaign!(tx, actor.tenant_id, t.id, campaign);
+            audit!(tx, self, actor, "tag.campaign", "tag", t.id, None, snapshot(campaign));
+        });
+        self.tag(actor.tenant_id, t.id).await
+    }
+
+    /// Changes a campaign tag's days or keep period. Holders stay; a shortened keep period
+    /// lets them go on the next expiry run.
+    pub async fn set_tag_campaign(&self, actor: &Actor, tag: TagId, campaign: &Campaign) -> Result<()> {
+        let before = self.tag(actor.tenant_id, tag).await?;
+        if before.kind != "campaign" {
+            return Err(StoreError::Conflict("only a campaign tag has a campaign".into()));
+        }
+        in_tx!(self, |tx| {
+            set_campaign!(tx, actor.tenant_id, tag, campaign);
+            audit!(tx, self, actor, "tag.campaign", "tag", tag, snapshot(&before.campaign), snapshot(campaign));
+        });
+        Ok(())
+    }
+
+    /// Lets go of every holder of campaign tags whose keep period is over on local day
+    /// `today`. Returns how many memberships ended.
+    pub async fn expire_campaign_tags(&self, tenant: TenantId, today: i64) -> Result<u64> {
+        let due: Vec<Uuid> = on_read!(self, |p| sqlx::query_scalar(
+            "SELECT t.id FROM tags t WHERE t.tenant_id = $1 AND t.kind = 'campaign' \
+             AND t.campaign_keep_days IS NOT NULL AND t.campaign_last_day + 1 + t.campaign_keep_days <= $2 \
+             AND EXISTS (SELECT 1 FROM customer_tags ct WHERE ct.tenant_id = t.tenant_id AND ct.tag_id = t.id)"
+        )
+        .bind(tenant.0)
+        .bind(today)
+        .fetch_all(p)
+        .await?);
+        let actor = Actor::system(tenant);
+        let mut ended = 0;
+        for tag in due {
+            let holders: Vec<Uuid> = on_read!(self, |p| sqlx::query_scalar(
+                "SELECT customer_id FROM customer_tags WHERE tenant_id = $1 AND tag_id = $2"
+            )
+            .bind(tenant.0)
+            .bind(tag)
+            .fetch_all(p)
+            .await?);
+            let holders: Vec<CustomerId> = holders.into_iter().map(CustomerId).collect();
+            ended += self.apply_tag(&actor, TagId(tag), &holders, false, "campaign").await?;
+        }
+        Ok(ended)
     }
 
     /// Replaces a rule tag's rule.
@@ -367,6 +458,7 @@ impl Store {
             wecom_tag_id: None,
             customers: 0,
             created_at: now,
+            campaign: None,
         };
         in_tx!(self, |tx| {
             sqlx::query(
@@ -479,6 +571,14 @@ impl Store {
         // A rule tag's holders are whoever its rule matches; only the rule writes them.
         if kind == "rule" && source != "rule" {
             return Err(StoreError::Conflict("rule tags follow their rule and are not set by hand".into()));
+        }
+        // A campaign tag marks taking part, so it is given only while the campaign runs.
+        if kind == "campaign" && add {
+            if let Some(c) = self.tag(tenant, tag).await?.campaign {
+                let zone = self.tenant(tenant).await?.timezone;
+                let today = self.now().local_day(siyu_core::time::zone_offset_hours(&zone).unwrap_or(8));
+                c.accepts(today).map_err(StoreError::Conflict)?;
+            }
         }
         let now = self.now();
         let mut changed = 0;

@@ -24,9 +24,9 @@ use siyu_store::customers::metrics::RfmParams;
 use siyu_store::customers::CustomerFilter;
 
 use super::dto::{
-    AlertOut, BulkTagIn, BulkTagOut, CountOut, CustomerDetailOut, CustomerIn, CustomerOut, ExprIn, FollowUpIn,
-    FollowUpOut, NameIn, PageOf, RfmRunIn, RfmRunOut, RfmSettingsIo, RuleIn, RuleRefreshOut, SegmentIn, SegmentOut,
-    StageIn, StageOut, TagGroupIn, TagGroupOut, TagIn, TagOut, TimelineOut,
+    AlertOut, BulkTagIn, BulkTagOut, CampaignIo, CountOut, CustomerDetailOut, CustomerIn, CustomerOut, ExprIn,
+    FollowUpIn, FollowUpOut, NameIn, PageOf, RfmRunIn, RfmRunOut, RfmSettingsIo, RuleIn, RuleRefreshOut, SegmentIn,
+    SegmentOut, StageIn, StageOut, TagGroupIn, TagGroupOut, TagIn, TagOut, TimelineOut,
 };
 use crate::customers::{customer_input, resolve_expr, resolve_with, segment_defs, today, unmask_edit};
 use crate::error::{ApiError, ApiResult, Problem};
@@ -359,6 +359,16 @@ async fn create_tag_group(State(s): State<AppState>, auth: Auth, Json(b): Json<T
 async fn create_tag(State(s): State<AppState>, auth: Auth, Json(b): Json<TagIn>) -> ApiResult<Response> {
     require_manager(&auth)?;
     let name = tag_name(&b.name)?;
+    if b.rule.is_some() && b.campaign.is_some() {
+        return Err(ApiError::validation("campaign", "not_allowed", "a tag follows a rule or a campaign, not both"));
+    }
+    if let Some(c) = &b.campaign {
+        let c = c.parse()?;
+        let id = s.store.create_campaign_tag(&auth, TagGroupId(b.group_id), &name, &c).await?.id;
+        return Ok(
+            (StatusCode::CREATED, axum::Json(TagOut::from(s.store.tag(auth.tenant_id, id).await?))).into_response()
+        );
+    }
     let id = match &b.rule {
         Some(rule) => {
             crate::customers::rule_expr(&s, auth.tenant_id, rule).await?;
@@ -411,6 +421,23 @@ async fn set_rule(
     crate::customers::rule_expr(&s, auth.tenant_id, &b.expr).await?;
     s.store.set_tag_rule(&auth, TagId(id), &b.expr).await?;
     crate::customers::refresh_rules(&s, auth.tenant_id).await?;
+    Ok(axum::Json(s.store.tag(auth.tenant_id, TagId(id)).await?.into()))
+}
+
+/// Change a campaign tag's days or keep period. Holders stay; a shorter keep period lets them
+/// go on the next daily run.
+#[utoipa::path(put, path = "/api/v1/tags/{tag_id}/campaign", tag = "tags", params(("tag_id" = Uuid, Path)), request_body = CampaignIo,
+    security(("bearer" = []), ("session" = [])),
+    responses((status = 200, body = TagOut), (status = 404, body = Problem), (status = 409, description = "Not a campaign tag", body = Problem), (status = 422, body = Problem)))]
+async fn set_campaign(
+    State(s): State<AppState>,
+    auth: Auth,
+    Path(id): Path<Uuid>,
+    Json(b): Json<CampaignIo>,
+) -> ApiResult<axum::Json<TagOut>> {
+    require_manager(&auth)?;
+    let c = b.parse()?;
+    s.store.set_tag_campaign(&auth, TagId(id), &c).await?;
     Ok(axum::Json(s.store.tag(auth.tenant_id, TagId(id)).await?.into()))
 }
 
@@ -796,6 +823,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(create_tag))
         .routes(routes!(rename_tag, delete_tag))
         .routes(routes!(set_rule))
+        .routes(routes!(set_campaign))
         .routes(routes!(refresh_rule_tags))
         .routes(routes!(bulk_tag))
         .routes(routes!(list_segments, create_segment))

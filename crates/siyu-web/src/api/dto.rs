@@ -460,12 +460,39 @@ pub struct TagOut {
     pub id: Uuid,
     pub group_id: Uuid,
     pub name: String,
-    /// `internal` (siyu only), `corp` (mirrors a WeCom corp tag) or `rule` (held by exactly
-    /// the customers its rule matches).
+    /// `internal` (siyu only), `corp` (mirrors a WeCom corp tag), `rule` (held by exactly
+    /// the customers its rule matches) or `campaign` (given only while its campaign runs).
     pub kind: String,
     pub wecom_tag_id: Option<String>,
     /// Live customers holding the tag.
     pub customers: i64,
+    /// A campaign tag's campaign.
+    pub campaign: Option<CampaignIo>,
+}
+
+/// A campaign tag's campaign: its first and last local day (inclusive), and how many days
+/// after the last day its holders lose it (kept when absent).
+#[derive(Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"first_day": "2026-11-01", "last_day": "2026-11-11", "keep_days": 30}))]
+#[serde(deny_unknown_fields)]
+pub struct CampaignIo {
+    pub first_day: String,
+    pub last_day: String,
+    pub keep_days: Option<i64>,
+}
+
+impl From<siyu_core::customers::campaign::Campaign> for CampaignIo {
+    fn from(c: siyu_core::customers::campaign::Campaign) -> Self {
+        use siyu_core::time::format_day;
+        CampaignIo { first_day: format_day(c.first_day), last_day: format_day(c.last_day), keep_days: c.keep_days }
+    }
+}
+
+impl CampaignIo {
+    pub fn parse(&self) -> Result<siyu_core::customers::campaign::Campaign, crate::error::ApiError> {
+        siyu_core::customers::campaign::Campaign::parse(&self.first_day, &self.last_day, self.keep_days)
+            .map_err(crate::error::ApiError::Validation)
+    }
 }
 
 impl From<siyu_store::customers::tags::Tag> for TagOut {
@@ -477,6 +504,7 @@ impl From<siyu_store::customers::tags::Tag> for TagOut {
             kind: t.kind,
             wecom_tag_id: t.wecom_tag_id,
             customers: t.customers,
+            campaign: t.campaign.map(Into::into),
         }
     }
 }
@@ -657,6 +685,9 @@ pub struct TagIn {
     /// cannot be set by hand and may not test other rule tags.
     #[schema(value_type = Option<Object>)]
     pub rule: Option<siyu_core::customers::segment::Expr>,
+    /// Makes a campaign tag (活动标签): it can be given only from `first_day` to `last_day`,
+    /// and its holders lose it `keep_days` after the campaign (kept when absent).
+    pub campaign: Option<CampaignIo>,
 }
 
 /// A rule tag's new rule.

@@ -14,6 +14,7 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use siyu_core::auth::{DataScope, Scope};
+use siyu_core::customers::campaign::{Campaign, Phase};
 use siyu_core::customers::rfm::Segment;
 use siyu_core::customers::segment::{Expr, Metric, RfmDim};
 use siyu_core::paging::PageRequest;
@@ -608,9 +609,27 @@ async fn tags_render(
         Err(e) => return ctx.fail(e),
     };
     let mut m = ctx.base("tags", "tags.title");
+    let today = match crate::customers::today(s, ctx.tenant.id).await {
+        Ok((d, _)) => d,
+        Err(e) => return ctx.fail(e),
+    };
+    let campaign = |c: &Option<Campaign>| {
+        c.map(|c| {
+            let phase = c.phase(today);
+            let keep = match c.expires_on() {
+                Some(e) => format!(" → {}", format_day(e - 1)),
+                None => String::new(),
+            };
+            json!({
+                "days": format!("{} ~ {}{keep}", format_day(c.first_day), format_day(c.last_day)),
+                "phase": ctx.t(&format!("tags.campaign.{}", phase.as_str())),
+                "tone": if phase == Phase::Running { "green" } else { "gray" },
+            })
+        })
+    };
     m.insert(
         "groups".into(),
-        json!(groups.iter().map(|g| json!({"id": g.id.0, "name": g.name, "kind": g.kind, "tags": g.tags.iter().map(|t| json!({"id": t.id.0, "name": t.name, "customers": t.customers, "kind": t.kind})).collect::<Vec<_>>()})).collect::<Vec<_>>()),
+        json!(groups.iter().map(|g| json!({"id": g.id.0, "name": g.name, "kind": g.kind, "tags": g.tags.iter().map(|t| json!({"id": t.id.0, "name": t.name, "customers": t.customers, "kind": t.kind, "campaign": campaign(&t.campaign)})).collect::<Vec<_>>()})).collect::<Vec<_>>()),
     );
     m.insert(
         "group_options".into(),
@@ -693,6 +712,24 @@ async fn tags_submit(State(s): State<AppState>, ctx: Ctx, body: Bytes) -> Respon
                 crate::customers::tags::rename(&s, &ctx.actor, TagId(id), &name)
                     .await
                     .map_err(|e| rename_field(e, &format!("rename_{id}")))?;
+            }
+            "campaign" => {
+                let name = tag_name(f.get("campaign_name")).map_err(|e| rename_field(e, "campaign_name"))?;
+                let group: Uuid = f
+                    .get("campaign_group_id")
+                    .parse()
+                    .map_err(|_| ApiError::validation("campaign_group_id", "required", "choose a group"))?;
+                let keep = match f.opt("keep_days") {
+                    None => None,
+                    Some(k) => Some(k.trim().parse::<i64>().map_err(|_| {
+                        ApiError::validation("keep_days", "invalid_format", "keep_days must be a whole number")
+                    })?),
+                };
+                let c = Campaign::parse(f.get("first_day"), f.get("last_day"), keep).map_err(ApiError::Validation)?;
+                s.store
+                    .create_campaign_tag(&ctx.actor, TagGroupId(group), &name, &c)
+                    .await
+                    .map_err(|e| rename_field(e.into(), "campaign_name"))?;
             }
             "rule" => {
                 let name = tag_name(f.get("rule_name")).map_err(|e| rename_field(e, "rule_name"))?;
