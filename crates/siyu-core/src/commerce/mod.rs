@@ -2,3 +2,4 @@
 //! and order state machines, coupons and the marketing plays build on it.
 
 pub mod allocate;
+pub mod pricing;
