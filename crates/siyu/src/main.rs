@@ -19,6 +19,7 @@ use siyu_store::Store;
 mod bench;
 mod config;
 mod demo;
+mod pay_cli;
 mod runner;
 mod wecom_cli;
 
@@ -70,6 +71,9 @@ enum Command {
     /// WeCom tools: verify and decrypt callbacks, build signed callback bodies.
     #[command(subcommand)]
     Wecom(wecom_cli::WecomCmd),
+    /// WeChat Pay tools: verify and decrypt payment and refund notifications.
+    #[command(subcommand)]
+    Pay(pay_cli::PayCmd),
     /// Run the benchmark harness: builds tenants, runs scenarios beside same-run baselines,
     /// prints a table and writes JSON.
     Bench(bench::BenchArgs),
@@ -170,6 +174,9 @@ async fn run(cli: Cli) -> Result<()> {
         // Offline tools: no configuration, no database, nothing but the answer on stdout.
         return wecom_cli::run(cmd);
     }
+    if let Command::Pay(cmd) = cli.command {
+        return pay_cli::run(cmd);
+    }
     if let Command::Sandbox(a) = cli.command {
         init_logging("info", "text");
         return sandbox(a).await;
@@ -201,7 +208,7 @@ async fn run(cli: Cli) -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&siyu_web::openapi())?);
             Ok(())
         }
-        Command::Bench(_) | Command::Wecom(_) | Command::Sandbox(_) => unreachable!("handled above"),
+        Command::Bench(_) | Command::Wecom(_) | Command::Pay(_) | Command::Sandbox(_) => unreachable!("handled above"),
     }
 }
 
