@@ -2,4 +2,5 @@
 //! and order state machines, coupons and the marketing plays build on it.
 
 pub mod allocate;
+pub mod order;
 pub mod pricing;
