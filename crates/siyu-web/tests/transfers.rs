@@ -491,6 +491,35 @@ async fn group_transfers_story(backend: Backend) {
     assert_eq!(r.status(), 200, "redirected to the new batch");
     let page = r.text().await.unwrap();
     assert!(page.contains("group-items-table") && page.contains("待发送"), "{page}");
+    // Items are withdrawn and retried from the batch page as well, groups and customers alike.
+    let newest = w.json(Method::GET, "/api/v1/transfers", None).await["items"][0]["id"].as_str().unwrap().to_string();
+    let detail = w.json(Method::GET, &format!("/api/v1/transfers/{newest}"), None).await;
+    let planned = detail["group_items"].as_array().unwrap().iter().find(|i| i["status"] == "planned").unwrap();
+    let console = |path: String| {
+        let (owner, w) = (&owner, &w);
+        async move {
+            let r = owner.client.post(w.app.url(&path)).form(&[("_csrf", owner.csrf.as_str())]).send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let (code, page) =
+        console(format!("/console/group-transfer-items/{}/cancel", planned["id"].as_str().unwrap())).await;
+    assert_eq!(code, 200, "{page}");
+    assert!(page.contains("已取消"));
+    let (code, page) = console(format!("/console/group-transfer-items/{gone_id}/retry")).await;
+    assert_eq!(code, 422);
+    assert!(page.contains("cannot be retried"), "{page}");
+    assert_eq!(console(format!("/console/group-transfer-items/{gone_id}/explode")).await.0, 404);
+    let customer = w.customer_of(&w.ext[0]).await;
+    let one = w
+        .plan(json!({"kind": "onjob", "handover_staff_id": w.seed.guide_staff, "customer_ids": [customer],
+                     "receiver_staff_ids": [w.seed.other_staff]}))
+        .await;
+    let (code, page) =
+        console(format!("/console/transfer-items/{}/cancel", one["items"][0]["id"].as_str().unwrap())).await;
+    assert_eq!(code, 200, "{page}");
+    let one = w.json(Method::GET, &format!("/api/v1/transfers/{}", one["id"].as_str().unwrap()), None).await;
+    assert_eq!(one["counts"]["cancelled"], 1, "{one}");
 
     // g1 leaves still owning 会员群5: it is planned automatically with groupchat/transfer, once.
     w.sb.resign_member(g1);

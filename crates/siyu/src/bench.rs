@@ -640,32 +640,42 @@ async fn segment_count(a: &BenchArgs, backend: Backend, pg_url: &str) -> Result<
     Ok(out)
 }
 
+/// A fresh store with a tenant and `receivers` active members (`r000`, `r001`, …) for the
+/// transfer scenarios to hand a departing member's customers or groups to.
+async fn transfer_tenant(
+    backend: Backend,
+    pg_url: &str,
+    receivers: usize,
+) -> Result<(Store, siyu_store::testing::Cleanup, siyu_core::TenantId, Vec<String>)> {
+    let (cfg, cleanup) = fresh_config_at(backend, pg_url).await;
+    let store = Store::connect(&cfg).await?;
+    store.migrate().await?;
+    let t = store.create_tenant("transfer", "Transfers", "Asia/Shanghai").await?;
+    let sys = Actor::system(t.id);
+    let mut userids = Vec::new();
+    for i in 0..receivers {
+        let u = format!("r{i:03}");
+        let input = siyu_core::org::StaffInput::validate(&format!("接替 {i}"), Some(&u), None, None, None, None)
+            .map_err(|v| anyhow::anyhow!("{v:?}"))?;
+        store.create_staff(&sys, &input).await?;
+        userids.push(u);
+    }
+    Ok((store, cleanup, t.id, userids))
+}
+
 /// 离职继承 of a member with many customers (WeCom allows tens of thousands): reading the
 /// 90-day log, the receivers' loads, planning over 50 receivers and recording every item,
 /// beside inserting the same item rows plainly in one transaction.
 async fn transfer_plan(a: &BenchArgs, backend: Backend, pg_url: &str) -> Result<Vec<Row>> {
     use siyu_core::customers::transfer::{self, Kind};
-    use siyu_core::org::StaffInput;
     use siyu_store::customers::transfers::NewTransfer;
 
     const RECEIVERS: usize = 50;
     let n = a.transfer_customers;
     let setup = || async {
-        let (cfg, cleanup) = fresh_config_at(backend, pg_url).await;
-        let store = Store::connect(&cfg).await?;
-        store.migrate().await?;
-        let t = store.create_tenant("transfer", "Transfers", "Asia/Shanghai").await?;
-        let sys = Actor::system(t.id);
-        let mut receivers = Vec::new();
-        for i in 0..RECEIVERS {
-            let u = format!("r{i:03}");
-            let input = StaffInput::validate(&format!("接替 {i}"), Some(&u), None, None, None, None)
-                .map_err(|v| anyhow::anyhow!("{v:?}"))?;
-            store.create_staff(&sys, &input).await?;
-            receivers.push(u);
-        }
-        store.generate_relationships(t.id, "leaver", n as i64, "wmB").await?;
-        anyhow::Ok((store, cleanup, t.id, receivers))
+        let (store, cleanup, tenant, receivers) = transfer_tenant(backend, pg_url, RECEIVERS).await?;
+        store.generate_relationships(tenant, "leaver", n as i64, "wmB").await?;
+        anyhow::Ok((store, cleanup, tenant, receivers))
     };
     let app = siyu_core::WecomAppId::new();
     let siyu_secs = {
@@ -739,27 +749,14 @@ async fn transfer_plan(a: &BenchArgs, backend: Backend, pg_url: &str) -> Result<
 /// the 300-a-day pair limit — beside inserting the same item rows plainly in one transaction.
 async fn group_transfer(a: &BenchArgs, backend: Backend, pg_url: &str) -> Result<Vec<Row>> {
     use siyu_core::customers::transfer::{self, Kind, Subject};
-    use siyu_core::org::StaffInput;
     use siyu_store::customers::transfers::NewTransfer;
 
     const RECEIVERS: usize = 50;
     let n = a.transfer_groups;
     let setup = || async {
-        let (cfg, cleanup) = fresh_config_at(backend, pg_url).await;
-        let store = Store::connect(&cfg).await?;
-        store.migrate().await?;
-        let t = store.create_tenant("groups", "Groups", "Asia/Shanghai").await?;
-        let sys = Actor::system(t.id);
-        let mut receivers = Vec::new();
-        for i in 0..RECEIVERS {
-            let u = format!("r{i:03}");
-            let input = StaffInput::validate(&format!("群主 {i}"), Some(&u), None, None, None, None)
-                .map_err(|v| anyhow::anyhow!("{v:?}"))?;
-            store.create_staff(&sys, &input).await?;
-            receivers.push(u);
-        }
-        store.generate_groups(t.id, "leaver", n as i64, "wrB").await?;
-        anyhow::Ok((store, cleanup, t.id, receivers))
+        let (store, cleanup, tenant, receivers) = transfer_tenant(backend, pg_url, RECEIVERS).await?;
+        store.generate_groups(tenant, "leaver", n as i64, "wrB").await?;
+        anyhow::Ok((store, cleanup, tenant, receivers))
     };
     fn batch(plan: &[transfer::Assignment]) -> NewTransfer<'_> {
         NewTransfer {

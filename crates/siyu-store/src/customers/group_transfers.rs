@@ -414,23 +414,6 @@ impl Store {
 
     /// Withdraws a planned group.
     pub async fn cancel_group_transfer_item(&self, actor: &Actor, id: GroupTransferItemId) -> Result<()> {
-        let now = self.now();
-        in_tx!(self, |tx| {
-            let n = sqlx::query(
-                "UPDATE group_transfer_items SET status = 'cancelled', finished_at = $3, updated_at = $3 \
-                 WHERE tenant_id = $1 AND id = $2 AND status = 'planned'",
-            )
-            .bind(actor.tenant_id.0)
-            .bind(id.0)
-            .bind(now.0)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if n == 0 {
-                return Err(StoreError::Conflict("only a planned transfer can be cancelled".into()));
-            }
-            audit!(tx, self, actor, "transfer.cancel", "group_transfer_item", id, None, None);
-        });
-        Ok(())
+        self.cancel_planned_item(actor, "group_transfer_items", "group_transfer_item", id.0).await
     }
 }

@@ -86,14 +86,14 @@ impl From<TagRow> for Tag {
             wecom_tag_id: r.wecom_tag_id,
             customers: r.customers,
             created_at: Timestamp(r.created_at),
-            campaign: match (r.campaign_first_day, r.campaign_last_day) {
-                (Some(first_day), Some(last_day)) => {
-                    Some(Campaign { first_day, last_day, keep_days: r.campaign_keep_days })
-                }
-                _ => None,
-            },
+            campaign: campaign_of(r.campaign_first_day, r.campaign_last_day, r.campaign_keep_days),
         }
     }
+}
+
+/// A tag's campaign columns as a campaign (a tag without days has none).
+fn campaign_of(first_day: Option<i64>, last_day: Option<i64>, keep_days: Option<i64>) -> Option<Campaign> {
+    Some(Campaign { first_day: first_day?, last_day: last_day?, keep_days })
 }
 
 const TAG_SELECT: &str = "SELECT t.id, t.group_id, t.name, t.kind, t.wecom_tag_id, \
@@ -218,6 +218,22 @@ impl Store {
             audit!(tx, self, actor, "tag.campaign", "tag", tag, snapshot(&before.campaign), snapshot(campaign));
         });
         Ok(())
+    }
+
+    /// A campaign tag's campaign, without counting its holders (tagging one customer must not
+    /// scan every membership of a large campaign).
+    async fn tag_campaign(&self, tenant: TenantId, tag: TagId) -> Result<Option<Campaign>> {
+        let row: Option<(Option<i64>, Option<i64>, Option<i64>)> = on_read!(self, |p| {
+            sqlx::query_as(
+            "SELECT campaign_first_day, campaign_last_day, campaign_keep_days FROM tags WHERE tenant_id = $1 AND id = $2"
+        )
+        .bind(tenant.0)
+        .bind(tag.0)
+        .fetch_optional(p)
+        .await?
+        });
+        let (first, last, keep) = row.ok_or(StoreError::NotFound)?;
+        Ok(campaign_of(first, last, keep))
     }
 
     /// Lets go of every holder of campaign tags whose keep period is over on local day
@@ -574,7 +590,7 @@ impl Store {
         }
         // A campaign tag marks taking part, so it is given only while the campaign runs.
         if kind == "campaign" && add {
-            if let Some(c) = self.tag(tenant, tag).await?.campaign {
+            if let Some(c) = self.tag_campaign(tenant, tag).await? {
                 let zone = self.tenant(tenant).await?.timezone;
                 let today = self.now().local_day(siyu_core::time::zone_offset_hours(&zone).unwrap_or(8));
                 c.accepts(today).map_err(StoreError::Conflict)?;

@@ -670,22 +670,29 @@ impl Store {
 
     /// Withdraws a planned item.
     pub async fn cancel_transfer_item(&self, actor: &Actor, id: TransferItemId) -> Result<()> {
+        self.cancel_planned_item(actor, "transfer_items", "transfer_item", id.0).await
+    }
+
+    /// Withdraws a planned item of `table` (customer or group items alike), audited as `entity`.
+    pub(crate) async fn cancel_planned_item(
+        &self,
+        actor: &Actor,
+        table: &'static str,
+        entity: &'static str,
+        id: Uuid,
+    ) -> Result<()> {
         let now = self.now();
+        let sql = format!(
+            "UPDATE {table} SET status = 'cancelled', finished_at = $3, updated_at = $3 \
+             WHERE tenant_id = $1 AND id = $2 AND status = 'planned'"
+        );
         in_tx!(self, |tx| {
-            let n = sqlx::query(
-                "UPDATE transfer_items SET status = 'cancelled', finished_at = $3, updated_at = $3 \
-                 WHERE tenant_id = $1 AND id = $2 AND status = 'planned'",
-            )
-            .bind(actor.tenant_id.0)
-            .bind(id.0)
-            .bind(now.0)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+            let n =
+                sqlx::query(&sql).bind(actor.tenant_id.0).bind(id).bind(now.0).execute(&mut *tx).await?.rows_affected();
             if n == 0 {
                 return Err(StoreError::Conflict("only a planned transfer can be cancelled".into()));
             }
-            audit!(tx, self, actor, "transfer.cancel", "transfer_item", id, None, None);
+            audit!(tx, self, actor, "transfer.cancel", entity, id, None, None);
         });
         Ok(())
     }

@@ -379,72 +379,54 @@ async fn detail_error(s: &AppState, ctx: &Ctx, id: TransferId, e: ApiError) -> R
     }
 }
 
-async fn item_action(
-    State(s): State<AppState>,
-    ctx: Ctx,
-    Path((id, op)): Path<(Uuid, String)>,
-    body: Bytes,
-) -> Response {
-    let f = FormData::parse(&body);
-    if let Some(r) = ctx.deny(&f, Scope::CustomersTransfer) {
-        return r;
-    }
-    let item = match s.store.transfer_item(ctx.tenant.id, TransferItemId(id)).await {
-        Ok(i) => i,
-        Err(e) => return ctx.fail(e),
-    };
-    let res: Result<(), ApiError> = async {
-        match op.as_str() {
-            "retry" => {
-                s.store.retry_transfer_item(&ctx.actor, item.id).await?;
-            }
-            "cancel" => s.store.cancel_transfer_item(&ctx.actor, item.id).await?,
-            "reroute" => {
-                let to: Uuid = f
-                    .get("takeover_staff_id")
-                    .parse()
-                    .map_err(|_| ApiError::validation("takeover_staff_id", "required", "choose a receiver"))?;
-                let userid = receiver_userid(&s, ctx.tenant.id, StaffId(to)).await?;
-                s.store.reroute_transfer_item(&ctx.actor, item.id, &userid).await?;
-            }
-            _ => return Err(ApiError::NotFound),
-        }
-        Ok(())
-    }
-    .await;
-    match res {
-        Ok(()) => Redirect::to(&format!("/console/transfers/{}?done=1", item.transfer_id.0)).into_response(),
-        Err(e) => detail_error(&s, &ctx, item.transfer_id, e).await,
-    }
+async fn item_action(s: State<AppState>, ctx: Ctx, path: Path<(Uuid, String)>, body: Bytes) -> Response {
+    act_on_item(s, ctx, path, body, false).await
 }
 
-async fn group_item_action(
+async fn group_item_action(s: State<AppState>, ctx: Ctx, path: Path<(Uuid, String)>, body: Bytes) -> Response {
+    act_on_item(s, ctx, path, body, true).await
+}
+
+/// Retry, re-route or cancel one item of a batch: a customer's, or with `groups` a group's.
+async fn act_on_item(
     State(s): State<AppState>,
     ctx: Ctx,
     Path((id, op)): Path<(Uuid, String)>,
     body: Bytes,
+    groups: bool,
 ) -> Response {
     let f = FormData::parse(&body);
     if let Some(r) = ctx.deny(&f, Scope::CustomersTransfer) {
         return r;
     }
-    let item = match s.store.group_transfer_item(ctx.tenant.id, GroupTransferItemId(id)).await {
-        Ok(i) => i,
+    let batch = match groups {
+        true => s.store.group_transfer_item(ctx.tenant.id, GroupTransferItemId(id)).await.map(|i| i.transfer_id),
+        false => s.store.transfer_item(ctx.tenant.id, TransferItemId(id)).await.map(|i| i.transfer_id),
+    };
+    let batch = match batch {
+        Ok(b) => b,
         Err(e) => return ctx.fail(e),
     };
+    let (actor, store) = (&ctx.actor, &s.store);
     let res: Result<(), ApiError> = async {
-        match op.as_str() {
-            "retry" => {
-                s.store.reopen_group_transfer_item(&ctx.actor, item.id, None).await?;
+        match (op.as_str(), groups) {
+            ("retry", false) => store.retry_transfer_item(actor, TransferItemId(id)).await.map(drop)?,
+            ("retry", true) => {
+                store.reopen_group_transfer_item(actor, GroupTransferItemId(id), None).await.map(drop)?
             }
-            "cancel" => s.store.cancel_group_transfer_item(&ctx.actor, item.id).await?,
-            "reroute" => {
+            ("cancel", false) => store.cancel_transfer_item(actor, TransferItemId(id)).await?,
+            ("cancel", true) => store.cancel_group_transfer_item(actor, GroupTransferItemId(id)).await?,
+            ("reroute", _) => {
                 let to: Uuid = f
                     .get("takeover_staff_id")
                     .parse()
                     .map_err(|_| ApiError::validation("takeover_staff_id", "required", "choose a receiver"))?;
                 let userid = receiver_userid(&s, ctx.tenant.id, StaffId(to)).await?;
-                s.store.reopen_group_transfer_item(&ctx.actor, item.id, Some(&userid)).await?;
+                if groups {
+                    store.reopen_group_transfer_item(actor, GroupTransferItemId(id), Some(&userid)).await?;
+                } else {
+                    store.reroute_transfer_item(actor, TransferItemId(id), &userid).await?;
+                }
             }
             _ => return Err(ApiError::NotFound),
         }
@@ -452,7 +434,7 @@ async fn group_item_action(
     }
     .await;
     match res {
-        Ok(()) => Redirect::to(&format!("/console/transfers/{}?done=1", item.transfer_id.0)).into_response(),
-        Err(e) => detail_error(&s, &ctx, item.transfer_id, e).await,
+        Ok(()) => Redirect::to(&format!("/console/transfers/{}?done=1", batch.0)).into_response(),
+        Err(e) => detail_error(&s, &ctx, batch, e).await,
     }
 }

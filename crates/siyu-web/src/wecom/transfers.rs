@@ -71,6 +71,16 @@ fn invalid(field: &str, code: &'static str, message: impl Into<String>) -> Actio
     ActionError::Invalid(vec![Violation { field: field.into(), code, message: message.into() }])
 }
 
+/// The errcode of a call WeCom refused as a whole, so nothing in it started; `None` when the
+/// call may or may not have reached WeCom (its items stay `sending` for the poller).
+fn refused_call(e: &WecomError) -> Option<i64> {
+    match e {
+        WecomError::Api { code, .. } => Some(*code),
+        WecomError::Paused { .. } => Some(45009),
+        _ => None,
+    }
+}
+
 /// An automatic plan that places nobody (no active receiver) is not recorded: it would only
 /// repeat every hour. An operator's plan is, so its exclusions can be read and re-routed.
 fn placed_somewhere(req: &PlanRequest, assignments: &[transfer::Assignment]) -> Result<(), ActionError> {
@@ -291,21 +301,16 @@ impl Gateway {
                         // WeCom did not mention it: the poller will find out from transfer_result.
                         None => continue,
                     },
-                    // WeCom answered with an error for the whole call: nothing started.
-                    Err(WecomError::Api { code, .. }) => Outcome {
-                        status: Status::Failed,
-                        reason: Some(reason::CALL_FAILED),
-                        errcode: Some(*code),
-                        expected_at: None,
+                    Err(e) => match refused_call(e) {
+                        Some(code) => Outcome {
+                            status: Status::Failed,
+                            reason: Some(reason::CALL_FAILED),
+                            errcode: Some(code),
+                            expected_at: None,
+                        },
+                        // The call may or may not have reached WeCom: stay `sending` for the poller.
+                        None => continue,
                     },
-                    Err(WecomError::Paused { .. }) => Outcome {
-                        status: Status::Failed,
-                        reason: Some(reason::CALL_FAILED),
-                        errcode: Some(45009),
-                        expected_at: None,
-                    },
-                    // The call may or may not have reached WeCom: stay `sending` for the poller.
-                    Err(_) => continue,
                 };
                 store.record_transfer_sent(tenant, item.id, &outcome).await?;
             }
@@ -383,10 +388,11 @@ impl Gateway {
                             let (status, why) = group_transfer::after_send(code);
                             (status, why, code)
                         }
-                        Err(WecomError::Api { code, .. }) => (Status::Failed, Some(reason::CALL_FAILED), Some(*code)),
-                        Err(WecomError::Paused { .. }) => (Status::Failed, Some(reason::CALL_FAILED), Some(45009)),
-                        // The call may have reached WeCom: the poller reads the owner to find out.
-                        Err(_) => continue,
+                        Err(e) => match refused_call(e) {
+                            Some(code) => (Status::Failed, Some(reason::CALL_FAILED), Some(code)),
+                            // The call may have reached WeCom: the poller reads the owner to find out.
+                            None => continue,
+                        },
                     };
                     let recorded = store.record_group_transfer(tenant, item.id, status, why, code).await?;
                     // A moved group has a new owner; a vanished one is marked dismissed.
