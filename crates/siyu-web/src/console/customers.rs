@@ -681,14 +681,11 @@ async fn tags_submit(State(s): State<AppState>, ctx: Ctx, body: Bytes) -> Respon
                         .filter(|t| !t.is_empty())
                         .map(str::to_string)
                         .collect();
-                    s.gateway.create_corp_tag_group(&ctx.actor, &name, &tags).await.map_err(|e| {
-                        let e = super::transfers::rename(e.into(), "name", "group_name");
-                        super::transfers::rename(
-                            super::transfers::rename(e, "tags", "group_tags"),
-                            "app_id",
-                            "group_tags",
-                        )
-                    })?;
+                    let fields = [("name", "group_name"), ("tags", "group_tags"), ("app_id", "group_tags")];
+                    s.gateway
+                        .create_corp_tag_group(&ctx.actor, &name, &tags)
+                        .await
+                        .map_err(|e| super::rename_fields(e.into(), &fields))?;
                 } else {
                     s.store
                         .create_tag_group(&ctx.actor, &name)

@@ -546,6 +546,24 @@ pub fn role_options(ctx: &Ctx) -> Vec<serde_json::Value> {
 }
 
 /// Small helper for pages that just want `?saved=1`-style flags.
+/// Moves validation errors from API field names to the form's (`from`, `to` pairs), where a
+/// form names its fields apart from the API's.
+pub fn rename_fields(e: ApiError, pairs: &[(&str, &str)]) -> ApiError {
+    match e {
+        ApiError::Validation(v) => ApiError::Validation(
+            v.into_iter()
+                .map(|mut x| {
+                    if let Some((_, to)) = pairs.iter().find(|(from, _)| x.field == *from) {
+                        x.field = (*to).into();
+                    }
+                    x
+                })
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
 pub fn flag(q: &HashMap<String, String>, k: &str) -> bool {
     q.get(k).is_some_and(|v| !v.is_empty())
 }

@@ -21,7 +21,7 @@ use siyu_core::{CustomerId, GroupTransferItemId, StaffId, TransferId, TransferIt
 use siyu_store::customers::group_transfers::GroupTransferItem;
 use siyu_store::customers::transfers::{Transfer, TransferItem};
 
-use super::{flag, page_req, pager, qget, Ctx, FormData};
+use super::{flag, page_req, pager, qget, rename_fields, Ctx, FormData};
 use crate::api::transfers::{receiver_userid, transfer_settings};
 use crate::error::ApiError;
 use crate::wecom::transfers::PlanRequest;
@@ -234,30 +234,13 @@ async fn save_settings(State(s): State<AppState>, ctx: Ctx, body: Bytes) -> Resp
     }
     let res: Result<(), ApiError> = async {
         let settings = transfer_settings(f.get("auto_mode"), f.get("default_message"))
-            .map_err(|e| rename(e, "message", "default_message"))?;
+            .map_err(|e| rename_fields(e, &[("message", "default_message")]))?;
         Ok(s.store.save_transfer_settings(&ctx.actor, &settings).await?)
     }
     .await;
     match res {
         Ok(()) => Redirect::to("/console/transfers?saved=1").into_response(),
         Err(e) => list_error(&s, &ctx, &f, e).await,
-    }
-}
-
-/// Moves a validation error from one form field to another.
-pub(super) fn rename(e: ApiError, from: &str, to: &str) -> ApiError {
-    match e {
-        ApiError::Validation(v) => ApiError::Validation(
-            v.into_iter()
-                .map(|mut x| {
-                    if x.field == from {
-                        x.field = to.into();
-                    }
-                    x
-                })
-                .collect(),
-        ),
-        other => other,
     }
 }
 
