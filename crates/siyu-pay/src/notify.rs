@@ -136,9 +136,8 @@ impl Verifier {
     /// Adds the WeChat Pay public key (PEM, SubjectPublicKeyInfo). With an id, only
     /// notifications naming it use this key; without, it verifies whatever serial they name.
     pub fn add_public_key_pem(&mut self, id: Option<&str>, pem: &str) -> Result<(), NotifyError> {
-        let key = RsaPublicKey::from_public_key_pem(pem.trim())
-            .map_err(|e| NotifyError::Key(format!("not a PEM RSA public key: {e}")))?;
-        self.keys.push(PlatformKey { serial: id.map(str::to_string), key: rsa2048(key)? });
+        let key = public_key_from_pem(pem)?;
+        self.keys.push(PlatformKey { serial: id.map(str::to_string), key });
         Ok(())
     }
 
@@ -169,8 +168,6 @@ impl Verifier {
             .find(|k| k.serial.as_deref().is_some_and(|s| s.eq_ignore_ascii_case(&h.serial)))
             .or_else(|| self.keys.iter().find(|k| k.serial.is_none()))
             .ok_or_else(|| NotifyError::UnknownSerial(h.serial.clone()))?;
-        let sig = B64.decode(h.signature.as_bytes()).map_err(|_| NotifyError::SignatureEncoding)?;
-        let sig = Signature::try_from(sig.as_slice()).map_err(|_| NotifyError::SignatureEncoding)?;
         let mut message = Vec::with_capacity(body.len() + h.timestamp.len() + h.nonce.len() + 3);
         message.extend_from_slice(h.timestamp.as_bytes());
         message.push(b'\n');
@@ -178,14 +175,37 @@ impl Verifier {
         message.push(b'\n');
         message.extend_from_slice(body);
         message.push(b'\n');
-        VerifyingKey::<Sha256>::new(key.key.clone()).verify(&message, &sig).map_err(|_| NotifyError::SignatureMismatch)
+        verify_rsa(&key.key, &message, &h.signature)
     }
 }
 
+/// Parses an RSA-2048 public key (PEM, SubjectPublicKeyInfo).
+pub(crate) fn public_key_from_pem(pem: &str) -> Result<RsaPublicKey, NotifyError> {
+    let key = RsaPublicKey::from_public_key_pem(pem.trim())
+        .map_err(|e| NotifyError::Key(format!("not a PEM RSA public key: {e}")))?;
+    rsa2048(key)
+}
+
+/// SHA256-RSA (RSASSA-PKCS1-v1_5) over `message` with a base64 signature: the one check behind
+/// notifications, responses and (in the sandbox) merchants' request signatures.
+pub(crate) fn verify_rsa(key: &RsaPublicKey, message: &[u8], signature_b64: &str) -> Result<(), NotifyError> {
+    let sig = B64.decode(signature_b64.as_bytes()).map_err(|_| NotifyError::SignatureEncoding)?;
+    let sig = Signature::try_from(sig.as_slice()).map_err(|_| NotifyError::SignatureEncoding)?;
+    VerifyingKey::<Sha256>::new(key.clone()).verify(message, &sig).map_err(|_| NotifyError::SignatureMismatch)
+}
+
 /// Signs as WeChat Pay (or a merchant) does: SHA256-RSA over the message, base64. The
-/// sandbox signs its notifications and responses with one; tests sign with a fixture key.
+/// merchant client signs its requests with one, the sandbox its notifications and responses.
+#[derive(Clone)]
 pub struct Signer {
     key: rsa::pkcs1v15::SigningKey<Sha256>,
+}
+
+/// A private key must never reach a log, so `Debug` shows only that one is there.
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Signer(<private key>)")
+    }
 }
 
 impl Signer {
@@ -195,6 +215,14 @@ impl Signer {
         let key = rsa::RsaPrivateKey::from_pkcs8_pem(pem.trim())
             .map_err(|e| NotifyError::Key(format!("not a PKCS#8 PEM RSA private key: {e}")))?;
         Ok(Signer { key: rsa::pkcs1v15::SigningKey::new(key) })
+    }
+
+    /// The matching public key (PEM, SubjectPublicKeyInfo): what the other side verifies with.
+    pub fn public_key_pem(&self) -> String {
+        use rsa::pkcs8::EncodePublicKey;
+        let key: &rsa::RsaPrivateKey = self.key.as_ref();
+        // Encoding a valid in-memory RSA key as SPKI cannot fail.
+        key.to_public_key().to_public_key_pem(rsa::pkcs8::LineEnding::LF).expect("an RSA public key encodes as PEM")
     }
 
     pub fn sign(&self, message: &[u8]) -> String {
