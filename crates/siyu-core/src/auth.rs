@@ -56,6 +56,9 @@ impl Role {
                 CustomersWrite,
                 CustomersPii,
                 CustomersTransfer,
+                CommerceRead,
+                CommerceWrite,
+                CommerceRefund,
             ],
             Role::Operator => &[
                 SettingsRead,
@@ -68,8 +71,11 @@ impl Role {
                 CustomersWrite,
                 CustomersPii,
                 CustomersTransfer,
+                CommerceRead,
+                CommerceWrite,
+                CommerceRefund,
             ],
-            Role::Guide => &[StoresRead, StaffRead, StaffWriteOwn, CustomersRead, CustomersWrite],
+            Role::Guide => &[StoresRead, StaffRead, StaffWriteOwn, CustomersRead, CustomersWrite, CommerceRead],
         }
     }
 
@@ -123,10 +129,19 @@ pub enum Scope {
     /// Plan, send, retry and re-route transfers of customers between members (tenant-wide).
     #[serde(rename = "customers:transfer")]
     CustomersTransfer,
+    /// See the catalogue, stock, orders and refunds.
+    #[serde(rename = "commerce:read")]
+    CommerceRead,
+    /// Edit the catalogue and stock; cancel and ship orders.
+    #[serde(rename = "commerce:write")]
+    CommerceWrite,
+    /// Refund orders and decide refund requests (money leaves the merchant).
+    #[serde(rename = "commerce:refund")]
+    CommerceRefund,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 16] = [
+    pub const ALL: [Scope; 19] = [
         Scope::SettingsRead,
         Scope::SettingsWrite,
         Scope::StoresRead,
@@ -143,6 +158,9 @@ impl Scope {
         Scope::CustomersWrite,
         Scope::CustomersPii,
         Scope::CustomersTransfer,
+        Scope::CommerceRead,
+        Scope::CommerceWrite,
+        Scope::CommerceRefund,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -163,6 +181,9 @@ impl Scope {
             Scope::CustomersWrite => "customers:write",
             Scope::CustomersPii => "customers:pii",
             Scope::CustomersTransfer => "customers:transfer",
+            Scope::CommerceRead => "commerce:read",
+            Scope::CommerceWrite => "commerce:write",
+            Scope::CommerceRefund => "commerce:refund",
         }
     }
 

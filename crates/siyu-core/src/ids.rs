@@ -70,6 +70,22 @@ id_type!(
     TransferItemId,
     /// One customer group's transfer inside a batch.
     GroupTransferItemId,
+    /// A product category of the mall.
+    CategoryId,
+    /// A shipping template (运费模板).
+    ShippingTemplateId,
+    /// A product (SPU).
+    ProductId,
+    /// A stock-keeping unit: one specification of a product, with its price and stock.
+    SkuId,
+    /// A customer of the mall, known by their WeChat openid.
+    BuyerId,
+    /// A mall order.
+    OrderId,
+    /// A payment received for an order (one per provider transaction).
+    PaymentId,
+    /// A refund of (part of) a payment.
+    RefundId,
 );
 
 #[cfg(test)]

@@ -26,6 +26,7 @@ use siyu_core::Timestamp;
 pub mod audit;
 pub mod auth;
 pub mod bulk;
+pub mod commerce;
 pub mod customers;
 pub mod idempotency;
 pub mod jobs;
@@ -118,6 +119,10 @@ pub enum StoreError {
     /// The row is not in a state that allows the change.
     #[error("{0}")]
     Conflict(String),
+    /// A business rule refused the change (sold out, wrong state, limit reached): nothing was
+    /// written. `code` is stable for clients; `field` names the input at fault, if one is.
+    #[error("{message}")]
+    Rejected { code: &'static str, field: Option<String>, message: String },
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
     #[error("migration error: {0}")]

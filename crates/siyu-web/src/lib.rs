@@ -22,8 +22,10 @@ pub mod error;
 pub mod extract;
 pub mod i18n;
 pub mod imports;
+pub mod mall;
 pub mod middleware;
 pub mod ops;
+pub mod pay;
 pub mod sheets;
 pub mod wecom;
 
@@ -71,6 +73,8 @@ pub struct Inner {
     pub sandbox: Option<Arc<siyu_wecom::sandbox::Sandbox>>,
     /// Per-tenant segment indexes, caught up with the database before each use.
     pub segments: siyu_store::customers::index::SegmentIndexes,
+    /// WeChat Pay: prepay, payment queries, timeouts and refunds.
+    pub pay: pay::PayGateway,
 }
 
 /// The one state every handler gets.
@@ -97,7 +101,8 @@ impl AppState {
     fn build(store: Store, config: WebConfig, sandbox: Option<Arc<siyu_wecom::sandbox::Sandbox>>) -> AppState {
         let gateway = wecom::Gateway::new(store.clone());
         let segments = siyu_store::customers::index::SegmentIndexes::new(store.clone());
-        AppState(Arc::new(Inner { store, config, ip_throttle: Default::default(), gateway, sandbox, segments }))
+        let pay = pay::PayGateway::new(store.clone());
+        AppState(Arc::new(Inner { store, config, ip_throttle: Default::default(), gateway, sandbox, segments, pay }))
     }
 }
 
@@ -115,6 +120,8 @@ pub fn app(state: AppState) -> Router {
         .merge(ops::router(openapi))
         .merge(console::router())
         .merge(wecom::callback::router())
+        .merge(pay::notify::router())
+        .merge(mall::router())
         .route_layer(from_fn(ops::record_metrics))
         .fallback(ops::fallback)
         .layer(CatchPanicLayer::custom(panic_response))

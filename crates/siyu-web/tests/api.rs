@@ -147,7 +147,61 @@ both!(every_tenant_path_is_404_with_another_tenants_credentials, |app| async mov
         )
         .await
         .unwrap();
+    let category = post("/api/v1/categories", json!({"name": "类目"})).await;
+    let template = post("/api/v1/shipping-templates", json!({"name": "运费", "fee_fen": 0})).await;
+    let product = post(
+        "/api/v1/products",
+        json!({"title": "商品", "status": "listed", "skus": [{"price_fen": 100, "on_hand": 5}]}),
+    )
+    .await;
+    let sku = siyu_core::SkuId(product["skus"][0]["id"].as_str().unwrap().parse().unwrap());
+    let buyer = app.store.buyer_for_openid(a.tenant, "o-walk", None).await.unwrap();
+    let order = app
+        .store
+        .create_order(
+            a.tenant,
+            &siyu_store::commerce::orders::NewOrder {
+                buyer: buyer.id,
+                items: vec![siyu_store::commerce::orders::CartItem { sku_id: sku, qty: 2 }],
+                address: None,
+                note: None,
+                client_key: None,
+                expected_payable: None,
+            },
+        )
+        .await
+        .unwrap();
+    let (prepay, _) = app.store.claim_prepay(a.tenant, order.id).await.unwrap();
+    let paid = siyu_store::commerce::payments::PaidNotice {
+        out_trade_no: prepay.out_trade_no,
+        transaction_id: "4200000001".into(),
+        amount_fen: 200,
+        payer_openid: None,
+        success_time: None,
+    };
+    app.store.apply_payment(a.tenant, &paid).await.unwrap();
+    let refund = app
+        .store
+        .create_refund(
+            a.tenant,
+            order.id,
+            &siyu_store::commerce::payments::NewRefund {
+                lines: vec![(0, 1)],
+                shipping: false,
+                reason: None,
+                kind: siyu_store::commerce::payments::RefundKind::Customer,
+            },
+            None,
+        )
+        .await
+        .unwrap();
     let fixtures: HashMap<&str, String> = HashMap::from([
+        ("category_id", category["id"].as_str().unwrap().to_string()),
+        ("template_id", template["id"].as_str().unwrap().to_string()),
+        ("product_id", product["id"].as_str().unwrap().to_string()),
+        ("sku_id", sku.to_string()),
+        ("order_id", order.id.to_string()),
+        ("refund_id", refund.id.to_string()),
         ("merge_id", merge.to_string()),
         ("import_id", import.id.to_string()),
         ("transfer_id", transfer.id.to_string()),

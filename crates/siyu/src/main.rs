@@ -274,6 +274,7 @@ async fn serve(cfg: Config, demo: bool) -> Result<()> {
         runner::schedule_housekeeping(&store, cfg.wecom_callback_window_secs)
             .await
             .context("scheduling housekeeping")?;
+        runner::schedule_commerce_sweep(&store, false).await.context("scheduling the commerce sweep")?;
         let r = runner::Runner {
             store: store.clone(),
             registry: runner::builtin_registry(),

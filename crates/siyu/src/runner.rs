@@ -215,7 +215,32 @@ pub fn builtin_registry() -> Registry {
     r.register(CUSTOMER_METRICS_JOB, customer_metrics);
     r.register(siyu_web::imports::IMPORT_JOB, customer_import);
     r.register(REMINDERS_JOB, follow_up_reminders);
+    r.register(siyu_web::pay::SWEEP_JOB, commerce_sweep);
     r
+}
+
+/// The commerce sweep runs every minute.
+const SWEEP_PERIOD_SECS: i64 = 60;
+
+/// Schedules the commerce sweep for the minute after `now` (`next`) or this one; the slot in
+/// the dedupe key makes any number of processes schedule it once.
+pub async fn schedule_commerce_sweep(store: &Store, next: bool) -> Result<(), siyu_store::StoreError> {
+    let slot = store.now().unix_secs() / SWEEP_PERIOD_SECS + i64::from(next);
+    let job = siyu_store::jobs::NewJob::new(siyu_web::pay::SWEEP_JOB, serde_json::json!({}))
+        .at(siyu_core::Timestamp::from_unix_secs(slot * SWEEP_PERIOD_SECS))
+        .dedupe(format!("commerce.sweep:{slot}"));
+    store.enqueue(job).await.map(|_| ())
+}
+
+/// Times out unpaid orders (closing their prepays first), submits and follows refunds, and
+/// moves shipped orders on; then schedules the next run.
+async fn commerce_sweep(ctx: JobCtx) -> Result<(), String> {
+    schedule_commerce_sweep(&ctx.store, true).await.map_err(|e| e.to_string())?;
+    let rep = siyu_web::pay::PayGateway::new(ctx.store.clone()).sweep().await.map_err(|e| format!("{e:?}"))?;
+    if rep != Default::default() {
+        tracing::info!(timed_out = rep.timed_out, refunds = rep.refunds, advanced = rep.advanced, "commerce sweep");
+    }
+    Ok(())
 }
 
 /// Kind of the follow-up reminder run of one tenant, every five minutes.
@@ -380,6 +405,8 @@ async fn housekeeping(ctx: JobCtx) -> Result<(), String> {
     let nonces = ctx.store.purge_wecom_nonces(Duration::from_secs(window)).await.map_err(|e| e.to_string())?;
     let inbox = ctx.store.purge_wecom_inbox(Duration::from_secs(30 * 86_400)).await.map_err(|e| e.to_string())?;
     let metrics = schedule_customer_metrics(&ctx.store).await.map_err(|e| e.to_string())?;
+    // The sweep reschedules itself; this restarts one that stopped.
+    schedule_commerce_sweep(&ctx.store, false).await.map_err(|e| e.to_string())?;
     // Each tenant's reminder run reschedules itself; this restarts one that stopped.
     for t in ctx.store.list_tenants().await.map_err(|e| e.to_string())? {
         schedule_reminders(&ctx.store, t.id, false).await.map_err(|e| e.to_string())?;

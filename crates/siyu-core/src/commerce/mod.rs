@@ -2,5 +2,6 @@
 //! and order state machines, coupons and the marketing plays build on it.
 
 pub mod allocate;
+pub mod catalogue;
 pub mod order;
 pub mod pricing;

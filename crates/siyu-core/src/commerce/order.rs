@@ -158,12 +158,89 @@ pub fn movement(from: Reservation, to: Reservation, qty: i64) -> Option<(i64, i6
     }
 }
 
+/// Where an order ships to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Address {
+    pub name: String,
+    pub phone: String,
+    /// Province, city and district, as the buyer picked them.
+    pub region: String,
+    pub detail: String,
+}
+
+impl Address {
+    pub fn validate(&self) -> Result<Address, Vec<crate::validate::Violation>> {
+        let mut v = crate::validate::Violations::new();
+        let name = v.text("address.name", &self.name, 32);
+        let phone = v.opt_mobile("address.phone", Some(&self.phone));
+        if phone.is_none() {
+            v.push("address.phone", "required", "address.phone is required");
+        }
+        let region = v.text("address.region", &self.region, 64);
+        let detail = v.text("address.detail", &self.detail, 200);
+        v.into_result()?;
+        Ok(Address { name, phone: phone.unwrap_or_default(), region, detail })
+    }
+}
+
+/// What refunding `k` more units of a line returns (REF-1): the stored paid amounts of the
+/// next `k` units not yet refunded, so successive partial refunds add up to the line exactly.
+/// `None` when fewer than `k` units are left.
+pub fn refund_of_units(units: &[i64], refunded_qty: usize, k: usize) -> Option<i64> {
+    let end = refunded_qty.checked_add(k)?;
+    if k == 0 || end > units.len() {
+        return None;
+    }
+    Some(units[refunded_qty..end].iter().sum())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
 
     const PAY: OrderEvent = OrderEvent::PaymentSucceeded { group_buy: false };
+
+    #[test]
+    fn refunds_follow_the_stored_units() {
+        let units = [286, 286, 285];
+        assert_eq!(refund_of_units(&units, 0, 1), Some(286));
+        assert_eq!(refund_of_units(&units, 1, 2), Some(571));
+        assert_eq!(refund_of_units(&units, 0, 3), Some(857));
+        assert_eq!(refund_of_units(&units, 2, 2), None);
+        assert_eq!(refund_of_units(&units, 0, 0), None);
+        assert_eq!(refund_of_units(&units, usize::MAX, 1), None);
+    }
+
+    proptest! {
+        #[test]
+        fn partial_refunds_sum_to_the_line(units in proptest::collection::vec(0i64..100_000, 1..20), cuts in proptest::collection::vec(1usize..5, 1..10)) {
+            let (mut done, mut total) = (0usize, 0i64);
+            for k in cuts {
+                if let Some(a) = refund_of_units(&units, done, k) {
+                    done += k;
+                    total += a;
+                }
+            }
+            let rest = if done < units.len() { refund_of_units(&units, done, units.len() - done).unwrap() } else { 0 };
+            prop_assert_eq!(total + rest, units.iter().sum::<i64>());
+        }
+    }
+
+    #[test]
+    fn addresses_name_their_fields() {
+        let a = Address {
+            name: " 张三 ".into(),
+            phone: "+86 138 0013 8000".into(),
+            region: "上海市 浦东新区".into(),
+            detail: "世纪大道 1 号".into(),
+        };
+        let ok = a.validate().unwrap();
+        assert_eq!((ok.name.as_str(), ok.phone.as_str()), ("张三", "+8613800138000"));
+        let bad = Address { name: "".into(), phone: "123".into(), region: "".into(), detail: "x".into() };
+        let f: Vec<_> = bad.validate().unwrap_err().into_iter().map(|v| v.field).collect();
+        assert_eq!(f, vec!["address.name", "address.phone", "address.region"]);
+    }
 
     #[test]
     fn the_happy_paths() {

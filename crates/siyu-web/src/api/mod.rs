@@ -9,6 +9,7 @@ use crate::AppState;
 
 pub mod admin;
 pub mod auth;
+pub mod commerce;
 pub mod customers;
 pub mod dto;
 pub mod imports;
@@ -40,6 +41,8 @@ pub mod transfers;
         (name = "tags", description = "Tag groups and tags (标签)"),
         (name = "segments", description = "Segments (人群), live counts and RFM (客户价值分层)"),
         (name = "transfers", description = "Customer transfers (在职转接 / 离职继承) through WeCom"),
+        (name = "catalogue", description = "The mall's categories, shipping templates, products, SKUs and stock"),
+        (name = "orders", description = "Orders, payments (WeChat Pay), refunds and payment settings"),
     )
 )]
 struct ApiDoc;
@@ -69,5 +72,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(imports::router())
         .merge(merges::router())
         .merge(admin::router())
+        .merge(commerce::router())
         .merge(crate::wecom::api::router())
 }

@@ -1,0 +1,8 @@
+//! The mall's storage: the catalogue and stock (`catalogue`), orders with their reservations
+//! and the one compensation routine (`orders`), and payments, prepays, notifications and
+//! refunds (`payments`). The rules live in `siyu_core::commerce`; WeChat Pay is spoken by the
+//! edge. Every guarded write checks the rows it affected: zero rows is a business refusal.
+
+pub mod catalogue;
+pub mod orders;
+pub mod payments;

@@ -1,0 +1,839 @@
+//! Orders: pricing a cart from the catalogue, submitting it with its stock reserved in the same
+//! transaction, and every later move of the order and its reservations.
+//!
+//! Submit (commerce-rules §1.1, ORD-2, ORD-3): the cart is priced by the one pipeline from the
+//! catalogue's prices, then one transaction inserts the order and reserves each SKU's summed
+//! demand in ascending id order (INV-4) with `UPDATE … WHERE on_hand − reserved >= q AND
+//! price_fen = <the price quoted>`. A SKU sold out or repriced in between affects no row, and
+//! the whole submit rolls back. A retry with the same client key returns the first order.
+//!
+//! Cancel and timeout go through [`Store::cancel_order`], which calls the one compensation
+//! routine (`compensate`): each reservation is released at most once (INV-3).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use siyu_core::auth::Actor;
+use siyu_core::commerce::order::{self, Address, OrderEvent, OrderStatus, Outcome};
+use siyu_core::commerce::pricing::{self, Cart, Line, Quote, Shipping, MAX_QTY};
+use siyu_core::paging::{Page, PageRequest};
+use siyu_core::{BuyerId, CustomerId, OrderId, ProductId, SkuId, TenantId, Timestamp};
+
+use crate::{audit, in_tx, like_escape, on_read, Result, Store, StoreError};
+
+/// The one compensation routine (commerce-rules §0): gives back everything an order holds,
+/// each at most once. Today that is stock; coupons, points and group seats join it here.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! compensate {
+    ($tx:expr, $tenant:expr, $order:expr, $now:expr) => {{
+        let held: Vec<(uuid::Uuid, String, i64)> = sqlx::query_as(
+            "SELECT sku_id, pool_id, qty FROM stock_reservations WHERE tenant_id = $1 AND order_id = $2 \
+             AND status = 'reserved' ORDER BY sku_id",
+        )
+        .bind($tenant.0)
+        .bind($order.0)
+        .fetch_all(&mut *$tx)
+        .await?;
+        for (sku, pool, qty) in held {
+            let n = sqlx::query(
+                "UPDATE stock_reservations SET status = 'released', updated_at = $5 WHERE tenant_id = $1 \
+                 AND order_id = $2 AND sku_id = $3 AND pool_id = $4 AND status = 'reserved'",
+            )
+            .bind($tenant.0)
+            .bind($order.0)
+            .bind(sku)
+            .bind(&pool)
+            .bind($now.0)
+            .execute(&mut *$tx)
+            .await?
+            .rows_affected();
+            if n == 1 {
+                sqlx::query(
+                    "UPDATE skus SET reserved = reserved - $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2",
+                )
+                .bind($tenant.0)
+                .bind(sku)
+                .bind(qty)
+                .bind($now.0)
+                .execute(&mut *$tx)
+                .await?;
+            }
+        }
+    }};
+}
+
+/// Writes a side effect to the outbox in the caller's transaction; the unique (kind,
+/// aggregate, version) makes a repeat a no-op, so consumers see each event once.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! outbox {
+    ($tx:expr, $tenant:expr, $kind:expr, $aggregate:expr, $version:expr, $payload:expr, $now:expr) => {{
+        sqlx::query(
+            "INSERT INTO commerce_outbox (tenant_id, id, kind, aggregate_id, version, payload, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant_id, kind, aggregate_id, version) DO NOTHING",
+        )
+        .bind($tenant.0)
+        .bind(uuid::Uuid::now_v7())
+        .bind($kind)
+        .bind($aggregate)
+        .bind($version as i64)
+        .bind(sqlx::types::Json($payload))
+        .bind($now.0)
+        .execute(&mut *$tx)
+        .await?;
+    }};
+}
+
+/// Unpaid orders cancel after this long unless the tenant's payment settings say otherwise.
+pub const DEFAULT_ORDER_TIMEOUT_SECS: i64 = 30 * 60;
+/// A cart holds at most this many lines.
+pub const MAX_LINES: usize = 50;
+
+#[derive(Clone, Copy, Debug, serde::Deserialize, Serialize)]
+pub struct CartItem {
+    pub sku_id: SkuId,
+    pub qty: u32,
+}
+
+/// A cart line with what the buyer sees beside it.
+#[derive(Clone, Debug, Serialize)]
+pub struct PricedItem {
+    pub sku_id: SkuId,
+    pub product_id: ProductId,
+    pub title: String,
+    pub spec: String,
+    pub image: Option<String>,
+    pub qty: u32,
+    pub unit_list_fen: i64,
+    pub available: i64,
+}
+
+/// A priced cart: the quote and its lines, in the cart's order.
+#[derive(Clone, Debug, Serialize)]
+pub struct PricedCart {
+    pub items: Vec<PricedItem>,
+    pub quote: Quote,
+}
+
+/// One step's share of a line.
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct LineShare {
+    pub kind: String,
+    pub source: Option<String>,
+    pub fen: i64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct OrderLine {
+    pub line_no: i64,
+    pub sku_id: SkuId,
+    pub product_id: ProductId,
+    pub title: String,
+    pub spec: String,
+    pub qty: i64,
+    pub unit_list_fen: i64,
+    pub unit_price_fen: i64,
+    /// What the line's goods cost after every step (shipping is the order's).
+    pub paid_fen: i64,
+    /// The same, per unit (AL-3): refunds and commissions read these.
+    pub units: Vec<i64>,
+    pub shares: Vec<LineShare>,
+    pub gift: bool,
+    pub refunded_qty: i64,
+    pub refunded_fen: i64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Order {
+    pub id: OrderId,
+    pub no: String,
+    pub buyer_id: BuyerId,
+    pub buyer_openid: Option<String>,
+    pub customer_id: Option<CustomerId>,
+    pub kind: String,
+    pub status: OrderStatus,
+    pub list_fen: i64,
+    pub goods_fen: i64,
+    pub shipping_fen: i64,
+    pub payable_fen: i64,
+    pub paid_fen: i64,
+    pub refunded_fen: i64,
+    pub points_used: i64,
+    /// The pricing steps as quoted at submit: why the price is what it is.
+    pub quote: serde_json::Value,
+    pub address: Option<Address>,
+    pub note: Option<String>,
+    pub transaction_id: Option<String>,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub paid_at: Option<Timestamp>,
+    pub cancelled_at: Option<Timestamp>,
+    pub cancel_reason: Option<String>,
+    pub shipped_at: Option<Timestamp>,
+    pub carrier: Option<String>,
+    pub tracking_no: Option<String>,
+    pub received_at: Option<Timestamp>,
+    pub completed_at: Option<Timestamp>,
+    pub lines: Vec<OrderLine>,
+}
+
+/// A submit.
+#[derive(Clone, Debug)]
+pub struct NewOrder {
+    pub buyer: BuyerId,
+    pub items: Vec<CartItem>,
+    pub address: Option<Address>,
+    pub note: Option<String>,
+    /// The buyer's idempotency key for this submit (ORD-3).
+    pub client_key: Option<String>,
+    /// The payable the buyer was shown; a different server figure refuses the submit (ORD-2).
+    pub expected_payable: Option<i64>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct OrderFilter {
+    pub status: Option<OrderStatus>,
+    pub buyer: Option<BuyerId>,
+    /// Part of the order number.
+    pub q: Option<String>,
+    pub created_from: Option<Timestamp>,
+    pub created_to: Option<Timestamp>,
+}
+
+#[derive(sqlx::FromRow)]
+struct OrderRow {
+    id: Uuid,
+    no: String,
+    buyer_id: Uuid,
+    openid: Option<String>,
+    customer_id: Option<Uuid>,
+    kind: String,
+    status: String,
+    list_fen: i64,
+    goods_fen: i64,
+    shipping_fen: i64,
+    payable_fen: i64,
+    paid_fen: i64,
+    refunded_fen: i64,
+    points_used: i64,
+    quote: Json<serde_json::Value>,
+    address: Option<Json<Address>>,
+    note: Option<String>,
+    transaction_id: Option<String>,
+    created_at: i64,
+    expires_at: i64,
+    paid_at: Option<i64>,
+    cancelled_at: Option<i64>,
+    cancel_reason: Option<String>,
+    shipped_at: Option<i64>,
+    carrier: Option<String>,
+    tracking_no: Option<String>,
+    received_at: Option<i64>,
+    completed_at: Option<i64>,
+}
+
+const ORDER_SELECT: &str = "SELECT o.id, o.no, o.buyer_id, b.openid, o.customer_id, o.kind, o.status, o.list_fen, \
+     o.goods_fen, o.shipping_fen, o.payable_fen, o.paid_fen, o.refunded_fen, o.points_used, o.quote, o.address, o.note, \
+     o.transaction_id, o.created_at, o.expires_at, o.paid_at, o.cancelled_at, o.cancel_reason, o.shipped_at, o.carrier, \
+     o.tracking_no, o.received_at, o.completed_at FROM orders o \
+     LEFT JOIN mall_buyers b ON b.tenant_id = o.tenant_id AND b.id = o.buyer_id";
+
+#[derive(sqlx::FromRow)]
+struct LineRow {
+    order_id: Uuid,
+    line_no: i64,
+    sku_id: Uuid,
+    product_id: Uuid,
+    title: String,
+    spec: String,
+    qty: i64,
+    unit_list_fen: i64,
+    unit_price_fen: i64,
+    paid_fen: i64,
+    units: Json<Vec<i64>>,
+    shares: Json<Vec<LineShare>>,
+    gift: bool,
+    refunded_qty: i64,
+    refunded_fen: i64,
+}
+
+impl OrderRow {
+    fn into_order(self, lines: Vec<OrderLine>) -> Order {
+        Order {
+            id: OrderId(self.id),
+            no: self.no,
+            buyer_id: BuyerId(self.buyer_id),
+            buyer_openid: self.openid,
+            customer_id: self.customer_id.map(CustomerId),
+            kind: self.kind,
+            status: OrderStatus::parse(&self.status).unwrap_or(OrderStatus::Cancelled),
+            list_fen: self.list_fen,
+            goods_fen: self.goods_fen,
+            shipping_fen: self.shipping_fen,
+            payable_fen: self.payable_fen,
+            paid_fen: self.paid_fen,
+            refunded_fen: self.refunded_fen,
+            points_used: self.points_used,
+            quote: self.quote.0,
+            address: self.address.map(|a| a.0),
+            note: self.note,
+            transaction_id: self.transaction_id,
+            created_at: Timestamp(self.created_at),
+            expires_at: Timestamp(self.expires_at),
+            paid_at: self.paid_at.map(Timestamp),
+            cancelled_at: self.cancelled_at.map(Timestamp),
+            cancel_reason: self.cancel_reason,
+            shipped_at: self.shipped_at.map(Timestamp),
+            carrier: self.carrier,
+            tracking_no: self.tracking_no,
+            received_at: self.received_at.map(Timestamp),
+            completed_at: self.completed_at.map(Timestamp),
+            lines,
+        }
+    }
+}
+
+fn line_from(r: LineRow) -> OrderLine {
+    OrderLine {
+        line_no: r.line_no,
+        sku_id: SkuId(r.sku_id),
+        product_id: ProductId(r.product_id),
+        title: r.title,
+        spec: r.spec,
+        qty: r.qty,
+        unit_list_fen: r.unit_list_fen,
+        unit_price_fen: r.unit_price_fen,
+        paid_fen: r.paid_fen,
+        units: r.units.0,
+        shares: r.shares.0,
+        gift: r.gift,
+        refunded_qty: r.refunded_qty,
+        refunded_fen: r.refunded_fen,
+    }
+}
+
+type SkuFacts = (
+    Uuid,
+    Uuid,
+    Json<Vec<String>>,
+    i64,
+    i64,
+    bool,
+    String,
+    String,
+    Option<Uuid>,
+    Json<Vec<String>>,
+    Option<i64>,
+    Option<i64>,
+);
+
+fn rejected(code: &'static str, field: Option<String>, message: impl Into<String>) -> StoreError {
+    StoreError::Rejected { code, field, message: message.into() }
+}
+
+/// Each step's share of line `i`, for the line's record.
+fn shares_of(q: &Quote, i: usize) -> Vec<LineShare> {
+    q.steps
+        .iter()
+        .filter(|s| s.shares.get(i).copied().unwrap_or(0) > 0)
+        .map(|s| LineShare {
+            kind: serde_json::to_value(s.kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
+            source: s.source.clone(),
+            fen: s.shares[i],
+        })
+        .collect()
+}
+
+/// An order number customers can read out: local date and time, then six random digits.
+fn order_no(now: Timestamp, offset_hours: i8) -> String {
+    use rand::Rng;
+    let local = now.0 / 1_000_000 + i64::from(offset_hours) * 3600;
+    let t = time::OffsetDateTime::from_unix_timestamp(local).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    format!(
+        "{:04}{:02}{:02}{:02}{:02}{:02}{:06}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        rand::thread_rng().gen_range(0..1_000_000)
+    )
+}
+
+impl Store {
+    /// Prices a cart from the catalogue with the one pipeline (the quote endpoint and submit
+    /// both call this, so they agree: PC-4).
+    pub async fn price_cart(&self, tenant: TenantId, items: &[CartItem]) -> Result<PricedCart> {
+        if items.is_empty() {
+            return Err(rejected("empty_cart", Some("items".into()), "the cart is empty"));
+        }
+        if items.len() > MAX_LINES {
+            return Err(rejected("too_many_lines", Some("items".into()), format!("at most {MAX_LINES} lines")));
+        }
+        for (i, it) in items.iter().enumerate() {
+            if !(1..=MAX_QTY).contains(&it.qty) {
+                return Err(rejected(
+                    "bad_quantity",
+                    Some(format!("items.{i}.qty")),
+                    format!("a quantity is 1 to {MAX_QTY}"),
+                ));
+            }
+        }
+        let facts: Vec<SkuFacts> = on_read!(self, |p| {
+            let mut qb = sqlx::QueryBuilder::new(
+                "SELECT k.id, k.product_id, k.spec, k.price_fen, k.on_hand - k.reserved, k.active, p.title, p.status, \
+                 p.category_id, p.images, t.fee_fen, t.free_from_fen FROM skus k \
+                 JOIN products p ON p.tenant_id = k.tenant_id AND p.id = k.product_id \
+                 LEFT JOIN shipping_templates t ON t.tenant_id = p.tenant_id AND t.id = p.shipping_template_id \
+                 WHERE k.tenant_id = ",
+            );
+            qb.push_bind(tenant.0).push(" AND k.id IN (");
+            let mut sep = qb.separated(", ");
+            for it in items {
+                sep.push_bind(it.sku_id.0);
+            }
+            qb.push(")");
+            qb.build_query_as::<SkuFacts>().fetch_all(p).await?
+        });
+        let by_id: BTreeMap<Uuid, &SkuFacts> = facts.iter().map(|f| (f.0, f)).collect();
+        let mut lines = Vec::with_capacity(items.len());
+        let mut priced = Vec::with_capacity(items.len());
+        let mut shipping = Shipping::default();
+        for (i, it) in items.iter().enumerate() {
+            let f = by_id.get(&it.sku_id.0).filter(|f| f.5 && f.7 == "listed").ok_or_else(|| {
+                rejected("sku_unavailable", Some(format!("items.{i}.sku_id")), "this item is no longer on sale")
+            })?;
+            // Lines of different templates ship together at the highest fee, with that
+            // template's free-shipping threshold.
+            if let Some(fee) = f.10 {
+                if fee > shipping.fee || (shipping.fee == 0 && shipping.free_from.is_none()) {
+                    shipping = Shipping { fee, free_from: f.11 };
+                }
+            }
+            lines.push(Line {
+                sku: it.sku_id.to_string(),
+                product: f.1.to_string(),
+                categories: f.8.map(|c| vec![c.to_string()]).unwrap_or_default(),
+                unit_list: f.3,
+                qty: it.qty,
+                paid_member_unit: None,
+                activity: None,
+            });
+            priced.push(PricedItem {
+                sku_id: it.sku_id,
+                product_id: ProductId(f.1),
+                title: f.6.clone(),
+                spec: f.2 .0.join(" / "),
+                image: f.9 .0.first().cloned(),
+                qty: it.qty,
+                unit_list_fen: f.3,
+                available: f.4,
+            });
+        }
+        let cart = Cart { lines, shipping, ..Default::default() };
+        let quote = pricing::quote(&cart).map_err(|e| rejected("pricing", None, e.to_string()))?;
+        Ok(PricedCart { items: priced, quote })
+    }
+
+    /// Submits an order: prices it, then inserts it and reserves its stock in one transaction.
+    pub async fn create_order(&self, tenant: TenantId, n: &NewOrder) -> Result<Order> {
+        if let Some(k) = &n.client_key {
+            if let Some(id) = self.order_by_client_key(tenant, n.buyer, k).await? {
+                return self.order(tenant, id).await;
+            }
+        }
+        let priced = self.price_cart(tenant, &n.items).await?;
+        let q = &priced.quote;
+        if let Some(expected) = n.expected_payable {
+            if expected != q.payable {
+                return Err(rejected(
+                    "price_changed",
+                    Some("expected_payable".into()),
+                    format!("the amount to pay is now {} fen, not {expected}; review the new quote", q.payable),
+                ));
+            }
+        }
+        let t = self.tenant(tenant).await?;
+        let off = siyu_core::time::zone_offset_hours(&t.timezone).unwrap_or(8);
+        let timeout = self.order_timeout_secs(tenant).await?;
+        let now = self.now();
+        let id = OrderId::new();
+        let customer: Option<Uuid> = on_read!(self, |p| sqlx::query_scalar(
+            "SELECT customer_id FROM mall_buyers WHERE tenant_id = $1 AND id = $2"
+        )
+        .bind(tenant.0)
+        .bind(n.buyer.0)
+        .fetch_optional(p)
+        .await?
+        .flatten());
+        // Demand per SKU, summed over lines (INV-4) and taken in id order so two submits
+        // never wait on each other's rows in opposite orders.
+        let mut demand: BTreeMap<Uuid, (i64, i64, usize)> = BTreeMap::new();
+        for (i, it) in priced.items.iter().enumerate() {
+            let e = demand.entry(it.sku_id.0).or_insert((0, it.unit_list_fen, i));
+            e.0 += i64::from(it.qty);
+        }
+        in_tx!(self, |tx| {
+            let inserted = sqlx::query(
+                "INSERT INTO orders (tenant_id, id, no, buyer_id, customer_id, kind, status, list_fen, goods_fen, \
+                 shipping_fen, payable_fen, points_used, quote, address, note, client_key, created_at, expires_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, 'normal', 'pending_payment', $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $15)",
+            )
+            .bind(tenant.0)
+            .bind(id.0)
+            .bind(order_no(now, off))
+            .bind(n.buyer.0)
+            .bind(customer)
+            .bind(q.list_total)
+            .bind(q.goods)
+            .bind(q.shipping_fee - q.shipping_discount)
+            .bind(q.payable)
+            .bind(q.points_used)
+            .bind(Json(q))
+            .bind(n.address.as_ref().map(Json))
+            .bind(&n.note)
+            .bind(&n.client_key)
+            .bind(now.0)
+            .bind(now.0 + timeout * 1_000_000)
+            .execute(&mut *tx)
+            .await;
+            match inserted {
+                Ok(_) => {}
+                Err(e) => match StoreError::constraint(e, "client_key") {
+                    StoreError::Duplicate("client_key") => {
+                        // Give the connection back before reading: holding it while waiting
+                        // for another would starve the pool under load.
+                        tx.rollback().await?;
+                        let k = n.client_key.as_deref().unwrap_or_default();
+                        let id = self.order_by_client_key(tenant, n.buyer, k).await?.ok_or(StoreError::NotFound)?;
+                        return self.order(tenant, id).await;
+                    }
+                    other => return Err(other),
+                },
+            }
+            let mut short = None;
+            for (sku, (qty, price, line)) in &demand {
+                let n = sqlx::query(
+                    "UPDATE skus SET reserved = reserved + $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2 \
+                     AND active = TRUE AND price_fen = $5 AND on_hand - reserved >= $3",
+                )
+                .bind(tenant.0)
+                .bind(sku)
+                .bind(qty)
+                .bind(now.0)
+                .bind(price)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if n == 0 {
+                    short = Some((*line, *sku));
+                    break;
+                }
+                sqlx::query(
+                    "INSERT INTO stock_reservations (tenant_id, order_id, sku_id, pool_id, qty, status, updated_at) \
+                     VALUES ($1, $2, $3, '', $4, 'reserved', $5)",
+                )
+                .bind(tenant.0)
+                .bind(id.0)
+                .bind(sku)
+                .bind(qty)
+                .bind(now.0)
+                .execute(&mut *tx)
+                .await?;
+            }
+            if let Some((line, sku)) = short {
+                // Roll back the reservations made, and free the connection before explaining.
+                tx.rollback().await?;
+                return Err(self.why_not_reserved(tenant, line, SkuId(sku), &priced).await);
+            }
+            for (i, (it, lq)) in priced.items.iter().zip(&q.lines).enumerate() {
+                sqlx::query(
+                    "INSERT INTO order_lines (tenant_id, order_id, line_no, sku_id, product_id, title, spec, qty, \
+                     unit_list_fen, unit_price_fen, paid_fen, units, shares) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                )
+                .bind(tenant.0)
+                .bind(id.0)
+                .bind(i as i64)
+                .bind(it.sku_id.0)
+                .bind(it.product_id.0)
+                .bind(&it.title)
+                .bind(&it.spec)
+                .bind(i64::from(it.qty))
+                .bind(lq.unit_list)
+                .bind(lq.unit_price)
+                .bind(lq.paid)
+                .bind(Json(&lq.units))
+                .bind(Json(shares_of(q, i)))
+                .execute(&mut *tx)
+                .await?;
+            }
+        });
+        tracing::debug!(%tenant, order = %id, payable = q.payable, "order submitted");
+        self.order(tenant, id).await
+    }
+
+    /// Explains a reservation that affected no row: repriced, withdrawn, or short of stock.
+    async fn why_not_reserved(&self, tenant: TenantId, line: usize, sku: SkuId, priced: &PricedCart) -> StoreError {
+        let field = Some(format!("items.{line}.sku_id"));
+        match self.sku(tenant, sku).await {
+            Ok(s) if !s.active => rejected("sku_unavailable", field, "this item is no longer on sale"),
+            Ok(s) if s.price_fen != priced.items[line].unit_list_fen => {
+                rejected("price_changed", field, "the price of this item changed; review the new quote")
+            }
+            Ok(s) => rejected(
+                "out_of_stock",
+                field,
+                format!("only {} left of {} {}", s.available.max(0), priced.items[line].title, priced.items[line].spec),
+            ),
+            Err(e) => e,
+        }
+    }
+
+    async fn order_by_client_key(&self, tenant: TenantId, buyer: BuyerId, key: &str) -> Result<Option<OrderId>> {
+        let id: Option<Uuid> = on_read!(self, |p| sqlx::query_scalar(
+            "SELECT id FROM orders WHERE tenant_id = $1 AND buyer_id = $2 AND client_key = $3"
+        )
+        .bind(tenant.0)
+        .bind(buyer.0)
+        .bind(key)
+        .fetch_optional(p)
+        .await?);
+        Ok(id.map(OrderId))
+    }
+
+    async fn order_timeout_secs(&self, tenant: TenantId) -> Result<i64> {
+        let t: Option<i64> =
+            on_read!(self, |p| sqlx::query_scalar("SELECT order_timeout_secs FROM pay_settings WHERE tenant_id = $1")
+                .bind(tenant.0)
+                .fetch_optional(p)
+                .await?);
+        Ok(t.unwrap_or(DEFAULT_ORDER_TIMEOUT_SECS))
+    }
+
+    pub async fn order(&self, tenant: TenantId, id: OrderId) -> Result<Order> {
+        let sql = format!("{ORDER_SELECT} WHERE o.tenant_id = $1 AND o.id = $2");
+        let row: Option<OrderRow> =
+            on_read!(self, |p| sqlx::query_as(&sql).bind(tenant.0).bind(id.0).fetch_optional(p).await?);
+        let row = row.ok_or(StoreError::NotFound)?;
+        Ok(self.with_lines(tenant, vec![row]).await?.remove(0))
+    }
+
+    /// Orders, newest first.
+    pub async fn orders(&self, tenant: TenantId, f: &OrderFilter, page: &PageRequest) -> Result<Page<Order>> {
+        let q = f.q.as_deref().map(|q| format!("%{}%", like_escape(q)));
+        let sql = format!(
+            "{ORDER_SELECT} WHERE o.tenant_id = $1 AND ($2 IS NULL OR o.id < $2) AND ($3 IS NULL OR o.status = $3) \
+             AND ($4 IS NULL OR o.buyer_id = $4) AND ($5 IS NULL OR o.no LIKE $5 ESCAPE '\\') \
+             AND ($6 IS NULL OR o.created_at >= $6) AND ($7 IS NULL OR o.created_at < $7) ORDER BY o.id DESC LIMIT $8"
+        );
+        let rows: Vec<OrderRow> = on_read!(self, |p| sqlx::query_as(&sql)
+            .bind(tenant.0)
+            .bind(page.before)
+            .bind(f.status.map(|s| s.as_str()))
+            .bind(f.buyer.map(|b| b.0))
+            .bind(&q)
+            .bind(f.created_from.map(|t| t.0))
+            .bind(f.created_to.map(|t| t.0))
+            .bind(page.fetch_limit())
+            .fetch_all(p)
+            .await?);
+        let items = self.with_lines(tenant, rows).await?;
+        Ok(Page::from_rows(items, page, |o| o.id.0))
+    }
+
+    async fn with_lines(&self, tenant: TenantId, rows: Vec<OrderRow>) -> Result<Vec<Order>> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let lines: Vec<LineRow> = on_read!(self, |p| {
+            let mut qb = sqlx::QueryBuilder::new(
+                "SELECT order_id, line_no, sku_id, product_id, title, spec, qty, unit_list_fen, unit_price_fen, paid_fen, \
+                 units, shares, gift, refunded_qty, refunded_fen FROM order_lines WHERE tenant_id = ",
+            );
+            qb.push_bind(tenant.0).push(" AND order_id IN (");
+            let mut sep = qb.separated(", ");
+            for r in &rows {
+                sep.push_bind(r.id);
+            }
+            qb.push(") ORDER BY order_id, line_no");
+            qb.build_query_as::<LineRow>().fetch_all(p).await?
+        });
+        let mut by_order: BTreeMap<Uuid, Vec<OrderLine>> = BTreeMap::new();
+        for l in lines {
+            by_order.entry(l.order_id).or_default().push(line_from(l));
+        }
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let lines = by_order.remove(&r.id).unwrap_or_default();
+                r.into_order(lines)
+            })
+            .collect())
+    }
+
+    /// Cancels an unpaid order (the buyer, an operator, or the timeout) and gives back what it
+    /// held. Cancelling a cancelled order changes nothing; a paid one is refused.
+    pub async fn cancel_order(&self, tenant: TenantId, id: OrderId, reason: &str, by: Option<&Actor>) -> Result<Order> {
+        let now = self.now();
+        in_tx!(self, |tx| {
+            let n = sqlx::query(
+                "UPDATE orders SET status = 'cancelled', cancelled_at = $3, cancel_reason = $4, updated_at = $3 \
+                 WHERE tenant_id = $1 AND id = $2 AND status = 'pending_payment'",
+            )
+            .bind(tenant.0)
+            .bind(id.0)
+            .bind(now.0)
+            .bind(reason)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n == 0 {
+                let status: Option<String> =
+                    sqlx::query_scalar("SELECT status FROM orders WHERE tenant_id = $1 AND id = $2")
+                        .bind(tenant.0)
+                        .bind(id.0)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                let status = status.ok_or(StoreError::NotFound)?;
+                let from = OrderStatus::parse(&status).unwrap_or(OrderStatus::Cancelled);
+                match order::apply(from, OrderEvent::Cancel, false) {
+                    Ok(Outcome::Already) => {}
+                    _ => {
+                        return Err(rejected(
+                            "order_not_cancellable",
+                            None,
+                            format!("an order that is {status} cannot be cancelled; ask for a refund instead"),
+                        ))
+                    }
+                }
+            } else {
+                compensate!(tx, tenant, id, now);
+                sqlx::query(
+                    "UPDATE pay_prepays SET status = 'closed', updated_at = $3 WHERE tenant_id = $1 AND order_id = $2 \
+                     AND status = 'open'",
+                )
+                .bind(tenant.0)
+                .bind(id.0)
+                .bind(now.0)
+                .execute(&mut *tx)
+                .await?;
+                if let Some(a) = by {
+                    audit!(
+                        tx,
+                        self,
+                        a,
+                        "order.cancel",
+                        "order",
+                        id,
+                        None,
+                        Some(serde_json::json!({ "reason": reason }))
+                    );
+                }
+            }
+        });
+        self.order(tenant, id).await
+    }
+
+    /// Unpaid orders past their deadline, oldest first, across tenants: the timeout sweep's
+    /// work list. Cancelling stays conditional, so two sweeps never cancel twice.
+    pub async fn due_unpaid_orders(&self, limit: i64) -> Result<Vec<(TenantId, OrderId)>> {
+        let rows: Vec<(Uuid, Uuid)> = on_read!(self, |p| sqlx::query_as(
+            "SELECT tenant_id, id FROM orders WHERE status = 'pending_payment' AND expires_at <= $1 \
+             ORDER BY expires_at LIMIT $2"
+        )
+        .bind(self.now().0)
+        .bind(limit)
+        .fetch_all(p)
+        .await?);
+        Ok(rows.into_iter().map(|r| (TenantId(r.0), OrderId(r.1))).collect())
+    }
+
+    /// Moves a paid order along (ship, receive, complete) by one conditional update.
+    pub async fn advance_order(
+        &self,
+        tenant: TenantId,
+        id: OrderId,
+        event: OrderEvent,
+        by: Option<&Actor>,
+        shipment: Option<(&str, &str)>,
+    ) -> Result<Order> {
+        let now = self.now();
+        let current = self.order(tenant, id).await?;
+        let to = match order::apply(current.status, event, false) {
+            Ok(Outcome::To(s)) => s,
+            Ok(Outcome::Already) => return Ok(current),
+            Ok(_) | Err(_) => {
+                return Err(rejected(
+                    "order_wrong_state",
+                    None,
+                    format!("this order is {}; that cannot be done now", current.status.as_str()),
+                ))
+            }
+        };
+        let stamp = match to {
+            OrderStatus::Shipped => "shipped_at",
+            OrderStatus::Received => "received_at",
+            OrderStatus::Completed => "completed_at",
+            _ => "updated_at",
+        };
+        let (carrier, tracking) = shipment.unzip();
+        in_tx!(self, |tx| {
+            let sql = format!(
+                "UPDATE orders SET status = $3, {stamp} = $4, updated_at = $4, carrier = COALESCE($6, carrier), \
+                 tracking_no = COALESCE($7, tracking_no) WHERE tenant_id = $1 AND id = $2 AND status = $5"
+            );
+            let n = sqlx::query(&sql)
+                .bind(tenant.0)
+                .bind(id.0)
+                .bind(to.as_str())
+                .bind(now.0)
+                .bind(current.status.as_str())
+                .bind(carrier)
+                .bind(tracking)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if n == 0 {
+                return Err(rejected("order_changed", None, "the order changed meanwhile; reload it and try again"));
+            }
+            outbox!(tx, tenant, &format!("order.{}", to.as_str()), id.0, 1, serde_json::json!({ "order": id }), now);
+            if let Some(a) = by {
+                audit!(tx, self, a, "order.advance", "order", id, None, Some(serde_json::json!({ "to": to.as_str() })));
+            }
+        });
+        self.order(tenant, id).await
+    }
+
+    /// Paid orders whose next step is due by time: received N days after shipment, completed
+    /// when the after-sale window closes.
+    pub async fn due_order_steps(
+        &self,
+        receive_after: i64,
+        after_sale: i64,
+        limit: i64,
+    ) -> Result<Vec<(TenantId, OrderId, OrderEvent)>> {
+        let now = self.now().0;
+        let rows: Vec<(Uuid, Uuid, String)> = on_read!(self, |p| sqlx::query_as(
+            "SELECT tenant_id, id, status FROM orders WHERE (status = 'shipped' AND shipped_at <= $1) \
+             OR (status = 'received' AND received_at <= $2) ORDER BY updated_at LIMIT $3"
+        )
+        .bind(now - receive_after * 1_000_000)
+        .bind(now - after_sale * 1_000_000)
+        .bind(limit)
+        .fetch_all(p)
+        .await?);
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let e = if r.2 == "shipped" { OrderEvent::Receive } else { OrderEvent::Complete };
+                (TenantId(r.0), OrderId(r.1), e)
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,16 @@
+//! The mall over the API, for operators and integrations: the catalogue and stock
+//! (`catalogue`), orders and refunds (`orders`), and WeChat Pay settings (`settings`). The
+//! buyers' own API is `crate::mall`.
+
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::AppState;
+
+pub mod catalogue;
+pub mod dto;
+pub mod orders;
+pub mod settings;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().merge(catalogue::router()).merge(orders::router()).merge(settings::router())
+}

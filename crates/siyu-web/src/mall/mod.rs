@@ -1,0 +1,286 @@
+//! The buyers' side of the mall: `/mall/{tenant}/api/…`, used by the H5 mall and by a mini
+//! program. A buyer is known by a mall session (`Authorization: Bearer …`, or the
+//! `siyu_mall` cookie of the H5 pages), bound to one tenant. Buyers see listed products
+//! only, and their own orders only: another buyer's order is a 404.
+//!
+//! Submitting honours `Idempotency-Key` per buyer in the store itself (ORD-3), so a retried
+//! submit returns the first order instead of reserving stock twice.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use siyu_core::commerce::catalogue::ProductStatus;
+use siyu_core::commerce::order::{Address, OrderEvent};
+use siyu_core::paging::PageRequest;
+use siyu_core::{CategoryId, OrderId, ProductId, SkuId, TenantId};
+use siyu_store::commerce::catalogue::ProductFilter;
+use siyu_store::commerce::orders::{CartItem, NewOrder, OrderFilter};
+use siyu_store::commerce::payments::{Buyer, RefundKind};
+
+use crate::api::commerce::dto::{CategoryOut, OrderOut, ProductOut, QuoteIn, QuoteOut, RefundIn, RefundOut, SubmitIn};
+use crate::api::dto::PageOf;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, Query};
+use crate::AppState;
+
+/// The H5 mall's session cookie.
+pub const MALL_COOKIE: &str = "siyu_mall";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/mall/{tenant}/api/categories", get(categories))
+        .route("/mall/{tenant}/api/products", get(products))
+        .route("/mall/{tenant}/api/products/{product_id}", get(product))
+        .route("/mall/{tenant}/api/quote", post(quote))
+        .route("/mall/{tenant}/api/orders", get(my_orders).post(submit))
+        .route("/mall/{tenant}/api/orders/{order_id}", get(my_order))
+        .route("/mall/{tenant}/api/orders/{order_id}/pay", post(pay))
+        .route("/mall/{tenant}/api/orders/{order_id}/cancel", post(cancel))
+        .route("/mall/{tenant}/api/orders/{order_id}/receive", post(receive))
+        .route("/mall/{tenant}/api/orders/{order_id}/refunds", post(request_refund))
+}
+
+/// The tenant a mall URL names (by slug).
+pub async fn tenant_of(s: &AppState, slug: &str) -> ApiResult<TenantId> {
+    Ok(s.store.tenant_by_slug(slug).await?.ok_or(ApiError::NotFound)?.id)
+}
+
+fn session_secret(h: &HeaderMap) -> Option<String> {
+    if let Some(b) = h.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")) {
+        return Some(b.trim().to_string());
+    }
+    h.get_all("cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == MALL_COOKIE)
+        .map(|(_, v)| v.to_string())
+}
+
+/// The signed-in buyer of this tenant.
+pub async fn buyer(s: &AppState, tenant: TenantId, h: &HeaderMap) -> ApiResult<Buyer> {
+    let secret = session_secret(h).ok_or(ApiError::Unauthenticated)?;
+    s.store.mall_session(tenant, &secret).await?.ok_or(ApiError::Unauthenticated)
+}
+
+async fn categories(State(s): State<AppState>, Path(slug): Path<String>) -> ApiResult<axum::Json<Vec<CategoryOut>>> {
+    let t = tenant_of(&s, &slug).await?;
+    Ok(axum::Json(s.store.categories(t).await?.into_iter().map(Into::into).collect()))
+}
+
+#[derive(Deserialize)]
+struct ProductQuery {
+    category_id: Option<Uuid>,
+    q: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+async fn products(
+    State(s): State<AppState>,
+    Path(slug): Path<String>,
+    Query(q): Query<ProductQuery>,
+) -> ApiResult<axum::Json<PageOf<ProductOut>>> {
+    let t = tenant_of(&s, &slug).await?;
+    let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
+    let f = ProductFilter {
+        status: Some(ProductStatus::Listed),
+        category: q.category_id.map(CategoryId),
+        q: q.q.filter(|x| !x.trim().is_empty()),
+        sold_out: false,
+    };
+    let mut out = PageOf::<ProductOut>::from(s.store.products(t, &f, &page).await?);
+    for p in &mut out.items {
+        p.skus.retain(|k| k.active);
+    }
+    Ok(axum::Json(out))
+}
+
+/// A listed product, as buyers see it: only the SKUs on sale.
+pub async fn listed_product(s: &AppState, t: TenantId, id: ProductId) -> ApiResult<ProductOut> {
+    let p = s.store.product(t, id).await?;
+    if p.status != ProductStatus::Listed {
+        return Err(ApiError::NotFound);
+    }
+    let mut out = ProductOut::from(p);
+    out.skus.retain(|k| k.active);
+    Ok(out)
+}
+
+async fn product(
+    State(s): State<AppState>,
+    Path((slug, id)): Path<(String, Uuid)>,
+) -> ApiResult<axum::Json<ProductOut>> {
+    let t = tenant_of(&s, &slug).await?;
+    Ok(axum::Json(listed_product(&s, t, ProductId(id)).await?))
+}
+
+fn cart(items: &[crate::api::commerce::dto::CartItemIo]) -> Vec<CartItem> {
+    items.iter().map(|i| CartItem { sku_id: SkuId(i.sku_id), qty: i.qty }).collect()
+}
+
+async fn quote(
+    State(s): State<AppState>,
+    Path(slug): Path<String>,
+    Json(b): Json<QuoteIn>,
+) -> ApiResult<axum::Json<QuoteOut>> {
+    let t = tenant_of(&s, &slug).await?;
+    Ok(axum::Json(s.store.price_cart(t, &cart(&b.items)).await?.into()))
+}
+
+/// Validates and submits a buyer's order (the H5 checkout and the API share it).
+pub async fn submit_order(
+    s: &AppState,
+    t: TenantId,
+    buyer: &Buyer,
+    b: SubmitIn,
+    client_key: Option<String>,
+) -> ApiResult<siyu_store::commerce::orders::Order> {
+    let address = match b.address {
+        Some(a) => Some(Address { name: a.name, phone: a.phone, region: a.region, detail: a.detail }.validate()?),
+        None => None,
+    };
+    let note = b.note.map(|n| n.trim().chars().take(200).collect::<String>()).filter(|n| !n.is_empty());
+    let n = NewOrder {
+        buyer: buyer.id,
+        items: cart(&b.items),
+        address,
+        note,
+        client_key,
+        expected_payable: b.expected_payable_fen,
+    };
+    Ok(s.store.create_order(t, &n).await?)
+}
+
+async fn submit(
+    State(s): State<AppState>,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+    Json(b): Json<SubmitIn>,
+) -> ApiResult<Response> {
+    let t = tenant_of(&s, &slug).await?;
+    let buyer = buyer(&s, t, &headers).await?;
+    let key = match headers.get(crate::middleware::IDEMPOTENCY_KEY).map(|v| v.to_str()) {
+        None => None,
+        Some(Ok(k)) if !k.is_empty() && k.len() <= 255 => Some(k.to_string()),
+        Some(_) => {
+            return Err(ApiError::BadRequest {
+                code: "invalid_idempotency_key",
+                field: Some("Idempotency-Key".into()),
+                message: "Idempotency-Key must be 1-255 visible characters".into(),
+            })
+        }
+    };
+    let o = submit_order(&s, t, &buyer, b, key).await?;
+    Ok((StatusCode::CREATED, axum::Json(OrderOut::from(o))).into_response())
+}
+
+/// The buyer's own order, or 404.
+pub async fn own_order(
+    s: &AppState,
+    t: TenantId,
+    buyer: &Buyer,
+    id: OrderId,
+) -> ApiResult<siyu_store::commerce::orders::Order> {
+    let o = s.store.order(t, id).await?;
+    if o.buyer_id != buyer.id {
+        return Err(ApiError::NotFound);
+    }
+    Ok(o)
+}
+
+async fn my_orders(
+    State(s): State<AppState>,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+    Query(q): Query<ProductQuery>,
+) -> ApiResult<axum::Json<PageOf<OrderOut>>> {
+    let t = tenant_of(&s, &slug).await?;
+    let buyer = buyer(&s, t, &headers).await?;
+    let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
+    let f = OrderFilter { buyer: Some(buyer.id), ..Default::default() };
+    Ok(axum::Json(PageOf::from(s.store.orders(t, &f, &page).await?)))
+}
+
+async fn my_order(
+    State(s): State<AppState>,
+    Path((slug, id)): Path<(String, Uuid)>,
+    headers: HeaderMap,
+) -> ApiResult<axum::Json<OrderOut>> {
+    let t = tenant_of(&s, &slug).await?;
+    let buyer = buyer(&s, t, &headers).await?;
+    Ok(axum::Json(own_order(&s, t, &buyer, OrderId(id)).await?.into()))
+}
+
+/// What the device needs to pay: `wx.requestPayment` parameters (mini program, JSAPI).
+#[derive(Serialize)]
+pub struct PayOut {
+    pub out_trade_no: String,
+    pub prepay_id: String,
+    pub pay_params: siyu_pay::PayParams,
+}
+
+async fn pay(
+    State(s): State<AppState>,
+    Path((slug, id)): Path<(String, Uuid)>,
+    headers: HeaderMap,
+) -> ApiResult<axum::Json<PayOut>> {
+    let t = tenant_of(&s, &slug).await?;
+    let buyer = buyer(&s, t, &headers).await?;
+    own_order(&s, t, &buyer, OrderId(id)).await?;
+    let p = s.pay.prepay(t, OrderId(id), &buyer.openid).await?;
+    Ok(axum::Json(PayOut { out_trade_no: p.out_trade_no, prepay_id: p.prepay_id, pay_params: p.params }))
+}
+
+async fn cancel(
+    State(s): State<AppState>,
+    Path((slug, id)): Path<(String, Uuid)>,
+    headers: HeaderMap,
+) -> ApiResult<axum::Json<OrderOut>> {
+    let t = tenant_of(&s, &slug).await?;
+    let buyer = buyer(&s, t, &headers).await?;
+    own_order(&s, t, &buyer, OrderId(id)).await?;
+    crate::api::commerce::orders::cancel(&s, t, OrderId(id), "cancelled by the buyer", None).await?;
+    Ok(axum::Json(s.store.order(t, OrderId(id)).await?.into()))
+}
+
+async fn receive(
+    State(s): State<AppState>,
+    Path((slug, id)): Path<(String, Uuid)>,
+    headers: HeaderMap,
+) -> ApiResult<axum::Json<OrderOut>> {
+    let t = tenant_of(&s, &slug).await?;
+    let buyer = buyer(&s, t, &headers).await?;
+    own_order(&s, t, &buyer, OrderId(id)).await?;
+    Ok(axum::Json(s.store.advance_order(t, OrderId(id), OrderEvent::Receive, None, None).await?.into()))
+}
+
+async fn request_refund(
+    State(s): State<AppState>,
+    Path((slug, id)): Path<(String, Uuid)>,
+    headers: HeaderMap,
+    Json(b): Json<RefundIn>,
+) -> ApiResult<Response> {
+    let t = tenant_of(&s, &slug).await?;
+    let buyer = buyer(&s, t, &headers).await?;
+    let o = own_order(&s, t, &buyer, OrderId(id)).await?;
+    // The buyer's after-sale path closes with the after-sale window (REF-6).
+    if let Some(r) = o.received_at {
+        if s.store.now().0 >= r.0 + crate::pay::AFTER_SALE_SECS * 1_000_000 {
+            return Err(ApiError::Conflict {
+                code: "after_sale_closed",
+                field: None,
+                message: "the after-sale period of this order has ended".into(),
+            });
+        }
+    }
+    let input = crate::api::commerce::orders::refund_input(b, RefundKind::Customer)?;
+    let r = s.store.create_refund(t, OrderId(id), &input, None).await?;
+    Ok((StatusCode::CREATED, axum::Json(RefundOut::from(r))).into_response())
+}

@@ -1,0 +1,480 @@
+//! The mall end to end over HTTP, on SQLite and on PostgreSQL: the catalogue API, orders from
+//! 200 concurrent buyers against scarce stock, and payments through siyu's real WeChat Pay
+//! client against the pay sandbox — signed, encrypted notifications to the real endpoint,
+//! redelivered 50 times at once, a payment after a cancel, a double payment, the timeout
+//! sweep closing the prepay first, and refunds exact to the fen.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use siyu_core::time::ManualClock;
+use siyu_core::{Clock, OrderId, Timestamp};
+use siyu_pay::fixtures;
+use siyu_pay::notify::Signer;
+use siyu_pay::sandbox::{PaySandbox, RetryPolicy, SandboxConfig};
+use siyu_store::Backend;
+
+use common::{bearer, problem, App};
+
+const MCHID: &str = "1900000109";
+const APPID: &str = "wxmall0000000001";
+
+struct World {
+    app: App,
+    clock: Arc<ManualClock>,
+    sb: Arc<PaySandbox>,
+    sb_url: String,
+    seed: common::Seed,
+}
+
+impl World {
+    async fn start(backend: Backend) -> World {
+        let _ = tracing_subscriber::fmt().with_env_filter("error").try_init();
+        let clock =
+            Arc::new(ManualClock::at(Timestamp::from_unix_secs(siyu_core::time::SystemClock.now().unix_secs())));
+        let app = App::start_with_clock(backend, clock.clone()).await;
+        let seed = app.seed("mall").await;
+        let mut cfg = SandboxConfig::new(
+            MCHID,
+            APPID,
+            fixtures::APIV3_KEY,
+            fixtures::MERCHANT_PUBLIC_PEM,
+            Signer::from_pkcs8_pem(fixtures::PLATFORM_KEY_PEM).unwrap(),
+        );
+        cfg.retry = RetryPolicy::disabled();
+        let sb = PaySandbox::new(cfg, clock.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let sb_url = format!("http://{}", listener.local_addr().unwrap());
+        let router = sb.router();
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        let w = World { app, clock, sb, sb_url: sb_url.clone(), seed };
+        let settings = json!({
+            "appid": APPID, "mchid": MCHID, "merchant_serial": "5157F09EFDC096DE15EBE81A47057A7232F1B8E1",
+            "merchant_key_pem": fixtures::MERCHANT_KEY_PEM, "apiv3_key": fixtures::APIV3_KEY,
+            "platform_key_id": fixtures::PUBLIC_KEY_ID, "platform_public_key_pem": fixtures::PLATFORM_PUBLIC_PEM,
+            "base_url": sb_url, "notify_base": w.app.url(""), "order_timeout_minutes": 30
+        });
+        w.json(Method::PUT, "/api/v1/pay/settings", Some(&settings)).await;
+        w
+    }
+    async fn api(&self, method: Method, path: &str, body: Option<&Value>) -> reqwest::Response {
+        bearer(&self.app, &self.seed.token, method, path, body).await
+    }
+    async fn json(&self, method: Method, path: &str, body: Option<&Value>) -> Value {
+        let r = self.api(method, path, body).await;
+        let status = r.status();
+        let v: Value = r.json().await.unwrap();
+        assert!(status.is_success(), "{path}: {status} {v}");
+        v
+    }
+    /// A listed product with one SKU per (spec, price, stock); returns the product.
+    async fn product(&self, title: &str, skus: &[(&str, i64, i64)], template: Option<&str>) -> Value {
+        let skus: Vec<Value> =
+            skus.iter().map(|(s, p, n)| json!({"spec": [s], "price_fen": p, "on_hand": n})).collect();
+        let body = json!({"title": title, "status": "listed", "spec_names": ["规格"], "skus": skus,
+            "shipping_template_id": template});
+        let r = self.api(Method::POST, "/api/v1/products", Some(&body)).await;
+        assert_eq!(r.status(), 201);
+        r.json().await.unwrap()
+    }
+    /// A signed-in buyer's bearer secret.
+    async fn buyer(&self, openid: &str) -> String {
+        let s = &self.app.store;
+        let b = s.buyer_for_openid(self.seed.tenant, openid, None).await.unwrap();
+        s.create_mall_session(self.seed.tenant, b.id).await.unwrap()
+    }
+    async fn mall(&self, buyer: &str, method: Method, path: &str, body: Option<&Value>) -> reqwest::Response {
+        let mut r =
+            reqwest::Client::new().request(method, self.app.url(&format!("/mall/mall/api{path}"))).bearer_auth(buyer);
+        if let Some(b) = body {
+            r = r.json(b);
+        }
+        r.send().await.unwrap()
+    }
+    async fn order(&self, buyer: &str, sku: &Value, qty: u32) -> Value {
+        let r = self.mall(buyer, Method::POST, "/orders", Some(&json!({"items": [{"sku_id": sku, "qty": qty}]}))).await;
+        let status = r.status();
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(status, 201, "{v}");
+        v
+    }
+    async fn sku(&self, id: &Value) -> siyu_store::commerce::catalogue::Sku {
+        self.app.store.sku(self.seed.tenant, siyu_core::SkuId(id.as_str().unwrap().parse().unwrap())).await.unwrap()
+    }
+    async fn detail(&self, order: &Value) -> Value {
+        self.json(Method::GET, &format!("/api/v1/orders/{}", order["id"].as_str().unwrap()), None).await
+    }
+    /// Pays an order: prepay through the mall, then the sandbox "pays" and notifies siyu.
+    async fn pay(&self, buyer: &str, order: &Value) -> String {
+        let r = self.mall(buyer, Method::POST, &format!("/orders/{}/pay", order["id"].as_str().unwrap()), None).await;
+        let status = r.status();
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v["pay_params"]["package"], format!("prepay_id={}", v["prepay_id"].as_str().unwrap()));
+        let no = v["out_trade_no"].as_str().unwrap().to_string();
+        self.sb.pay(&no).await.unwrap();
+        no
+    }
+    fn order_id(o: &Value) -> OrderId {
+        OrderId(o["id"].as_str().unwrap().parse().unwrap())
+    }
+}
+
+macro_rules! both {
+    ($name:ident, |$w:ident| $body:expr) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let $w = World::start(Backend::Sqlite).await;
+                $body.await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let $w = World::start(Backend::Postgres).await;
+                $body.await
+            }
+        }
+    };
+}
+
+both!(catalogue_validation_and_stock, |w| async move {
+    let t = w
+        .json(
+            Method::POST,
+            "/api/v1/shipping-templates",
+            Some(&json!({"name": "满99包邮", "fee_fen": 1000, "free_from_fen": 9900})),
+        )
+        .await;
+    let c = w.json(Method::POST, "/api/v1/categories", Some(&json!({"name": "围巾"}))).await;
+    // Every field problem at once, named.
+    let bad = json!({"title": "", "status": "sold", "spec_names": ["颜色"],
+        "skus": [{"spec": ["红"], "price_fen": 0}, {"spec": ["红"], "price_fen": 100}]});
+    let v = problem(w.api(Method::POST, "/api/v1/products", Some(&bad)).await, 422).await;
+    let fields: Vec<&str> = v["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    assert_eq!(fields, vec!["title", "status", "skus.0.price_fen", "skus.1.spec"], "{v}");
+    let stranger = json!({"title": "x", "skus": [{"price_fen": 1}], "category_id": uuid::Uuid::now_v7()});
+    let v = problem(w.api(Method::POST, "/api/v1/products", Some(&stranger)).await, 422).await;
+    assert_eq!(v["errors"][0]["field"], "category_id");
+    let p = w
+        .json(
+            Method::POST,
+            "/api/v1/products",
+            Some(&json!({"title": "羊毛围巾", "status": "listed", "category_id": c["id"], "shipping_template_id": t["id"],
+                "spec_names": ["颜色"], "skus": [{"spec": ["红"], "code": "SC-R", "price_fen": 12900, "on_hand": 5},
+                {"spec": ["灰"], "code": "SC-G", "price_fen": 11900, "on_hand": 0}]})),
+        )
+        .await;
+    assert_eq!(
+        (p["price_min_fen"].as_i64(), p["price_max_fen"].as_i64(), p["available"].as_i64()),
+        (Some(11900), Some(12900), Some(5))
+    );
+    let red = &p["skus"][0]["id"];
+    // An order holds 3; stock cannot be counted below them.
+    let buyer = w.buyer("o-catalogue").await;
+    w.order(&buyer, red, 3).await;
+    let path = format!("/api/v1/skus/{}/stock", red.as_str().unwrap());
+    let v = problem(w.api(Method::POST, &path, Some(&json!({"on_hand": 2}))).await, 409).await;
+    assert_eq!(v["code"], "stock_below_reserved");
+    let v = problem(w.api(Method::POST, &path, Some(&json!({"delta": -3}))).await, 409).await;
+    assert_eq!(v["code"], "stock_below_reserved");
+    let s = w.json(Method::POST, &path, Some(&json!({"delta": 10, "note": "到货"}))).await;
+    assert_eq!((s["on_hand"].as_i64(), s["reserved"].as_i64(), s["available"].as_i64()), (Some(15), Some(3), Some(12)));
+    // A SKU left out of an edit stops selling but keeps its history; codes may swap.
+    let edit = json!({"title": "羊毛围巾", "status": "listed", "spec_names": ["颜色"], "category_id": c["id"],
+        "skus": [{"id": red, "spec": ["红"], "code": "SC-G", "price_fen": 13900}]});
+    let e = w.json(Method::PUT, &format!("/api/v1/products/{}", p["id"].as_str().unwrap()), Some(&edit)).await;
+    assert_eq!(e["skus"][0]["price_fen"], 13900);
+    assert_eq!(e["skus"][0]["on_hand"], 15, "an edit never touches stock");
+    assert_eq!(e["skus"][1]["active"], false);
+    // The category holds a product, so it stays.
+    let v =
+        problem(w.api(Method::DELETE, &format!("/api/v1/categories/{}", c["id"].as_str().unwrap()), None).await, 409)
+            .await;
+    assert_eq!(v["code"], "category_in_use");
+    // Buyers see listed products only, with the SKUs on sale.
+    let listed: Value = w.mall(&buyer, Method::GET, "/products", None).await.json().await.unwrap();
+    assert_eq!(listed["items"][0]["skus"].as_array().unwrap().len(), 1);
+    w.json(
+        Method::POST,
+        &format!("/api/v1/products/{}/status", p["id"].as_str().unwrap()),
+        Some(&json!({"status": "delisted"})),
+    )
+    .await;
+    let r = w.mall(&buyer, Method::GET, &format!("/products/{}", p["id"].as_str().unwrap()), None).await;
+    assert_eq!(r.status(), 404);
+    let r = w.mall(&buyer, Method::POST, "/orders", Some(&json!({"items": [{"sku_id": red, "qty": 1}]}))).await;
+    assert_eq!(problem(r, 409).await["code"], "sku_unavailable");
+});
+
+both!(two_hundred_buyers_never_oversell, |w| async move {
+    let p = w.product("限量礼盒", &[("标准", 9900, 50)], None).await;
+    let sku = p["skus"][0]["id"].clone();
+    let mut buyers = Vec::new();
+    for i in 0..200 {
+        buyers.push(w.buyer(&format!("o-rush-{i}")).await);
+    }
+    let w = &w;
+    let results = futures::future::join_all(buyers.iter().map(|b| {
+        let sku = sku.clone();
+        async move {
+            let r = w.mall(b, Method::POST, "/orders", Some(&json!({"items": [{"sku_id": sku, "qty": 1}]}))).await;
+            let status = r.status().as_u16();
+            let v: Value = r.json().await.unwrap();
+            (status, v)
+        }
+    }))
+    .await;
+    let created = results.iter().filter(|(s, _)| *s == 201).count();
+    let sold_out = results.iter().filter(|(s, v)| *s == 409 && v["code"] == "out_of_stock").count();
+    assert_eq!((created, sold_out), (50, 150), "{:?}", results.iter().find(|(s, _)| *s != 201 && *s != 409));
+    let s = w.sku(&sku).await;
+    assert_eq!((s.on_hand, s.reserved), (50, 50));
+    // Cancelling gives stock back once, however often it is asked.
+    let first = results.iter().find(|(s, _)| *s == 201).unwrap().1.clone();
+    let owner = &buyers[results.iter().position(|(s, _)| *s == 201).unwrap()];
+    let cancel_path = format!("/orders/{}/cancel", first["id"].as_str().unwrap());
+    let cancels = futures::future::join_all((0..5).map(|_| w.mall(owner, Method::POST, &cancel_path, None))).await;
+    assert!(cancels.iter().all(|r| r.status() == 200));
+    assert_eq!(w.sku(&sku).await.reserved, 49);
+    // Another buyer cannot see or cancel it.
+    let r = w.mall(&buyers[199], Method::GET, &format!("/orders/{}", first["id"].as_str().unwrap()), None).await;
+    assert_eq!(r.status(), 404);
+    // Idempotent submit: the same key returns the same order and reserves nothing more.
+    let again = || {
+        reqwest::Client::new()
+            .post(w.app.url("/mall/mall/api/orders"))
+            .bearer_auth(&buyers[0])
+            .header("idempotency-key", "cart-42")
+            .json(&json!({"items": [{"sku_id": sku, "qty": 1}]}))
+            .send()
+    };
+    let (a, b) = tokio::join!(again(), again());
+    let (a, b): (Value, Value) = (a.unwrap().json().await.unwrap(), b.unwrap().json().await.unwrap());
+    assert_eq!(a["id"], b["id"]);
+    assert_eq!(w.sku(&sku).await.reserved, 50);
+});
+
+both!(payment_is_applied_once_however_often_it_is_notified, |w| async move {
+    let tpl = w
+        .json(
+            Method::POST,
+            "/api/v1/shipping-templates",
+            Some(&json!({"name": "快递", "fee_fen": 800, "free_from_fen": 30000})),
+        )
+        .await;
+    let p = w.product("手冲壶", &[("600ml", 10000, 10)], tpl["id"].as_str()).await;
+    let sku = p["skus"][0]["id"].clone();
+    let buyer = w.buyer("o-payer").await;
+    let quote: Value = w
+        .mall(&buyer, Method::POST, "/quote", Some(&json!({"items": [{"sku_id": sku, "qty": 2}]})))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (quote["goods_fen"].as_i64(), quote["shipping_fen"].as_i64(), quote["payable_fen"].as_i64()),
+        (Some(20000), Some(800), Some(20800))
+    );
+    // The shown amount is only an expectation: a stale one refuses the submit.
+    let stale = json!({"items": [{"sku_id": sku, "qty": 2}], "expected_payable_fen": 20000});
+    assert_eq!(
+        problem(w.mall(&buyer, Method::POST, "/orders", Some(&stale)).await, 409).await["code"],
+        "price_changed"
+    );
+    let body = json!({"items": [{"sku_id": sku, "qty": 2}], "expected_payable_fen": 20800,
+        "address": {"name": "张三", "phone": "13800138000", "region": "上海市 浦东新区", "detail": "世纪大道 1 号"}});
+    let r = w.mall(&buyer, Method::POST, "/orders", Some(&body)).await;
+    assert_eq!(r.status(), 201);
+    let order: Value = r.json().await.unwrap();
+    let no = w.pay(&buyer, &order).await;
+    let d = w.detail(&order).await;
+    assert_eq!(d["order"]["status"], "paid", "{d}");
+    assert_eq!(d["order"]["paid_fen"], 20800);
+    let s = w.sku(&sku).await;
+    assert_eq!((s.on_hand, s.reserved, s.sold), (8, 0, 2));
+    // The same notification, 50 times at once: one payment, one paid transition.
+    let (headers, raw) = w.sb.notification(&no).unwrap();
+    let url = w.app.url(&format!("/pay/notify/{}", w.seed.tenant));
+    let sends = futures::future::join_all((0..50).map(|_| {
+        let mut r = reqwest::Client::new().post(&url).body(raw.clone());
+        for (k, v) in &headers {
+            r = r.header(k.as_str(), v.as_str());
+        }
+        r.send()
+    }))
+    .await;
+    assert!(sends.into_iter().all(|r| r.unwrap().status() == 200));
+    let d = w.detail(&order).await;
+    assert_eq!(d["payments"].as_array().unwrap().len(), 1);
+    assert_eq!(w.sku(&sku).await.sold, 2);
+    // A tampered body or a SIGNTEST probe is refused and changes nothing.
+    let mut forged = raw.clone();
+    forged[10] ^= 1;
+    let mut r = reqwest::Client::new().post(&url).body(forged);
+    for (k, v) in &headers {
+        r = r.header(k.as_str(), v.as_str());
+    }
+    assert_eq!(r.send().await.unwrap().status(), 401);
+    assert!(!w.sb.signtest_probe(&no).await.unwrap().accepted());
+    let log = w.json(Method::GET, "/api/v1/pay/notifications", None).await;
+    assert_eq!(log.as_array().unwrap().iter().filter(|n| n["outcome"] == "paid").count(), 1, "{log}");
+    // Paying again is refused: the order is no longer payable.
+    let r = w.mall(&buyer, Method::POST, &format!("/orders/{}/pay", order["id"].as_str().unwrap()), None).await;
+    assert_eq!(problem(r, 409).await["code"], "order_not_payable");
+    // A paid order cannot be cancelled; it ships instead.
+    let r = w
+        .api(Method::POST, &format!("/api/v1/orders/{}/cancel", order["id"].as_str().unwrap()), Some(&json!({})))
+        .await;
+    assert_eq!(problem(r, 409).await["code"], "order_not_cancellable");
+    let shipped = w
+        .json(
+            Method::POST,
+            &format!("/api/v1/orders/{}/ship", order["id"].as_str().unwrap()),
+            Some(&json!({"carrier": "顺丰", "tracking_no": "SF1"})),
+        )
+        .await;
+    assert_eq!(shipped["order"]["status"], "shipped");
+});
+
+both!(late_and_double_payments_are_refunded_in_full, |w| async move {
+    let p = w.product("茶具", &[("套", 5000, 3)], None).await;
+    let sku = p["skus"][0]["id"].clone();
+    let buyer = w.buyer("o-late").await;
+    let order = w.order(&buyer, &sku, 1).await;
+    let r = w.mall(&buyer, Method::POST, &format!("/orders/{}/pay", order["id"].as_str().unwrap()), None).await;
+    let pay: Value = r.json().await.unwrap();
+    let no = pay["out_trade_no"].as_str().unwrap().to_string();
+    // The cancel commits just before the payment lands (the race INV-6 is about).
+    w.app.store.cancel_order(w.seed.tenant, World::order_id(&order), "timeout", None).await.unwrap();
+    w.sb.pay(&no).await.unwrap();
+    let d = w.detail(&order).await;
+    assert_eq!(d["order"]["status"], "cancelled");
+    assert_eq!(d["payments"][0]["disposition"], "late");
+    assert_eq!(d["refunds"][0]["kind"], "system_late");
+    assert_eq!(d["refunds"][0]["amount_fen"], 5000);
+    let s = w.sku(&sku).await;
+    assert_eq!((s.on_hand, s.reserved, s.sold), (3, 0, 0), "no stock is committed for a refunded payment");
+    // The sweep sends the refund; the sandbox settles it and notifies.
+    let gw = siyu_web::pay::PayGateway::new(w.app.store.store.clone());
+    gw.push_refunds(10).await.unwrap();
+    w.sb.settle_refunds().await;
+    let d = w.detail(&order).await;
+    assert_eq!(d["refunds"][0]["status"], "succeeded", "{d}");
+
+    // A second, distinct payment of a paid order is refunded too (PAY-5).
+    let order = w.order(&buyer, &sku, 1).await;
+    let no = w.pay(&buyer, &order).await;
+    w.sb.pay_again(&no).await.unwrap();
+    let d = w.detail(&order).await;
+    assert_eq!(d["order"]["status"], "paid");
+    let disp: Vec<&str> =
+        d["payments"].as_array().unwrap().iter().map(|p| p["disposition"].as_str().unwrap()).collect();
+    assert_eq!(disp, vec!["applied", "double"]);
+    assert_eq!(d["refunds"][0]["kind"], "system_double");
+    gw.push_refunds(10).await.unwrap();
+    w.sb.settle_refunds().await;
+    let d = w.detail(&order).await;
+    assert_eq!(d["refunds"][0]["status"], "succeeded");
+    assert_eq!(d["order"]["refunded_fen"], 0, "the order's own payment stays whole");
+});
+
+both!(the_timeout_sweep_closes_the_prepay_and_gives_stock_back, |w| async move {
+    let p = w.product("香薰", &[("大", 8800, 4)], None).await;
+    let sku = p["skus"][0]["id"].clone();
+    let buyer = w.buyer("o-slow").await;
+    let unpaid = w.order(&buyer, &sku, 2).await;
+    let r = w.mall(&buyer, Method::POST, &format!("/orders/{}/pay", unpaid["id"].as_str().unwrap()), None).await;
+    let no = r.json::<Value>().await.unwrap()["out_trade_no"].as_str().unwrap().to_string();
+    // Paid at the last moment, but its notification never arrives: the sweep's query finds it.
+    let paid_quietly = w.order(&buyer, &sku, 1).await;
+    let settings = |base: String| {
+        json!({"appid": APPID, "mchid": MCHID, "merchant_serial": "5157F09EFDC096DE15EBE81A47057A7232F1B8E1",
+        "platform_key_id": fixtures::PUBLIC_KEY_ID, "platform_public_key_pem": fixtures::PLATFORM_PUBLIC_PEM,
+        "base_url": w.sb_url, "notify_base": base})
+    };
+    // Its notifications go nowhere (a closed port), as when the merchant's server is down.
+    w.json(Method::PUT, "/api/v1/pay/settings", Some(&settings("http://127.0.0.1:9".into()))).await;
+    let r = w.mall(&buyer, Method::POST, &format!("/orders/{}/pay", paid_quietly["id"].as_str().unwrap()), None).await;
+    let quiet_no = r.json::<Value>().await.unwrap()["out_trade_no"].as_str().unwrap().to_string();
+    w.json(Method::PUT, "/api/v1/pay/settings", Some(&settings(w.app.url("")))).await;
+    w.sb.pay(&quiet_no).await.unwrap();
+    assert_eq!(w.detail(&paid_quietly).await["order"]["status"], "pending_payment");
+    let gw = siyu_web::pay::PayGateway::new(w.app.store.store.clone());
+    assert_eq!(gw.sweep().await.unwrap().timed_out, 0, "nothing is due yet");
+    w.clock.advance(Duration::from_secs(31 * 60));
+    let rep = gw.sweep().await.unwrap();
+    assert_eq!(rep.timed_out, 2);
+    assert_eq!(w.detail(&unpaid).await["order"]["status"], "cancelled");
+    assert_eq!(w.sb.order(&no).unwrap().transaction.trade_state, siyu_pay::TradeState::Closed);
+    assert_eq!(w.detail(&paid_quietly).await["order"]["status"], "paid");
+    let s = w.sku(&sku).await;
+    assert_eq!((s.on_hand, s.reserved, s.sold), (3, 0, 1));
+    assert_eq!(gw.sweep().await.unwrap().timed_out, 0, "a second sweep finds nothing");
+});
+
+both!(refunds_return_exactly_what_each_unit_paid, |w| async move {
+    let tpl = w.json(Method::POST, "/api/v1/shipping-templates", Some(&json!({"name": "运费", "fee_fen": 1000}))).await;
+    let p = w.product("杯子", &[("白", 3333, 10)], tpl["id"].as_str()).await;
+    let sku = p["skus"][0]["id"].clone();
+    let buyer = w.buyer("o-refund").await;
+    let order = w.order(&buyer, &sku, 3).await;
+    w.pay(&buyer, &order).await;
+    let oid = order["id"].as_str().unwrap();
+    // Shipping only with every item.
+    let r = w
+        .api(
+            Method::POST,
+            &format!("/api/v1/orders/{oid}/refunds"),
+            Some(&json!({"lines": [{"line_no": 0, "qty": 1}], "shipping": true})),
+        )
+        .await;
+    assert_eq!(problem(r, 409).await["code"], "shipping_not_refundable");
+    // The buyer asks for one unit; the operator rejects, the buyer asks again, it is approved.
+    let req = json!({"lines": [{"line_no": 0, "qty": 1}], "reason": "破损"});
+    let r = w.mall(&buyer, Method::POST, &format!("/orders/{oid}/refunds"), Some(&req)).await;
+    assert_eq!(r.status(), 201);
+    let first: Value = r.json().await.unwrap();
+    assert_eq!((first["status"].as_str(), first["amount_fen"].as_i64()), (Some("requested"), Some(3333)));
+    w.json(
+        Method::POST,
+        &format!("/api/v1/refunds/{}/reject", first["id"].as_str().unwrap()),
+        Some(&json!({"note": "无破损"})),
+    )
+    .await;
+    let again: Value =
+        w.mall(&buyer, Method::POST, &format!("/orders/{oid}/refunds"), Some(&req)).await.json().await.unwrap();
+    w.json(Method::POST, &format!("/api/v1/refunds/{}/approve", again["id"].as_str().unwrap()), Some(&json!({}))).await;
+    // Too many units, then the rest with shipping.
+    let r = w
+        .api(
+            Method::POST,
+            &format!("/api/v1/orders/{oid}/refunds"),
+            Some(&json!({"lines": [{"line_no": 0, "qty": 3}]})),
+        )
+        .await;
+    assert_eq!(problem(r, 409).await["code"], "refund_exceeds_line");
+    let rest = w
+        .api(
+            Method::POST,
+            &format!("/api/v1/orders/{oid}/refunds"),
+            Some(&json!({"lines": [{"line_no": 0, "qty": 2}], "shipping": true})),
+        )
+        .await;
+    let rest: Value = rest.json().await.unwrap();
+    assert_eq!(rest["amount_fen"], 3333 * 2 + 1000);
+    let gw = siyu_web::pay::PayGateway::new(w.app.store.store.clone());
+    gw.push_refunds(10).await.unwrap();
+    w.sb.settle_refunds().await;
+    let d = w.detail(&order).await;
+    assert_eq!(d["order"]["refunded_fen"], d["order"]["paid_fen"], "{d}");
+    let ok = d["refunds"].as_array().unwrap().iter().filter(|r| r["status"] == "succeeded").count();
+    assert_eq!(ok, 2);
+    let s = w.sku(&sku).await;
+    assert_eq!((s.on_hand, s.sold), (10, 0), "units refunded before shipment go back on the shelf");
+});
