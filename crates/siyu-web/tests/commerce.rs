@@ -478,3 +478,104 @@ both!(refunds_return_exactly_what_each_unit_paid, |w| async move {
     let s = w.sku(&sku).await;
     assert_eq!((s.on_hand, s.sold), (10, 0), "units refunded before shipment go back on the shelf");
 });
+
+both!(the_console_runs_the_mall, |w| async move {
+    let owner = w.app.session("mall", "owner").await;
+    let post = |path: &str, form: Vec<(&'static str, String)>| {
+        let (owner, w) = (&owner, &w);
+        let path = path.to_string();
+        async move {
+            let mut f = vec![("_csrf", owner.csrf.clone())];
+            f.extend(form);
+            let r = owner.client.post(w.app.url(&path)).form(&f).send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let get = |path: &str| {
+        let (owner, w) = (&owner, &w);
+        let path = path.to_string();
+        async move {
+            let r = owner.send(&w.app, Method::GET, &path, None).await;
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    // Categories and templates, with amounts typed in yuan.
+    let (code, page) =
+        post("/console/catalogue/templates", vec![("template_name", "满99包邮".into()), ("fee", "abc".into())]).await;
+    assert_eq!(code, 422);
+    assert!(page.contains("运费（元）超出允许范围"), "{page}");
+    let (code, _) = post(
+        "/console/catalogue/templates",
+        vec![("template_name", "满99包邮".into()), ("fee", "8".into()), ("free_from", "99".into())],
+    )
+    .await;
+    assert_eq!(code, 200);
+    let (code, page) = post("/console/catalogue/categories", vec![("name", "茶叶".into())]).await;
+    assert_eq!(code, 200);
+    assert!(page.contains("茶叶") && page.contains("¥8.00") && page.contains("¥99.00"), "{page}");
+    // A product form with a bad row names the row's field in Chinese.
+    let form = |price: &str| -> Vec<(&'static str, String)> {
+        vec![
+            ("product_title", "明前龙井".to_string()),
+            ("status", "listed".into()),
+            ("spec_names", "规格".into()),
+            ("sku_id", "".into()),
+            ("sku_spec", "50g".into()),
+            ("sku_code", "LJ-50".into()),
+            ("sku_price", price.into()),
+            ("sku_stock", "20".into()),
+            ("sku_id", "".into()),
+            ("sku_spec", "".into()),
+            ("sku_code", "".into()),
+            ("sku_price", "".into()),
+            ("sku_stock", "".into()),
+        ]
+    };
+    let (code, page) = post("/console/products/new", form("1.234")).await;
+    assert_eq!(code, 422);
+    assert!(page.contains("价格超出允许范围"), "{page}");
+    let (code, page) = post("/console/products/new", form("128.80")).await;
+    assert_eq!(code, 200, "{page}");
+    let list = w.json(Method::GET, "/api/v1/products?q=%E9%BE%99%E4%BA%95", None).await;
+    let product = &list["items"][0];
+    assert_eq!(product["skus"][0]["price_fen"], 12880, "yuan typed, fen stored");
+    let sku = product["skus"][0]["id"].as_str().unwrap().to_string();
+    let (_, page) = get("/console/products").await;
+    assert!(page.contains("明前龙井") && page.contains("¥128.80"), "{page}");
+    // Stock below what orders hold is refused with the reason.
+    let buyer = w.buyer("o-console").await;
+    let order = w.order(&buyer, &product["skus"][0]["id"], 2).await;
+    let (code, page) = post(&format!("/console/skus/{sku}/stock"), vec![("on_hand", "1".into())]).await;
+    assert_eq!(code, 409);
+    assert!(page.contains("库存不能低于待支付订单占用的数量"), "{page}");
+    let (code, page) = post(&format!("/console/skus/{sku}/stock"), vec![("delta", "+5".into())]).await;
+    assert_eq!(code, 200);
+    assert!(page.contains("库存已调整"), "{page}");
+    // The order page explains the price; the operator ships it after payment and refunds a unit.
+    w.pay(&buyer, &order).await;
+    let oid = order["id"].as_str().unwrap();
+    let (_, page) = get("/console/orders").await;
+    assert!(page.contains(order["no"].as_str().unwrap()) && page.contains("待发货"), "{page}");
+    let (code, page) =
+        post(&format!("/console/orders/{oid}/ship"), vec![("carrier", "".into()), ("tracking_no", "".into())]).await;
+    assert_eq!(code, 422);
+    assert!(page.contains("物流公司不能为空"), "{page}");
+    let (code, page) = post(
+        &format!("/console/orders/{oid}/refund"),
+        vec![("line_no", "0".into()), ("qty", "1".into()), ("reason", "缺货".into())],
+    )
+    .await;
+    assert_eq!(code, 200, "{page}");
+    assert!(page.contains("退款已提交微信支付") && page.contains("¥128.80"), "{page}");
+    let (code, page) =
+        post(&format!("/console/orders/{oid}/ship"), vec![("carrier", "顺丰".into()), ("tracking_no", "SF100".into())])
+            .await;
+    assert_eq!(code, 200);
+    assert!(page.contains("SF100"), "{page}");
+    let (_, csv) = get("/console/orders/export").await;
+    assert!(csv.contains("order_no,status") && csv.contains("明前龙井") && csv.contains("25760"), "{csv}");
+    let (_, page) = get("/console/refunds").await;
+    assert!(page.contains("商家退款"), "{page}");
+    let (_, page) = get("/console/pay").await;
+    assert!(page.contains(MCHID) && !page.contains("PRIVATE KEY-----\n"), "secrets are never shown");
+});

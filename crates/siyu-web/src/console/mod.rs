@@ -32,8 +32,10 @@ use crate::AppState;
 
 mod admin;
 mod auth;
+mod catalogue;
 mod customers;
 mod imports;
+mod orders;
 mod org;
 mod sandbox;
 mod transfers;
@@ -75,6 +77,13 @@ const TEMPLATES: &[(&str, &str)] = embed!(
     "transfer.html",
     "imports.html",
     "import.html",
+    "products.html",
+    "product_form.html",
+    "catalogue.html",
+    "orders.html",
+    "order.html",
+    "refunds.html",
+    "pay.html",
 );
 
 const CSS: &str = include_str!("../../assets/static/console.css");
@@ -132,6 +141,8 @@ pub fn router() -> Router<AppState> {
         .merge(customers::router())
         .merge(transfers::router())
         .merge(imports::router())
+        .merge(catalogue::router())
+        .merge(orders::router())
         .merge(admin::router())
         .merge(wecom::router())
         .merge(sandbox::router())
@@ -276,8 +287,10 @@ impl Ctx {
     pub fn fail(&self, e: impl Into<ApiError>) -> Response {
         match self.form_error(e.into()) {
             Err(r) => *r,
-            Ok((_, msg)) => {
-                error_page(self.lang, StatusCode::CONFLICT, "error.conflict", msg.as_deref().unwrap_or(""), None)
+            Ok((fields, msg)) => {
+                let first = fields.values().next().and_then(|v| v.as_str()).map(str::to_string);
+                let text = msg.or(first).unwrap_or_default();
+                error_page(self.lang, StatusCode::CONFLICT, "error.conflict", &text, None)
             }
         }
     }
@@ -299,10 +312,13 @@ impl Ctx {
     pub fn form_error(&self, e: ApiError) -> Result<FormErrors, Box<Response>> {
         match e {
             ApiError::Validation(v) => Ok((self.field_errors(&v), None)),
-            ApiError::Conflict { code, field: Some(f), .. } => {
-                Ok((self.field_errors(&[Violation { field: f, code, message: String::new() }]), None))
+            ApiError::Conflict { code, field: Some(f), message } => {
+                Ok((self.field_errors(&[Violation { field: f, code, message }]), None))
             }
-            ApiError::Conflict { message, .. } => Ok((Map::new(), Some(message))),
+            ApiError::Conflict { code, message, .. } => {
+                let key = format!("v.{code}");
+                Ok((Map::new(), Some(if i18n::has(&key) { self.t(&key) } else { message })))
+            }
             // WeCom's refusal or absence, in its own words: the operator can act on it.
             ApiError::Upstream(message) => Ok((Map::new(), Some(message))),
             ApiError::ForbiddenField { field, message } => {
@@ -340,7 +356,13 @@ impl Ctx {
 
 /// Label of a form field in the user's language, for error messages.
 fn field_label(lang: Lang, field: &str) -> String {
-    let candidates = [format!("field.{field}"), format!("field.{}", field.trim_end_matches("_id"))];
+    // `skus.2.price_fen` is labelled like `skus.price_fen`.
+    let plain: Vec<&str> = field.split('.').filter(|p| p.parse::<usize>().is_err()).collect();
+    let candidates = [
+        format!("field.{field}"),
+        format!("field.{}", field.trim_end_matches("_id")),
+        format!("field.{}", plain.join(".")),
+    ];
     for k in candidates {
         if i18n::has(&k) {
             return i18n::t(lang, &k);
@@ -411,7 +433,7 @@ const fn soon(area: &'static str, href: &'static str) -> NavItem {
 
 /// Navigation for every area of the domain. Areas not built yet are listed and say so.
 fn nav(ctx: &Ctx) -> serde_json::Value {
-    let groups: [(&str, Vec<NavItem>); 4] = [
+    let groups: [(&str, Vec<NavItem>); 5] = [
         ("", vec![item("nav.overview", "/console", "home", None)]),
         (
             "area.customers",
@@ -423,11 +445,19 @@ fn nav(ctx: &Ctx) -> serde_json::Value {
             ],
         ),
         (
+            "area.commerce",
+            vec![
+                item("products.title", "/console/products", "products", Some(Scope::CommerceRead)),
+                item("orders.title", "/console/orders", "orders", Some(Scope::CommerceRead)),
+                item("refunds.title", "/console/refunds", "refunds", Some(Scope::CommerceRead)),
+                item("pay.title", "/console/pay", "pay", Some(Scope::SettingsRead)),
+            ],
+        ),
+        (
             "",
             vec![
                 soon("area.acquisition", "/console/areas/acquisition"),
                 soon("area.engagement", "/console/areas/engagement"),
-                soon("area.commerce", "/console/areas/commerce"),
                 soon("area.fission", "/console/areas/fission"),
                 soon("area.loyalty", "/console/areas/loyalty"),
                 soon("area.analytics", "/console/areas/analytics"),
