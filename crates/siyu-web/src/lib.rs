@@ -40,6 +40,8 @@ pub struct WebConfig {
     pub demo_login: Option<DemoLogin>,
     /// WeCom callbacks whose timestamp is further than this from now are rejected as replays.
     pub callback_window_secs: u64,
+    /// Demo mode: the WeChat Pay sandbox's cashier page, where the H5 mall sends buyers to pay.
+    pub pay_cashier: Option<String>,
 }
 
 /// Default replay window for WeCom callbacks: wide enough for WeCom's retries of a callback
@@ -53,6 +55,7 @@ impl Default for WebConfig {
             trust_proxy: false,
             demo_login: None,
             callback_window_secs: DEFAULT_CALLBACK_WINDOW_SECS,
+            pay_cashier: None,
         }
     }
 }

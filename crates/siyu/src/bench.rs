@@ -17,6 +17,11 @@
 //!   in SQL on the same backend and in DuckDB (in memory, on the same data exported as CSV;
 //!   `scripts/bench` installs DuckDB from PyPI). Also the index build time and the process's
 //!   resident memory beside DuckDB's for the same data.
+//! - `order-create`: `--orders` mall orders submitted over HTTP by `--order-clients` buyers at
+//!   once, all for one hot SKU (priced by the pipeline, reserved in the order's transaction),
+//!   beside the same number of bare conditional stock UPDATEs (`reserved + 1 WHERE on_hand −
+//!   reserved >= 1`) from as many concurrent tasks on the same backend. Both end by checking
+//!   that the SKU holds exactly as many units as orders were made.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -35,7 +40,7 @@ use siyu_store::{Backend, Store};
 #[derive(clap::Args)]
 pub struct BenchArgs {
     /// Scenarios to run, comma-separated: http-get, bulk-insert, wecom-callbacks, segment-count,
-    /// transfer-plan, customer-import, rule-tags [default: http-get, bulk-insert].
+    /// transfer-plan, group-transfer, customer-import, rule-tags, order-create [default: http-get, bulk-insert].
     #[arg(long, value_delimiter = ',')]
     scenarios: Vec<String>,
     /// Backends, comma-separated: sqlite, postgres [default: both].
@@ -76,6 +81,12 @@ pub struct BenchArgs {
     /// Rows of the customer-import scenario's file.
     #[arg(long, default_value_t = 20_000)]
     import_rows: usize,
+    /// Orders of the order-create scenario.
+    #[arg(long, default_value_t = 5_000)]
+    orders: usize,
+    /// Concurrent buyers of the order-create scenario.
+    #[arg(long, default_value_t = 200)]
+    order_clients: usize,
     /// Python with the `duckdb` package (scripts/bench sets it) [default: python3].
     #[arg(long, env = "SIYU_BENCH_PYTHON", default_value = "python3")]
     python: String,
@@ -154,8 +165,11 @@ pub async fn run(a: BenchArgs) -> Result<()> {
                 "group-transfer" => rows.extend(
                     group_transfer(&a, backend, &pg_url).await.with_context(|| format!("group-transfer on {b}"))?,
                 ),
+                "order-create" => rows.extend(
+                    order_create(&a, backend, &pg_url).await.with_context(|| format!("order-create on {b}"))?,
+                ),
                 other => bail!(
-                    "unknown scenario {other}: use http-get, bulk-insert, wecom-callbacks, segment-count, transfer-plan, group-transfer, customer-import or rule-tags"
+                    "unknown scenario {other}: use http-get, bulk-insert, wecom-callbacks, segment-count, transfer-plan, group-transfer, customer-import, rule-tags or order-create"
                 ),
             }
         }
@@ -929,4 +943,119 @@ async fn rule_tags(a: &BenchArgs, backend: Backend, pg_url: &str) -> Result<Vec<
         ratio: v / count_s,
     };
     Ok(vec![row("first refresh", first_s), row("unchanged refresh", second_s)])
+}
+
+/// Mall orders for one hot SKU from many buyers at once, beside bare conditional UPDATEs.
+async fn order_create(a: &BenchArgs, backend: Backend, pg_url: &str) -> Result<Vec<Row>> {
+    use siyu_core::commerce::catalogue::{ProductDraft, SkuInput};
+
+    let (n, c) = (a.orders, a.order_clients.max(1));
+    let (cfg, _cleanup) = fresh_config_at(backend, pg_url).await;
+    let store = Store::connect(&cfg).await?;
+    store.migrate().await?;
+    let tenant = store.create_tenant("bench", "Bench", "Asia/Shanghai").await?;
+    let actor = Actor::system(tenant.id);
+    let product = |stock: usize| ProductDraft {
+        title: "热卖单品".into(),
+        status: Some("listed".into()),
+        skus: vec![SkuInput { id: None, spec: Vec::new(), code: None, price_fen: 9_900, on_hand: stock as i64 }],
+        ..Default::default()
+    };
+    let hot = store.create_product(&actor, &product(n).validate().map_err(|v| anyhow::anyhow!("{v:?}"))?).await?;
+    let bare = store.create_product(&actor, &product(n).validate().map_err(|v| anyhow::anyhow!("{v:?}"))?).await?;
+    let (hot_sku, bare_sku) = (hot.skus[0].id, bare.skus[0].id);
+    let mut sessions = Vec::with_capacity(c);
+    for i in 0..c {
+        let b = store.buyer_for_openid(tenant.id, &format!("o-bench-{i}"), None).await?;
+        sessions.push(store.create_mall_session(tenant.id, b.id).await?);
+    }
+    let app = siyu_web::app(siyu_web::AppState::new(store.clone(), Default::default()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let client = reqwest::Client::builder().pool_max_idle_per_host(c).timeout(Duration::from_secs(60)).build()?;
+    let url = format!("http://{addr}/mall/bench/api/orders");
+    let body = serde_json::json!({"items": [{"sku_id": hot_sku, "qty": 1}]});
+
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for secret in sessions {
+        let (client, url, body, next) = (client.clone(), url.clone(), body.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            while next.fetch_add(1, Ordering::Relaxed) < n {
+                let t = Instant::now();
+                let r = client.post(&url).bearer_auth(&secret).json(&body).send().await?;
+                let status = r.status();
+                let _ = r.bytes().await?;
+                if status != 201 {
+                    anyhow::bail!("order submit answered {status}");
+                }
+                lat.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+            Ok::<_, anyhow::Error>(lat)
+        }));
+    }
+    let mut lat = Vec::with_capacity(n);
+    for t in tasks {
+        lat.extend(t.await??);
+    }
+    let siyu_secs = started.elapsed().as_secs_f64();
+    server.abort();
+    let held = store.sku(tenant.id, hot_sku).await?.reserved;
+    if held as usize != n {
+        bail!("{n} orders but {held} units reserved");
+    }
+    lat.sort_by(|x, y| x.total_cmp(y));
+
+    // The baseline: the one statement an order cannot do without, from as many tasks.
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..c {
+        let (store, next, t) = (store.clone(), next.clone(), tenant.id);
+        tasks.push(tokio::spawn(async move {
+            while next.fetch_add(1, Ordering::Relaxed) < n {
+                let done = siyu_store::on_write!(store, |p| sqlx::query(
+                    "UPDATE skus SET reserved = reserved + 1 WHERE tenant_id = $1 AND id = $2 AND on_hand - reserved >= 1"
+                )
+                .bind(t.0)
+                .bind(bare_sku.0)
+                .execute(p)
+                .await?
+                .rows_affected());
+                if done != 1 {
+                    anyhow::bail!("the bare update sold out early");
+                }
+            }
+            Ok::<_, anyhow::Error>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let bare_secs = started.elapsed().as_secs_f64();
+    store.close().await;
+    let b = backend.as_str().to_string();
+    Ok(vec![
+        Row {
+            scenario: "order-create".into(),
+            backend: b.clone(),
+            metric: format!("orders/s, {c} clients"),
+            siyu: Figure { value: n as f64 / siyu_secs, unit: "o/s" },
+            baseline_name: "conditional stock UPDATE".into(),
+            baseline: Figure { value: n as f64 / bare_secs, unit: "u/s" },
+            ratio: bare_secs / siyu_secs,
+        },
+        Row {
+            scenario: "order-create".into(),
+            backend: b,
+            metric: "p99 submit latency".into(),
+            siyu: Figure { value: percentile(&lat, 0.99), unit: "ms" },
+            baseline_name: "p50 submit latency".into(),
+            baseline: Figure { value: percentile(&lat, 0.50), unit: "ms" },
+            ratio: percentile(&lat, 0.99) / percentile(&lat, 0.50).max(f64::MIN_POSITIVE),
+        },
+    ])
 }

@@ -148,6 +148,113 @@ pub mod wecom {
     }
 }
 
+/// The demo's WeChat Pay: a sandbox served by this same process, with a platform key made at
+/// start (protocols.md §9) and the published test merchant key, and the demo tenant's payment
+/// settings pointed at it. The H5 mall sends buyers to the sandbox's cashier to pay.
+pub mod pay {
+    use std::sync::Arc;
+
+    use siyu_core::auth::Actor;
+    use siyu_core::time::SystemClock;
+    use siyu_pay::fixtures;
+    use siyu_pay::sandbox::{PaySandbox, SandboxConfig};
+    use siyu_store::commerce::payments::PaySettingsInput;
+    use siyu_store::{Store, StoreError};
+
+    pub const MCHID: &str = "1900009191";
+    pub const APPID: &str = "wxd0e1a2b3c4d5e6f7";
+    /// Where the sandbox is mounted in the demo server.
+    pub const MOUNT: &str = "/wechatpay-sandbox";
+    /// The cashier page, relative to the demo server.
+    pub const CASHIER: &str = "/wechatpay-sandbox/sandbox/cashier";
+
+    pub async fn wire(store: &Store, base: &str) -> Result<Arc<PaySandbox>, StoreError> {
+        let tenant = store.tenant_by_slug(super::TENANT).await?.ok_or(StoreError::NotFound)?;
+        let (key, public_pem) = tokio::task::spawn_blocking(PaySandbox::generate_platform_key)
+            .await
+            .map_err(|e| StoreError::Config(format!("generating the sandbox key: {e}")))?;
+        let cfg = SandboxConfig::new(MCHID, APPID, fixtures::APIV3_KEY, fixtures::MERCHANT_PUBLIC_PEM, key);
+        let settings = PaySettingsInput {
+            appid: APPID.into(),
+            mchid: MCHID.into(),
+            merchant_serial: "5157F09EFDC096DE15EBE81A47057A7232F1B8E1".into(),
+            merchant_key_pem: Some(fixtures::MERCHANT_KEY_PEM.into()),
+            apiv3_key: Some(fixtures::APIV3_KEY.into()),
+            platform_key_id: Some(cfg.public_key_id.clone()),
+            platform_public_key_pem: Some(public_pem),
+            platform_certs: Vec::new(),
+            base_url: format!("{base}{MOUNT}"),
+            notify_base: base.into(),
+            order_timeout_secs: 30 * 60,
+        };
+        store.save_pay_settings(&Actor::system(tenant.id), &settings).await?;
+        Ok(PaySandbox::new(cfg, Arc::new(SystemClock)))
+    }
+}
+
+/// The demo mall: the best sellers of the Online Retail dataset as listed products (prices
+/// read as yuan, one store, one shipping template), so the H5 mall and the console have
+/// something real to sell.
+pub mod mall {
+    use siyu_core::auth::Actor;
+    use siyu_core::commerce::catalogue::{CategoryInput, ProductDraft, ShippingTemplateInput, SkuInput};
+    use siyu_core::customers::retail::RetailProduct;
+    use siyu_store::Store;
+
+    /// How many of the best sellers the demo lists.
+    pub const PRODUCTS: usize = 48;
+
+    pub async fn ensure(
+        store: &Store,
+        tenant: siyu_core::TenantId,
+        products: &[RetailProduct],
+    ) -> anyhow::Result<usize> {
+        let sys = Actor::system(tenant);
+        if !store.categories(tenant).await?.is_empty() {
+            return Ok(0);
+        }
+        let cat = store
+            .create_category(
+                &sys,
+                &CategoryInput::validate("家居好物", None, Some(1)).map_err(|v| anyhow::anyhow!("{v:?}"))?,
+            )
+            .await?;
+        let tpl = store
+            .create_shipping_template(
+                &sys,
+                &ShippingTemplateInput::validate("满99包邮", 800, Some(9900)).map_err(|v| anyhow::anyhow!("{v:?}"))?,
+            )
+            .await?;
+        let mut n = 0;
+        for p in products.iter().take(PRODUCTS) {
+            let title: String = p.description.chars().take(60).collect();
+            let draft = ProductDraft {
+                title,
+                subtitle: Some(format!("Online Retail {} · 已售 {}", p.code, p.units_sold)),
+                category_id: Some(cat.id.0),
+                shipping_template_id: Some(tpl.id.0),
+                status: Some("listed".into()),
+                skus: vec![SkuInput {
+                    id: None,
+                    spec: Vec::new(),
+                    code: Some(p.code.clone()),
+                    price_fen: p.unit_fen,
+                    on_hand: 200,
+                }],
+                ..Default::default()
+            };
+            match draft.validate() {
+                Ok(input) => {
+                    store.create_product(&sys, &input).await?;
+                    n += 1;
+                }
+                Err(v) => tracing::warn!(code = %p.code, problems = ?v, "demo: product skipped"),
+            }
+        }
+        Ok(n)
+    }
+}
+
 /// The demo's customers: one per customer of the UCI Online Retail dataset, with their
 /// purchase history feeding lifetime metrics, lifecycle and RFM (reference date the day after
 /// the last transaction), spread over the demo guides, plus a few tags and saved segments.
@@ -250,6 +357,8 @@ pub mod customers {
             })
             .collect();
         store.record_purchases(&sys, SOURCE, &purchases).await?;
+        let listed = super::mall::ensure(&store, tenant.id, &data.products).await?;
+        tracing::info!(listed, "demo: mall products listed");
         let settings = RfmSettings { window_days: None, centre: Centre::Mean, ref_date: Some(REF_DATE.into()) };
         store.save_rfm_settings(&sys, &settings).await?;
         let today = store.now().local_day(8);

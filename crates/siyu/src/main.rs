@@ -261,8 +261,11 @@ async fn serve(cfg: Config, demo: bool) -> Result<()> {
     let app = if demo {
         // The demo's WeCom corp is a sandbox served by this same process.
         let sb = demo::wecom::wire(&store, &format!("http://{local}")).await.context("wiring the WeCom sandbox")?;
+        let pay = demo::pay::wire(&store, &format!("http://{local}")).await.context("wiring the WeChat Pay sandbox")?;
+        web.pay_cashier = Some(demo::pay::CASHIER.into());
         let app = siyu_web::app(siyu_web::AppState::with_sandbox(store.clone(), web, sb.clone()))
-            .nest(demo::wecom::MOUNT, sb.router());
+            .nest(demo::wecom::MOUNT, sb.router())
+            .nest(demo::pay::MOUNT, pay.router());
         tokio::spawn(demo::wecom::simulate(store.clone(), sb));
         app
     } else {

@@ -127,7 +127,11 @@ impl Walk {
     /// one is marked, so a page that re-renders at the same URL is still told apart.
     async fn click_nav(&self, css: &str) {
         self.c.execute("window.__siyuOld = true;", vec![]).await.unwrap();
-        self.c.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).click().await.unwrap();
+        let el = self.c.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}"));
+        // As a person would: scroll it to the middle, clear of fixed bars.
+        let arg = serde_json::to_value(&el).unwrap();
+        self.c.execute("arguments[0].scrollIntoView({block: 'center'});", vec![arg]).await.unwrap();
+        el.click().await.unwrap();
         for _ in 0..200 {
             if !self.is_same_document().await {
                 return;
@@ -524,4 +528,97 @@ async fn console_walk_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_walk_postgres() {
     console_walk(Backend::Postgres).await;
+}
+
+/// A customer's whole visit to the H5 mall on a phone-sized window: an operator lists a product
+/// in the console, the customer finds it, buys it with a wrong then right address, pays at the
+/// WeChat Pay sandbox's cashier, sees the order paid, and asks for a refund the operator
+/// approves.
+async fn mall_walk(backend: Backend) {
+    let (cfg, _cleanup) = fresh_config(backend).await;
+    let server = common::Server::start(&url_for_child(&cfg), &["--demo"], &[]);
+    let (c, _driver) = browser().await;
+    c.set_window_size(390, 844).await.unwrap();
+    let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let w = Walk { c: c.clone(), base: server.base.clone(), shots, tag: backend.as_str() };
+
+    // The operator lists a product with two specifications.
+    w.go("/console/login").await;
+    w.fill("tenant", "demo").await;
+    w.fill("login", "owner").await;
+    w.fill("password", "siyu-demo-2026").await;
+    w.submit("form.login-card").await;
+    w.go("/console/products/new").await;
+    w.fill("product_title", "手冲咖啡壶").await;
+    w.fill("spec_names", "容量").await;
+    let specs = w.c.find_all(Locator::Css("[name='sku_spec']")).await.unwrap();
+    let prices = w.c.find_all(Locator::Css("[name='sku_price']")).await.unwrap();
+    let stocks = w.c.find_all(Locator::Css("[name='sku_stock']")).await.unwrap();
+    for (i, (spec, price)) in [("600ml", "129.00"), ("1L", "159.50")].iter().enumerate() {
+        specs[i].send_keys(spec).await.unwrap();
+        prices[i].send_keys(price).await.unwrap();
+        stocks[i].send_keys("5").await.unwrap();
+    }
+    w.c.find(Locator::Css("#f-status")).await.unwrap().select_by_value("listed").await.unwrap();
+    w.submit("#product-form").await;
+    assert!(w.path().await.starts_with("/console/products/"), "saved: {}", w.path().await);
+    w.shot("console-product").await;
+
+    // The customer browses the mall.
+    w.go("/m/demo").await;
+    assert!(w.text("#products").await.contains("手冲咖啡壶"));
+    w.shot("mall-home").await;
+    w.click_nav("#products a.m-card").await;
+    assert!(w.text("#price").await.contains("¥129.00"));
+    w.shot("mall-product").await;
+    w.c.find(Locator::Css("label.m-spec:nth-of-type(2)")).await.unwrap().click().await.unwrap();
+    w.click_nav("#buy-now").await;
+    // Checkout asks the customer to sign in first (the demo offers a demo customer).
+    w.wait_path("/m/demo/login").await;
+    w.click_nav("#demo-login").await;
+    w.wait_path("/m/demo/checkout").await;
+    assert!(w.text("#payable").await.contains("¥159.50"), "shipping is free above ¥99");
+    w.fill("name", "张三").await;
+    w.fill("phone", "12345").await;
+    w.fill("region", "上海市 浦东新区").await;
+    w.fill("detail", "世纪大道 1 号").await;
+    w.submit("#checkout-form").await;
+    assert!(w.text("#mall-error").await.contains("手机号"), "the wrong phone is named");
+    w.fill("phone", "13800138000").await;
+    w.submit("#checkout-form").await;
+    assert!(w.text("#order-status").await.contains("待支付"));
+    w.shot("mall-order-unpaid").await;
+    // Paying goes through the sandbox's cashier and comes back paid.
+    w.click_nav("#pay").await;
+    assert!(w.body().await.contains("159.50"), "the cashier shows the amount");
+    w.shot("mall-cashier").await;
+    w.click_nav("button[type=submit]").await;
+    w.wait_path("/m/demo/orders/").await;
+    assert!(w.text("#order-status").await.contains("待发货"), "paid");
+    assert!(w.text("#mall-msg").await.contains("支付完成"));
+    w.shot("mall-order-paid").await;
+    // A refund request waits for the operator.
+    w.c.find(Locator::Css("#refund-box summary")).await.unwrap().click().await.unwrap();
+    w.fill("reason", "买错了").await;
+    w.submit("#refund-form").await;
+    assert!(w.text("#mall-msg").await.contains("退款申请已提交"));
+    w.go("/console/refunds").await;
+    assert!(w.body().await.contains("顾客申请"));
+    w.click_nav("#refunds-table form[action$='/approve'] button").await;
+    assert!(
+        w.body().await.contains("已保存") || w.body().await.contains("退款中") || w.body().await.contains("已退款")
+    );
+    w.shot("console-refunds").await;
+    c.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mall_walk_sqlite() {
+    mall_walk(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mall_walk_postgres() {
+    mall_walk(Backend::Postgres).await;
 }

@@ -22,10 +22,23 @@ pub struct Invoice {
     pub paid_fen: i64,
 }
 
-/// What the file holds, by invoice, with each customer's country (of their first invoice).
+/// A product of the file: its stock code, first description, latest unit price (fen, the
+/// price figures read as yuan) and units sold to known customers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RetailProduct {
+    pub code: String,
+    pub description: String,
+    pub unit_fen: i64,
+    pub units_sold: i64,
+}
+
+/// What the file holds, by invoice, with each customer's country (of their first invoice),
+/// and its products, best sellers first (codes starting with a digit: postage, fees and
+/// manual lines are not products).
 #[derive(Clone, Debug, Default)]
 pub struct RetailData {
     pub invoices: Vec<Invoice>,
+    pub products: Vec<RetailProduct>,
     pub countries: BTreeMap<String, String>,
     pub lines: usize,
     pub skipped_lines: usize,
@@ -80,8 +93,12 @@ pub fn parse(csv_text: &[u8], offset_hours: i8) -> Result<RetailData, String> {
         col("CustomerID")?,
         col("Country")?,
     );
+    let (c_code, c_desc) =
+        (headers.iter().position(|h| h == "StockCode"), headers.iter().position(|h| h == "Description"));
     // invoice → (customer, first time, total thousandths)
     let mut by_invoice: BTreeMap<String, (String, Timestamp, i64)> = BTreeMap::new();
+    // code → (description, latest time, its price, units)
+    let mut by_code: BTreeMap<String, (String, Timestamp, i64, i64)> = BTreeMap::new();
     let mut out = RetailData::default();
     for rec in rd.records() {
         out.lines += 1;
@@ -104,6 +121,18 @@ pub fn parse(csv_text: &[u8], offset_hours: i8) -> Result<RetailData, String> {
             continue;
         };
         out.countries.entry(cust.clone()).or_insert_with(|| rec.get(c_country).unwrap_or("").trim().to_string());
+        let code = c_code.and_then(|c| rec.get(c)).unwrap_or("").trim();
+        if code.starts_with(|c: char| c.is_ascii_digit()) && qty > 0 && price > 0 {
+            let desc = c_desc.and_then(|c| rec.get(c)).unwrap_or("").trim();
+            let p = by_code.entry(code.to_string()).or_insert((desc.to_string(), at, price, 0));
+            if p.0.is_empty() {
+                p.0 = desc.to_string();
+            }
+            if at >= p.1 {
+                (p.1, p.2) = (at, price);
+            }
+            p.3 += qty;
+        }
         let e = by_invoice.entry(inv.to_string()).or_insert((cust, at, 0));
         e.1 = e.1.min(at);
         e.2 += qty * price;
@@ -113,6 +142,17 @@ pub fn parse(csv_text: &[u8], offset_hours: i8) -> Result<RetailData, String> {
         .map(|(invoice, (customer, at, milli))| Invoice { invoice, customer, at, paid_fen: milli_to_fen(milli) })
         .filter(|i| i.paid_fen > 0)
         .collect();
+    out.products = by_code
+        .into_iter()
+        .filter(|(_, p)| !p.0.is_empty())
+        .map(|(code, (description, _, price, units_sold))| RetailProduct {
+            code,
+            description,
+            unit_fen: milli_to_fen(price).max(1),
+            units_sold,
+        })
+        .collect();
+    out.products.sort_by(|a, b| b.units_sold.cmp(&a.units_sold).then_with(|| a.code.cmp(&b.code)));
     Ok(out)
 }
 
@@ -146,5 +186,20 @@ mod tests {
         assert_eq!(d.invoices[0].at, Timestamp::parse_rfc3339("2010-12-01T08:26:00+08:00").unwrap());
         assert_eq!(d.skipped_lines, 1);
         assert_eq!(d.countries.get("12345").map(String::as_str), Some("France"));
+        // Codes A and B start with a letter: not products.
+        assert!(d.products.is_empty());
+    }
+
+    #[test]
+    fn products_are_best_sellers_first_at_their_latest_price() {
+        let csv = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n\
+            1,85123A,WHITE HEART,2,2010-12-01 08:26:00,2.55,17850.0,United Kingdom\n\
+            2,85123A,,4,2010-12-05 08:26:00,2.95,17850.0,United Kingdom\n\
+            2,22423,CAKESTAND,1,2010-12-05 08:26:00,12.75,17850.0,United Kingdom\n\
+            3,POST,POSTAGE,1,2010-12-05 08:26:00,18.00,17850.0,United Kingdom\n";
+        let d = parse(csv.as_bytes(), 8).unwrap();
+        let got: Vec<_> =
+            d.products.iter().map(|p| (p.code.as_str(), p.description.as_str(), p.unit_fen, p.units_sold)).collect();
+        assert_eq!(got, vec![("85123A", "WHITE HEART", 295, 6), ("22423", "CAKESTAND", 1275, 1)]);
     }
 }

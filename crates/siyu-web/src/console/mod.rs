@@ -84,10 +84,21 @@ const TEMPLATES: &[(&str, &str)] = embed!(
     "order.html",
     "refunds.html",
     "pay.html",
+    "mall_base.html",
+    "mall_quote.html",
+    "mall_home.html",
+    "mall_product.html",
+    "mall_cart.html",
+    "mall_checkout.html",
+    "mall_orders.html",
+    "mall_order.html",
+    "mall_login.html",
+    "mall_pay.html",
 );
 
 const CSS: &str = include_str!("../../assets/static/console.css");
 const JS: &str = include_str!("../../assets/static/console.js");
+const MALL_CSS: &str = include_str!("../../assets/static/mall.css");
 
 pub struct Templates(Environment<'static>);
 
@@ -136,6 +147,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/static/console.css", get(|| async { static_asset(CSS, "text/css; charset=utf-8") }))
         .route("/static/console.js", get(|| async { static_asset(JS, "text/javascript; charset=utf-8") }))
+        .route("/static/mall.css", get(|| async { static_asset(MALL_CSS, "text/css; charset=utf-8") }))
         .merge(auth::router())
         .merge(org::router())
         .merge(customers::router())

@@ -31,8 +31,11 @@ use crate::AppState;
 /// The H5 mall's session cookie.
 pub const MALL_COOKIE: &str = "siyu_mall";
 
+pub mod pages;
+
 pub fn router() -> Router<AppState> {
     Router::new()
+        .merge(pages::router())
         .route("/mall/{tenant}/api/categories", get(categories))
         .route("/mall/{tenant}/api/products", get(products))
         .route("/mall/{tenant}/api/products/{product_id}", get(product))
@@ -50,7 +53,7 @@ pub async fn tenant_of(s: &AppState, slug: &str) -> ApiResult<TenantId> {
     Ok(s.store.tenant_by_slug(slug).await?.ok_or(ApiError::NotFound)?.id)
 }
 
-fn session_secret(h: &HeaderMap) -> Option<String> {
+pub fn session_secret(h: &HeaderMap) -> Option<String> {
     if let Some(b) = h.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")) {
         return Some(b.trim().to_string());
     }

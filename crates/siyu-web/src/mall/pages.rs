@@ -1,0 +1,660 @@
+//! The H5 mall for customers, `/m/{tenant}/…`: home and categories, product detail, cart,
+//! checkout with the price explained, orders, payment and refund requests. Mobile layout,
+//! server-rendered, every page usable without script.
+//!
+//! The cart lives in a cookie (SKU and quantity only: prices are always re-read). Signing in
+//! happens inside WeChat (the mini program hands its session over); the demo offers a one-tap
+//! demo customer instead. Payment uses the JSAPI parameters inside WeChat, or the sandbox's
+//! cashier in the demo. Forms of a signed-in buyer carry a token derived from their session.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
+
+use siyu_core::commerce::catalogue::ProductStatus;
+use siyu_core::commerce::order::{OrderEvent, OrderStatus};
+use siyu_core::paging::PageRequest;
+use siyu_core::{CategoryId, Fen, OrderId, ProductId, SkuId, TenantId};
+use siyu_store::commerce::catalogue::ProductFilter;
+use siyu_store::commerce::orders::{CartItem, OrderFilter};
+use siyu_store::commerce::payments::{Buyer, RefundKind};
+
+use super::{session_secret, MALL_COOKIE};
+use crate::api::commerce::dto::{AddressIo, CartItemIo, RefundIn, RefundLineIn, SubmitIn};
+use crate::console::{templates, FormData};
+use crate::error::ApiError;
+use crate::i18n::{self, Lang};
+use crate::AppState;
+
+/// The cart cookie: `sku:qty` pairs.
+pub const CART_COOKIE: &str = "siyu_cart";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/m/{tenant}", get(home))
+        .route("/m/{tenant}/p/{product}", get(product))
+        .route("/m/{tenant}/cart", get(cart_page))
+        .route("/m/{tenant}/cart/add", post(cart_add))
+        .route("/m/{tenant}/cart/set", post(cart_set))
+        .route("/m/{tenant}/checkout", get(checkout_page).post(checkout_submit))
+        .route("/m/{tenant}/orders", get(orders_page))
+        .route("/m/{tenant}/orders/{order}", get(order_page))
+        .route("/m/{tenant}/orders/{order}/{action}", post(order_action))
+        .route("/m/{tenant}/login", get(login_page).post(login_submit))
+}
+
+fn yuan(fen: i64) -> String {
+    Fen(fen).to_string()
+}
+
+/// What every mall page knows: the tenant, the buyer if signed in, the language.
+struct Page {
+    slug: String,
+    tenant: TenantId,
+    name: String,
+    buyer: Option<Buyer>,
+    token: Option<String>,
+    lang: Lang,
+    cart_count: u32,
+}
+
+impl Page {
+    async fn load(s: &AppState, slug: &str, h: &HeaderMap) -> Result<Page, Response> {
+        let lang = crate::console::lang_from(h).unwrap_or(Lang::Zh);
+        let t = match s.store.tenant_by_slug(slug).await {
+            Ok(Some(t)) => t,
+            Ok(None) => return Err(not_found(lang)),
+            Err(e) => return Err(fail(lang, e.into())),
+        };
+        let secret = session_secret(h);
+        let buyer = match &secret {
+            Some(sec) => s.store.mall_session(t.id, sec).await.ok().flatten(),
+            None => None,
+        };
+        let token = buyer.as_ref().and(secret).map(|sec| form_token(&sec));
+        let cart_count = read_cart(h).iter().map(|i| i.qty).sum();
+        Ok(Page { slug: slug.into(), tenant: t.id, name: t.name, buyer, token, lang, cart_count })
+    }
+    fn t(&self, k: &str) -> String {
+        i18n::t(self.lang, k)
+    }
+    fn ctx(&self, title: &str) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("lang".into(), json!(self.lang.code()));
+        m.insert("title".into(), json!(title));
+        m.insert("shop".into(), json!(self.name));
+        m.insert("base".into(), json!(format!("/m/{}", self.slug)));
+        m.insert("signed_in".into(), json!(self.buyer.is_some()));
+        m.insert("token".into(), json!(self.token));
+        m.insert("cart_count".into(), json!(self.cart_count));
+        m
+    }
+    fn render(&self, tpl: &str, m: Map<String, Value>) -> Response {
+        match templates().render(tpl, &Value::Object(m)) {
+            Ok(h) => Html(h).into_response(),
+            Err(e) => fail(self.lang, e),
+        }
+    }
+    fn login_redirect(&self, next: &str) -> Response {
+        Redirect::to(&format!("/m/{}/login?next={}", self.slug, crate::console::urlencode(next))).into_response()
+    }
+    /// The signed-in buyer, after checking the form's token.
+    fn buyer_for(&self, f: &FormData) -> Option<&Buyer> {
+        let ok = self.token.as_deref().is_some_and(|t| !t.is_empty() && t == f.get("_token"));
+        self.buyer.as_ref().filter(|_| ok)
+    }
+}
+
+/// A per-session token for the buyer's forms: cookies are SameSite=Lax, and this token stops
+/// a form posted from another page of the same site.
+fn form_token(secret: &str) -> String {
+    siyu_store::secrets::sha256_hex(&format!("mall-form:{secret}"))[..32].to_string()
+}
+
+fn not_found(lang: Lang) -> Response {
+    crate::console::error_page(lang, StatusCode::NOT_FOUND, "error.not_found", "mall.not_found", None)
+}
+
+fn fail(lang: Lang, e: ApiError) -> Response {
+    match e {
+        ApiError::NotFound => not_found(lang),
+        ApiError::Conflict { code, message, .. } => {
+            let key = format!("v.{code}");
+            let text = if i18n::has(&key) { i18n::t(lang, &key) } else { message };
+            crate::console::error_page(lang, StatusCode::CONFLICT, "mall.cannot", &text, None)
+        }
+        other => {
+            tracing::error!(error = ?other, "mall page failed");
+            crate::console::error_page(
+                lang,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "error.internal",
+                "error.internal",
+                None,
+            )
+        }
+    }
+}
+
+/// A conflict's message for the buyer, in their language.
+fn explain(lang: Lang, e: &ApiError) -> Option<String> {
+    match e {
+        ApiError::Conflict { code, message, .. } => {
+            let key = format!("v.{code}");
+            Some(if i18n::has(&key) { i18n::t(lang, &key) } else { message.clone() })
+        }
+        ApiError::Validation(v) => v.first().map(|x| {
+            let key = format!("v.{}", x.code);
+            let label = i18n::t(lang, &format!("field.{}", x.field));
+            if i18n::has(&key) {
+                i18n::tf(lang, &key, &[("field", &label)])
+            } else {
+                x.message.clone()
+            }
+        }),
+        ApiError::Upstream(m) => Some(m.clone()),
+        _ => None,
+    }
+}
+
+pub fn read_cart(h: &HeaderMap) -> Vec<CartItem> {
+    crate::extract::cookie(h, CART_COOKIE)
+        .unwrap_or("")
+        .split('|')
+        .filter_map(|p| {
+            let (s, q) = p.split_once(':')?;
+            Some(CartItem { sku_id: SkuId(s.parse().ok()?), qty: q.parse().ok().filter(|q| (1..=99).contains(q))? })
+        })
+        .take(50)
+        .collect()
+}
+
+fn cart_cookie(slug: &str, items: &[CartItem]) -> HeaderValue {
+    let v: Vec<String> = items.iter().map(|i| format!("{}:{}", i.sku_id, i.qty)).collect();
+    HeaderValue::from_str(&format!(
+        "{CART_COOKIE}={}; Path=/m/{slug}; Max-Age=2592000; SameSite=Lax; HttpOnly",
+        v.join("|")
+    ))
+    .unwrap_or(HeaderValue::from_static(""))
+}
+
+fn with_cookie(mut r: Response, v: HeaderValue) -> Response {
+    r.headers_mut().append(header::SET_COOKIE, v);
+    r
+}
+
+fn product_card(p: &siyu_store::commerce::catalogue::Product, base: &str) -> Value {
+    json!({"href": format!("{base}/p/{}", p.id), "title": p.title, "subtitle": p.subtitle, "image": p.images.first(),
+        "price": yuan(p.price_min_fen), "from": p.price_min_fen != p.price_max_fen, "sold_out": p.available <= 0})
+}
+
+async fn home(
+    State(s): State<AppState>,
+    Path(slug): Path<String>,
+    h: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let pg = match Page::load(&s, &slug, &h).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let category = q.get("c").and_then(|c| c.parse().ok()).map(CategoryId);
+    let f = ProductFilter {
+        status: Some(ProductStatus::Listed),
+        category,
+        q: q.get("q").filter(|x| !x.trim().is_empty()).cloned(),
+        sold_out: false,
+    };
+    let page = PageRequest::parse(Some(40), q.get("cursor").map(String::as_str))
+        .unwrap_or(PageRequest { limit: 40, before: None });
+    let (list, cats) = match tokio::try_join!(s.store.products(pg.tenant, &f, &page), s.store.categories(pg.tenant)) {
+        Ok(x) => x,
+        Err(e) => return fail(pg.lang, e.into()),
+    };
+    let base = format!("/m/{slug}");
+    let mut m = pg.ctx(&pg.name);
+    m.insert("products".into(), json!(list.items.iter().map(|p| product_card(p, &base)).collect::<Vec<_>>()));
+    m.insert(
+        "categories".into(),
+        json!(cats
+            .iter()
+            .map(|c| json!({"id": c.id, "name": c.name, "active": Some(c.id) == category}))
+            .collect::<Vec<_>>()),
+    );
+    m.insert("all_active".into(), json!(category.is_none()));
+    m.insert("q".into(), json!(q.get("q")));
+    m.insert("next".into(), json!(list.next_cursor.map(|c| format!("{base}?cursor={c}"))));
+    pg.render("mall_home.html", m)
+}
+
+async fn product(State(s): State<AppState>, Path((slug, id)): Path<(String, Uuid)>, h: HeaderMap) -> Response {
+    let pg = match Page::load(&s, &slug, &h).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let p = match super::listed_product(&s, pg.tenant, ProductId(id)).await {
+        Ok(p) => p,
+        Err(e) => return fail(pg.lang, e),
+    };
+    let skus: Vec<Value> = p
+        .skus
+        .iter()
+        .map(|k| {
+            json!({"id": k.id, "label": if k.spec.is_empty() { pg.t("mall.default_spec") } else { k.spec.join(" / ") },
+            "price": yuan(k.price_fen), "available": k.available, "sold_out": k.available <= 0})
+        })
+        .collect();
+    let first = p.skus.iter().position(|k| k.available > 0).unwrap_or(0);
+    let paragraphs: Vec<&str> =
+        p.detail.as_deref().unwrap_or("").split("\n\n").filter(|x| !x.trim().is_empty()).collect();
+    let mut m = pg.ctx(&p.title);
+    m.insert(
+        "product".into(),
+        json!({"title": p.title, "subtitle": p.subtitle, "images": p.images, "detail": paragraphs,
+            "price": yuan(p.price_min_fen), "from": p.price_min_fen != p.price_max_fen, "sold_out": p.available <= 0}),
+    );
+    m.insert("skus".into(), json!(skus));
+    m.insert("first".into(), json!(first));
+    pg.render("mall_product.html", m)
+}
+
+async fn cart_add(State(s): State<AppState>, Path(slug): Path<String>, h: HeaderMap, body: Bytes) -> Response {
+    let pg = match Page::load(&s, &slug, &h).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let f = FormData::parse(&body);
+    let (Ok(sku), Ok(qty)) = (f.get("sku_id").parse::<Uuid>(), f.get("qty").trim().parse::<u32>()) else {
+        return fail(pg.lang, ApiError::validation("sku_id", "required", "choose a specification"));
+    };
+    let mut cart = read_cart(&h);
+    let qty = qty.clamp(1, 99);
+    if f.checked("buy_now") {
+        return Redirect::to(&format!("/m/{slug}/checkout?buy={sku}:{qty}")).into_response();
+    }
+    match cart.iter_mut().find(|i| i.sku_id.0 == sku) {
+        Some(i) => i.qty = (i.qty + qty).min(99),
+        None => cart.push(CartItem { sku_id: SkuId(sku), qty }),
+    }
+    with_cookie(Redirect::to(&format!("/m/{slug}/cart")).into_response(), cart_cookie(&slug, &cart))
+}
+
+async fn cart_set(Path(slug): Path<String>, h: HeaderMap, body: Bytes) -> Response {
+    let f = FormData::parse(&body);
+    let mut cart = read_cart(&h);
+    if let (Ok(sku), Ok(qty)) = (f.get("sku_id").parse::<Uuid>(), f.get("qty").trim().parse::<u32>()) {
+        cart.retain(|i| i.sku_id.0 != sku || qty > 0);
+        if let Some(i) = cart.iter_mut().find(|i| i.sku_id.0 == sku) {
+            i.qty = qty.min(99);
+        }
+    }
+    with_cookie(Redirect::to(&format!("/m/{slug}/cart")).into_response(), cart_cookie(&slug, &cart))
+}
+
+/// The quote of some items, for showing: lines, steps explained, totals. Items no longer on
+/// sale are reported instead of failing the page.
+async fn quote_view(s: &AppState, pg: &Page, items: &[CartItem]) -> Result<Value, String> {
+    match s.store.price_cart(pg.tenant, items).await {
+        Ok(p) => {
+            let q = &p.quote;
+            let lines: Vec<Value> = p
+                .items
+                .iter()
+                .zip(&q.lines)
+                .map(|(i, l)| {
+                    json!({"sku_id": i.sku_id, "title": i.title, "spec": i.spec, "image": i.image, "qty": i.qty,
+                        "unit": yuan(i.unit_list_fen), "paid": yuan(l.paid), "short": i.available < i64::from(i.qty),
+                        "available": i.available})
+                })
+                .collect();
+            let steps: Vec<Value> = q
+                .steps
+                .iter()
+                .filter(|x| x.discount > 0)
+                .map(|x| {
+                    let kind = serde_json::to_value(x.kind)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default();
+                    json!({"label": pg.t(&format!("step.{kind}")), "amount": yuan(x.discount)})
+                })
+                .collect();
+            Ok(json!({"lines": lines, "steps": steps, "list": yuan(q.list_total), "goods": yuan(q.goods),
+                "shipping": yuan(q.shipping_fee - q.shipping_discount), "payable": yuan(q.payable), "payable_fen": q.payable,
+                "any_short": p.items.iter().any(|i| i.available < i64::from(i.qty))}))
+        }
+        Err(e) => Err(explain(pg.lang, &e.into()).unwrap_or_default()),
+    }
+}
+
+async fn cart_page(State(s): State<AppState>, Path(slug): Path<String>, h: HeaderMap) -> Response {
+    let pg = match Page::load(&s, &slug, &h).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let items = read_cart(&h);
+    let mut m = pg.ctx(&pg.t("mall.cart"));
+    if !items.is_empty() {
+        match quote_view(&s, &pg, &items).await {
+            Ok(q) => {
+                m.insert("quote".into(), q);
+            }
+            Err(msg) => {
+                m.insert("error".into(), json!(msg));
+            }
+        }
+    }
+    m.insert(
+        "items".into(),
+        json!(items.iter().map(|i| json!({"sku_id": i.sku_id, "qty": i.qty})).collect::<Vec<_>>()),
+    );
+    pg.render("mall_cart.html", m)
+}
+
+/// The items being checked out: a "buy now" item, or the cart.
+fn checkout_items(h: &HeaderMap, buy: Option<&str>) -> Vec<CartItem> {
+    if let Some((s, q)) = buy.and_then(|b| b.split_once(':')) {
+        if let (Ok(s), Ok(q)) = (s.parse(), q.parse::<u32>()) {
+            return vec![CartItem { sku_id: SkuId(s), qty: q.clamp(1, 99) }];
+        }
+    }
+    read_cart(h)
+}
+
+async fn checkout_view(
+    s: &AppState,
+    pg: &Page,
+    items: &[CartItem],
+    buy: Option<&str>,
+    values: Value,
+    error: Option<String>,
+    status: StatusCode,
+) -> Response {
+    let mut m = pg.ctx(&pg.t("mall.checkout"));
+    match quote_view(s, pg, items).await {
+        Ok(q) => {
+            m.insert("quote".into(), q);
+        }
+        Err(msg) => {
+            m.insert("error".into(), json!(msg));
+        }
+    }
+    if let Some(e) = error {
+        m.insert("error".into(), json!(e));
+    }
+    m.insert("buy".into(), json!(buy));
+    m.insert("values".into(), values);
+    m.insert("client_key".into(), json!(Uuid::now_v7().simple().to_string()));
+    let r = pg.render("mall_checkout.html", m);
+    (status, r).into_response()
+}
+
+async fn checkout_page(
+    State(s): State<AppState>,
+    Path(slug): Path<String>,
+    h: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let pg = match Page::load(&s, &slug, &h).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let buy = q.get("buy").map(String::as_str);
+    if pg.buyer.is_none() {
+        let next = match buy {
+            Some(b) => format!("/m/{slug}/checkout?buy={b}"),
+            None => format!("/m/{slug}/checkout"),
+        };
+        return pg.login_redirect(&next);
+    }
+    let items = checkout_items(&h, buy);
+    if items.is_empty() {
+        return Redirect::to(&format!("/m/{slug}/cart")).into_response();
+    }
+    checkout_view(&s, &pg, &items, buy, json!({}), None, StatusCode::OK).await
+}
+
+async fn checkout_submit(State(s): State<AppState>, Path(slug): Path<String>, h: HeaderMap, body: Bytes) -> Response {
+    let pg = match Page::load(&s, &slug, &h).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let f = FormData::parse(&body);
+    let Some(buyer) = pg.buyer_for(&f).cloned() else { return pg.login_redirect(&format!("/m/{slug}/checkout")) };
+    let buy = f.opt("buy").map(str::to_string);
+    let items = checkout_items(&h, buy.as_deref());
+    let b = SubmitIn {
+        items: items.iter().map(|i| CartItemIo { sku_id: i.sku_id.0, qty: i.qty }).collect(),
+        address: Some(AddressIo {
+            name: f.get("name").into(),
+            phone: f.get("phone").into(),
+            region: f.get("region").into(),
+            detail: f.get("detail").into(),
+        }),
+        note: f.opt("note").map(str::to_string),
+        expected_payable_fen: f.get("expected").parse().ok(),
+    };
+    match super::submit_order(&s, pg.tenant, &buyer, b, f.opt("client_key").map(str::to_string)).await {
+        Ok(o) => {
+            let r = Redirect::to(&format!("/m/{slug}/orders/{}", o.id)).into_response();
+            // Bought from the cart: the cart is done.
+            if buy.is_none() {
+                with_cookie(r, cart_cookie(&slug, &[]))
+            } else {
+                r
+            }
+        }
+        Err(e) => {
+            let msg = explain(pg.lang, &e).or_else(|| Some(pg.t("error.internal")));
+            checkout_view(&s, &pg, &items, buy.as_deref(), f.values(), msg, StatusCode::UNPROCESSABLE_ENTITY).await
+        }
+    }
+}
+
+fn order_view(pg: &Page, o: &siyu_store::commerce::orders::Order) -> Value {
+    let status_label = pg.t(&format!("order.status.{}", o.status.as_str()));
+    json!({"id": o.id, "no": o.no, "status": o.status.as_str(), "status_label": status_label, "payable": yuan(o.payable_fen),
+        "goods": yuan(o.goods_fen), "shipping": yuan(o.shipping_fen), "list": yuan(o.list_fen), "refunded": yuan(o.refunded_fen),
+        "has_refund": o.refunded_fen > 0, "created": o.created_at.display_local(8), "expires": o.expires_at.display_local(8),
+        "pending": o.status == OrderStatus::PendingPayment, "shipped": o.status == OrderStatus::Shipped,
+        "refundable": o.status.is_paid() && o.refunded_fen < o.paid_fen, "carrier": o.carrier, "tracking_no": o.tracking_no,
+        "address": o.address,
+        "lines": o.lines.iter().map(|l| json!({"line_no": l.line_no, "title": l.title, "spec": l.spec, "qty": l.qty,
+            "paid": yuan(l.paid_fen), "left": l.qty - l.refunded_qty})).collect::<Vec<_>>()})
+}
+
+async fn orders_page(State(s): State<AppState>, Path(slug): Path<String>, h: HeaderMap) -> Response {
+    let pg = match Page::load(&s, &slug, &h).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let Some(buyer) = &pg.buyer else { return pg.login_redirect(&format!("/m/{slug}/orders")) };
+    let f = OrderFilter { buyer: Some(buyer.id), ..Default::default() };
+    let list = match s.store.orders(pg.tenant, &f, &PageRequest { limit: 50, before: None }).await {
+        Ok(l) => l,
+        Err(e) => return fail(pg.lang, e.into()),
+    };
+    let mut m = pg.ctx(&pg.t("mall.orders"));
+    m.insert("orders".into(), json!(list.items.iter().map(|o| order_view(&pg, o)).collect::<Vec<_>>()));
+    pg.render("mall_orders.html", m)
+}
+
+async fn order_page(
+    State(s): State<AppState>,
+    Path((slug, id)): Path<(String, Uuid)>,
+    h: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let pg = match Page::load(&s, &slug, &h).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let Some(buyer) = &pg.buyer else { return pg.login_redirect(&format!("/m/{slug}/orders/{id}")) };
+    let o = match super::own_order(&s, pg.tenant, buyer, OrderId(id)).await {
+        Ok(o) => o,
+        Err(e) => return fail(pg.lang, e),
+    };
+    order_render(&s, &pg, &o, q.get("msg").map(|k| pg.t(&format!("mall.msg.{k}"))), None, StatusCode::OK).await
+}
+
+async fn order_render(
+    s: &AppState,
+    pg: &Page,
+    o: &siyu_store::commerce::orders::Order,
+    msg: Option<String>,
+    error: Option<String>,
+    status: StatusCode,
+) -> Response {
+    let refunds = s
+        .store
+        .refunds(pg.tenant, None, Some(o.id), &PageRequest { limit: 50, before: None })
+        .await
+        .map(|p| p.items)
+        .unwrap_or_default();
+    let mut m = pg.ctx(&pg.t("mall.order"));
+    m.insert("order".into(), order_view(pg, o));
+    m.insert(
+        "refunds".into(),
+        json!(refunds
+            .iter()
+            .map(|r| json!({"amount": yuan(r.amount_fen), "status": pg.t(&format!("refund.status.{}", r.status)), "reason": r.reason}))
+            .collect::<Vec<_>>()),
+    );
+    m.insert("msg".into(), json!(msg));
+    m.insert("error".into(), json!(error));
+    (status, pg.render("mall_order.html", m)).into_response()
+}
+
+async fn order_action(
+    State(s): State<AppState>,
+    Path((slug, id, action)): Path<(String, Uuid, String)>,
+    h: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let pg = match Page::load(&s, &slug, &h).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let f = FormData::parse(&body);
+    let Some(buyer) = pg.buyer_for(&f).cloned() else { return pg.login_redirect(&format!("/m/{slug}/orders/{id}")) };
+    let oid = OrderId(id);
+    let o = match super::own_order(&s, pg.tenant, &buyer, oid).await {
+        Ok(o) => o,
+        Err(e) => return fail(pg.lang, e),
+    };
+    let res: Result<&str, ApiError> = match action.as_str() {
+        "pay" => match s.pay.prepay(pg.tenant, oid, &buyer.openid).await {
+            Ok(p) => {
+                if let Some(cashier) = &s.config.pay_cashier {
+                    let back = format!("/m/{slug}/orders/{id}?msg=paid");
+                    let url = format!(
+                        "{cashier}?prepay_id={}&return_url={}",
+                        crate::console::urlencode(&p.prepay_id),
+                        crate::console::urlencode(&back)
+                    );
+                    return Redirect::to(&url).into_response();
+                }
+                // Inside WeChat: hand the signed parameters to WeixinJSBridge.
+                let mut m = pg.ctx(&pg.t("mall.pay"));
+                m.insert("params".into(), json!(p.params));
+                m.insert("back".into(), json!(format!("/m/{slug}/orders/{id}?msg=paid")));
+                return pg.render("mall_pay.html", m);
+            }
+            Err(e) => Err(e),
+        },
+        "cancel" => crate::api::commerce::orders::cancel(&s, pg.tenant, oid, "cancelled by the buyer", None)
+            .await
+            .map(|_| "cancelled"),
+        "receive" => s
+            .store
+            .advance_order(pg.tenant, oid, OrderEvent::Receive, None, None)
+            .await
+            .map(|_| "received")
+            .map_err(Into::into),
+        "refund" => {
+            let lines: Vec<RefundLineIn> = f
+                .all("line_no")
+                .iter()
+                .zip(f.all("qty"))
+                .filter_map(|(l, q)| Some(RefundLineIn { line_no: l.parse().ok()?, qty: q.trim().parse().ok()? }))
+                .filter(|l| l.qty != 0)
+                .collect();
+            let b = RefundIn { lines, shipping: false, reason: f.opt("reason").map(str::to_string) };
+            match crate::api::commerce::orders::refund_input(b, RefundKind::Customer) {
+                Ok(n) => s.store.create_refund(pg.tenant, oid, &n, None).await.map(|_| "refund").map_err(Into::into),
+                Err(e) => Err(e),
+            }
+        }
+        _ => Err(ApiError::NotFound),
+    };
+    match res {
+        Ok(k) => Redirect::to(&format!("/m/{slug}/orders/{id}?msg={k}")).into_response(),
+        Err(ApiError::NotFound) => not_found(pg.lang),
+        Err(e) => {
+            let o = s.store.order(pg.tenant, oid).await.unwrap_or(o);
+            order_render(&s, &pg, &o, None, explain(pg.lang, &e), StatusCode::UNPROCESSABLE_ENTITY).await
+        }
+    }
+}
+
+async fn login_page(
+    State(s): State<AppState>,
+    Path(slug): Path<String>,
+    h: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let pg = match Page::load(&s, &slug, &h).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let mut m = pg.ctx(&pg.t("mall.login"));
+    m.insert("demo".into(), json!(s.sandbox.is_some()));
+    m.insert("next".into(), json!(safe_next(&slug, q.get("next").map(String::as_str))));
+    pg.render("mall_login.html", m)
+}
+
+fn safe_next(slug: &str, next: Option<&str>) -> String {
+    let base = format!("/m/{slug}");
+    match next {
+        Some(n) if n.starts_with(&base) && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
+        _ => base,
+    }
+}
+
+/// Demo only: signs in as a new demo customer. Real customers arrive signed in from the mini
+/// program (its `wx.login` code is exchanged by the mall API).
+async fn login_submit(State(s): State<AppState>, Path(slug): Path<String>, h: HeaderMap, body: Bytes) -> Response {
+    let pg = match Page::load(&s, &slug, &h).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    if s.sandbox.is_none() {
+        return not_found(pg.lang);
+    }
+    let f = FormData::parse(&body);
+    let openid = format!("o-demo-{}", &Uuid::now_v7().simple().to_string()[20..]);
+    let res = async {
+        let b = s.store.buyer_for_openid(pg.tenant, &openid, None).await?;
+        s.store.create_mall_session(pg.tenant, b.id).await
+    }
+    .await;
+    match res {
+        Ok(secret) => {
+            let cookie = format!(
+                "{MALL_COOKIE}={secret}; Path=/m/{slug}; Max-Age={}; SameSite=Lax; HttpOnly{}",
+                siyu_store::commerce::payments::MALL_SESSION_SECS,
+                if s.config.secure_cookies { "; Secure" } else { "" }
+            );
+            let r = Redirect::to(&safe_next(&slug, f.opt("next"))).into_response();
+            with_cookie(r, HeaderValue::from_str(&cookie).unwrap_or(HeaderValue::from_static("")))
+        }
+        Err(e) => fail(pg.lang, e.into()),
+    }
+}
