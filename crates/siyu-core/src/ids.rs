@@ -86,6 +86,10 @@ id_type!(
     PaymentId,
     /// A refund of (part of) a payment.
     RefundId,
+    /// A coupon template (优惠券模板).
+    CouponTemplateId,
+    /// A coupon a customer holds.
+    UserCouponId,
 );
 
 #[cfg(test)]

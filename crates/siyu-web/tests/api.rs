@@ -167,6 +167,7 @@ both!(every_tenant_path_is_404_with_another_tenants_credentials, |app| async mov
                 note: None,
                 client_key: None,
                 expected_payable: None,
+                coupon: None,
             },
         )
         .await
@@ -195,7 +196,13 @@ both!(every_tenant_path_is_404_with_another_tenants_credentials, |app| async mov
         )
         .await
         .unwrap();
+    let coupon = post(
+        "/api/v1/coupon-templates",
+        json!({"name": "券", "kind": "amount", "face_fen": 100, "valid_days": 1, "total": 5}),
+    )
+    .await;
     let fixtures: HashMap<&str, String> = HashMap::from([
+        ("coupon_template_id", coupon["id"].as_str().unwrap().to_string()),
         ("category_id", category["id"].as_str().unwrap().to_string()),
         ("template_id", template["id"].as_str().unwrap().to_string()),
         ("product_id", product["id"].as_str().unwrap().to_string()),

@@ -103,6 +103,18 @@ impl World {
         assert_eq!(status, 201, "{v}");
         v
     }
+    async fn order_with(&self, buyer: &str, body: &Value) -> Value {
+        let r = self.mall(buyer, Method::POST, "/orders", Some(body)).await;
+        let status = r.status();
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(status, 201, "{v}");
+        v
+    }
+    async fn coupon_status(&self, buyer: &str, coupon: &Value) -> String {
+        let m: Value = self.mall(buyer, Method::GET, "/coupons", None).await.json().await.unwrap();
+        let c = m["mine"].as_array().unwrap().iter().find(|x| &x["id"] == coupon).cloned().unwrap();
+        c["status"].as_str().unwrap().to_string()
+    }
     async fn sku(&self, id: &Value) -> siyu_store::commerce::catalogue::Sku {
         self.app.store.sku(self.seed.tenant, siyu_core::SkuId(id.as_str().unwrap().parse().unwrap())).await.unwrap()
     }
@@ -576,6 +588,162 @@ both!(the_console_runs_the_mall, |w| async move {
     assert!(csv.contains("order_no,status") && csv.contains("明前龙井") && csv.contains("25760"), "{csv}");
     let (_, page) = get("/console/refunds").await;
     assert!(page.contains("商家退款"), "{page}");
+    // Coupons in yuan and 折.
+    let coupon = |face: &str| -> Vec<(&'static str, String)> {
+        vec![
+            ("name", "满100减20".into()),
+            ("kind", "amount".into()),
+            ("face", face.into()),
+            ("threshold", "100".into()),
+            ("valid_days", "7".into()),
+            ("total", "100".into()),
+            ("per_user", "1".into()),
+        ]
+    };
+    let (code, page) = post("/console/coupons", coupon("100")).await;
+    assert_eq!(code, 422);
+    assert!(page.contains("面额超出允许范围"), "{page}");
+    let (code, page) = post("/console/coupons", coupon("20")).await;
+    assert_eq!(code, 200);
+    assert!(page.contains("满 ¥100.00 减 ¥20.00") && page.contains("0 / 100"), "{page}");
+    let (code, page) = post(
+        "/console/coupons",
+        vec![
+            ("name", "九折".into()),
+            ("kind", "percent".into()),
+            ("zhe", "8.5".into()),
+            ("valid_days", "3".into()),
+            ("total", "10".into()),
+        ],
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert!(page.contains("8.5 折"), "{page}");
     let (_, page) = get("/console/pay").await;
     assert!(page.contains(MCHID) && !page.contains("PRIVATE KEY-----\n"), "secrets are never shown");
+});
+
+both!(coupon_limits_hold_and_a_coupon_is_used_once, |w| async move {
+    let p = w.product("咖啡豆", &[("250g", 6000, 100)], None).await;
+    let sku = p["skus"][0]["id"].clone();
+    let bad = json!({"name": "坏券", "kind": "amount", "face_fen": 5000, "threshold_fen": 5000, "total": 0});
+    let v = problem(w.api(Method::POST, "/api/v1/coupon-templates", Some(&bad)).await, 422).await;
+    let fields: Vec<&str> = v["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    assert_eq!(fields, vec!["face_fen", "valid_days", "total"], "{v}");
+    let scarce = w
+        .json(
+            Method::POST,
+            "/api/v1/coupon-templates",
+            Some(&json!({"name": "满100减20", "kind": "amount", "face_fen": 2000,
+            "threshold_fen": 10000, "valid_days": 7, "total": 50, "per_user": 1})),
+        )
+        .await;
+    let mut buyers = Vec::new();
+    for i in 0..200 {
+        buyers.push(w.buyer(&format!("o-coupon-{i}")).await);
+    }
+    let w = &w;
+    let claim = format!("/coupons/{}/claim", scarce["id"].as_str().unwrap());
+    let results = futures::future::join_all(buyers.iter().map(|b| w.mall(b, Method::POST, &claim, None))).await;
+    let mut codes = std::collections::BTreeMap::new();
+    for r in results {
+        let status = r.status().as_u16();
+        let v: Value = r.json().await.unwrap();
+        *codes.entry((status, v["code"].as_str().unwrap_or("").to_string())).or_insert(0) += 1;
+    }
+    assert_eq!(codes.get(&(201, String::new())), Some(&50), "{codes:?}");
+    assert_eq!(codes.get(&(409, "coupon_sold_out".into())), Some(&150), "{codes:?}");
+    let d = w.json(Method::GET, &format!("/api/v1/coupon-templates/{}", scarce["id"].as_str().unwrap()), None).await;
+    assert_eq!((d["template"]["issued"].as_i64(), d["usage"]["unused"].as_i64()), (Some(50), Some(50)));
+
+    // One customer, 50 claims at once, a limit of 2.
+    let twice = w
+        .json(
+            Method::POST,
+            "/api/v1/coupon-templates",
+            Some(&json!({"name": "无门槛5元", "kind": "amount", "face_fen": 500,
+            "valid_days": 1, "total": 1000, "per_user": 2})),
+        )
+        .await;
+    let claim = format!("/coupons/{}/claim", twice["id"].as_str().unwrap());
+    let one = &buyers[199];
+    let results = futures::future::join_all((0..50).map(|_| w.mall(one, Method::POST, &claim, None))).await;
+    assert_eq!(results.iter().filter(|r| r.status() == 201).count(), 2);
+    let mine: Value = w.mall(one, Method::GET, "/coupons", None).await.json().await.unwrap();
+    let of_twice = mine["mine"].as_array().unwrap().iter().filter(|c| c["template_id"] == twice["id"]).count();
+    assert_eq!(of_twice, 2);
+
+    // The owner of a 满100减20 coupon sends two orders with it at once: one gets it.
+    let mut holder = None;
+    for b in &buyers {
+        let m: Value = w.mall(b, Method::GET, "/coupons", None).await.json().await.unwrap();
+        if let Some(c) = m["mine"].as_array().unwrap().iter().find(|c| c["template_id"] == scarce["id"]) {
+            holder = Some((b.clone(), c["id"].clone()));
+            break;
+        }
+    }
+    let (holder, coupon) = holder.unwrap();
+    let q: Value = w
+        .mall(
+            &holder,
+            Method::POST,
+            "/quote",
+            Some(&json!({"items": [{"sku_id": sku, "qty": 2}], "coupon_id": coupon})),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(q["payable_fen"], 10000, "12000 − 2000: {q}");
+    let submit = json!({"items": [{"sku_id": sku, "qty": 2}], "coupon_id": coupon});
+    let both = futures::future::join_all((0..2).map(|_| w.mall(&holder, Method::POST, "/orders", Some(&submit)))).await;
+    let mut orders = Vec::new();
+    let mut refused = 0;
+    for r in both {
+        match r.status().as_u16() {
+            201 => orders.push(r.json::<Value>().await.unwrap()),
+            409 => {
+                assert_eq!(r.json::<Value>().await.unwrap()["code"], "coupon_unavailable");
+                refused += 1
+            }
+            s => panic!("unexpected {s}"),
+        }
+    }
+    assert_eq!((orders.len(), refused), (1, 1));
+    let order = &orders[0];
+    assert_eq!(order["payable_fen"], 10000);
+    // Each line records the coupon's share.
+    assert_eq!(order["lines"][0]["shares"][0]["kind"], "coupon");
+    // Cancelling returns the coupon; it is then used by a paid order, and a full refund
+    // returns it again while it is valid.
+    let oid = order["id"].as_str().unwrap();
+    w.mall(&holder, Method::POST, &format!("/orders/{oid}/cancel"), None).await;
+    let order = w.order_with(&holder, &submit).await;
+    w.pay(&holder, &order).await;
+    assert_eq!(w.coupon_status(&holder, &coupon).await, "used");
+    let oid = order["id"].as_str().unwrap();
+    w.json(Method::POST, &format!("/api/v1/orders/{oid}/refunds"), Some(&json!({"lines": [{"line_no": 0, "qty": 2}]})))
+        .await;
+    let gw = siyu_web::pay::PayGateway::new(w.app.store.store.clone());
+    gw.push_refunds(10).await.unwrap();
+    w.sb.settle_refunds().await;
+    assert_eq!(w.coupon_status(&holder, &coupon).await, "unused", "a full refund gives the coupon back");
+
+    // A promo code, and a stopped template.
+    let coded = w
+        .json(
+            Method::POST,
+            "/api/v1/coupon-templates",
+            Some(&json!({"name": "九折", "kind": "percent", "off_bp": 1000,
+            "cap_fen": 3000, "valid_days": 3, "total": 10, "code": "vip10"})),
+        )
+        .await;
+    assert_eq!(coded["code"], "VIP10");
+    let r = w.mall(&buyers[0], Method::POST, "/coupons/claim", Some(&json!({"code": "Vip10"}))).await;
+    assert_eq!(r.status(), 201);
+    let r = w.mall(&buyers[0], Method::POST, "/coupons/claim", Some(&json!({"code": "NOPE"}))).await;
+    assert_eq!(problem(r, 409).await["code"], "unknown_code");
+    w.json(Method::POST, &format!("/api/v1/coupon-templates/{}/stop", twice["id"].as_str().unwrap()), None).await;
+    let r = w.mall(&buyers[5], Method::POST, &claim, None).await;
+    assert_eq!(problem(r, 409).await["code"], "coupon_not_claimable");
 });

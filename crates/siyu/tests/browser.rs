@@ -564,6 +564,13 @@ async fn mall_walk(backend: Backend) {
     w.submit("#product-form").await;
     assert!(w.path().await.starts_with("/console/products/"), "saved: {}", w.path().await);
     w.shot("console-product").await;
+    // … and a coupon anyone may claim.
+    w.go("/console/coupons").await;
+    w.fill("name", "无门槛10元").await;
+    w.fill("face", "10").await;
+    w.fill("total", "100").await;
+    w.submit("#coupon-form").await;
+    assert!(w.text("#coupons-table").await.contains("无门槛减 ¥10.00"));
 
     // The customer browses the mall.
     w.go("/m/demo").await;
@@ -579,6 +586,17 @@ async fn mall_walk(backend: Backend) {
     w.click_nav("#demo-login").await;
     w.wait_path("/m/demo/checkout").await;
     assert!(w.text("#payable").await.contains("¥159.50"), "shipping is free above ¥99");
+    // Claim the coupon, come back, and use it.
+    let checkout = w.path().await;
+    w.go("/m/demo/coupons").await;
+    w.click_nav(".m-coupon button").await;
+    assert!(w.text("#mall-msg").await.contains("领取成功"));
+    w.shot("mall-coupons").await;
+    w.go(&checkout).await;
+    w.c.find(Locator::Css("#coupon-choice select")).await.unwrap().select_by_index(1).await.unwrap();
+    w.submit("#coupon-choice").await;
+    assert!(w.text("#payable").await.contains("¥149.50"), "the coupon takes ¥10 off");
+    assert!(w.text("#quote").await.contains("优惠券"));
     w.fill("name", "张三").await;
     w.fill("phone", "12345").await;
     w.fill("region", "上海市 浦东新区").await;
@@ -591,7 +609,7 @@ async fn mall_walk(backend: Backend) {
     w.shot("mall-order-unpaid").await;
     // Paying goes through the sandbox's cashier and comes back paid.
     w.click_nav("#pay").await;
-    assert!(w.body().await.contains("159.50"), "the cashier shows the amount");
+    assert!(w.body().await.contains("149.50"), "the cashier shows the amount");
     w.shot("mall-cashier").await;
     w.click_nav("button[type=submit]").await;
     w.wait_path("/m/demo/orders/").await;

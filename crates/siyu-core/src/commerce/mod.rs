@@ -3,5 +3,6 @@
 
 pub mod allocate;
 pub mod catalogue;
+pub mod coupon;
 pub mod order;
 pub mod pricing;

@@ -4,5 +4,6 @@
 //! edge. Every guarded write checks the rows it affected: zero rows is a business refusal.
 
 pub mod catalogue;
+pub mod coupons;
 pub mod orders;
 pub mod payments;

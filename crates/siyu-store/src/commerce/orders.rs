@@ -25,7 +25,7 @@ use siyu_core::{BuyerId, CustomerId, OrderId, ProductId, SkuId, TenantId, Timest
 use crate::{audit, in_tx, like_escape, on_read, Result, Store, StoreError};
 
 /// The one compensation routine (commerce-rules §0): gives back everything an order holds,
-/// each at most once. Today that is stock; coupons, points and group seats join it here.
+/// each at most once: stock and the coupon; points and group seats join it here.
 #[macro_export]
 #[doc(hidden)]
 macro_rules! compensate {
@@ -63,6 +63,15 @@ macro_rules! compensate {
                 .await?;
             }
         }
+        // The coupon goes back to the buyer; past its validity it simply cannot be used (CP-3).
+        sqlx::query(
+            "UPDATE user_coupons SET status = 'unused', order_id = NULL WHERE tenant_id = $1 AND order_id = $2 \
+             AND status = 'locked'",
+        )
+        .bind($tenant.0)
+        .bind($order.0)
+        .execute(&mut *$tx)
+        .await?;
     }};
 }
 
@@ -192,6 +201,8 @@ pub struct NewOrder {
     pub client_key: Option<String>,
     /// The payable the buyer was shown; a different server figure refuses the submit (ORD-2).
     pub expected_payable: Option<i64>,
+    /// The coupon instance the buyer chose (CP-2: this one, never "any usable").
+    pub coupon: Option<siyu_core::UserCouponId>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -368,7 +379,12 @@ fn order_no(now: Timestamp, offset_hours: i8) -> String {
 impl Store {
     /// Prices a cart from the catalogue with the one pipeline (the quote endpoint and submit
     /// both call this, so they agree: PC-4).
-    pub async fn price_cart(&self, tenant: TenantId, items: &[CartItem]) -> Result<PricedCart> {
+    pub async fn price_cart(
+        &self,
+        tenant: TenantId,
+        items: &[CartItem],
+        coupon: Option<&super::coupons::UserCoupon>,
+    ) -> Result<PricedCart> {
         if items.is_empty() {
             return Err(rejected("empty_cart", Some("items".into()), "the cart is empty"));
         }
@@ -401,6 +417,18 @@ impl Store {
             qb.build_query_as::<SkuFacts>().fetch_all(p).await?
         });
         let by_id: BTreeMap<Uuid, &SkuFacts> = facts.iter().map(|f| (f.0, f)).collect();
+        // A line is in a category's scope when its category or any ancestor is.
+        let parents: BTreeMap<Uuid, Option<Uuid>> =
+            self.categories(tenant).await?.into_iter().map(|c| (c.id.0, c.parent_id.map(|p| p.0))).collect();
+        let lineage = |c: Option<Uuid>| {
+            let mut out: Vec<String> = Vec::new();
+            let mut cur = c;
+            while let Some(x) = cur.filter(|x| !out.contains(&x.to_string()) && out.len() < 16) {
+                out.push(x.to_string());
+                cur = parents.get(&x).copied().flatten();
+            }
+            out
+        };
         let mut lines = Vec::with_capacity(items.len());
         let mut priced = Vec::with_capacity(items.len());
         let mut shipping = Shipping::default();
@@ -418,7 +446,7 @@ impl Store {
             lines.push(Line {
                 sku: it.sku_id.to_string(),
                 product: f.1.to_string(),
-                categories: f.8.map(|c| vec![c.to_string()]).unwrap_or_default(),
+                categories: lineage(f.8),
                 unit_list: f.3,
                 qty: it.qty,
                 paid_member_unit: None,
@@ -435,7 +463,11 @@ impl Store {
                 available: f.4,
             });
         }
-        let cart = Cart { lines, shipping, ..Default::default() };
+        let coupons = coupon
+            .map(|c| pricing::Coupon { id: c.id.to_string(), kind: c.kind.clone(), scope: c.scope.clone() })
+            .into_iter()
+            .collect();
+        let cart = Cart { lines, shipping, coupons, ..Default::default() };
         let quote = pricing::quote(&cart).map_err(|e| rejected("pricing", None, e.to_string()))?;
         Ok(PricedCart { items: priced, quote })
     }
@@ -447,7 +479,25 @@ impl Store {
                 return self.order(tenant, id).await;
             }
         }
-        let priced = self.price_cart(tenant, &n.items).await?;
+        let now = self.now();
+        let coupon = match n.coupon {
+            Some(id) => {
+                let c = self.user_coupon(tenant, id).await.map_err(|e| match e {
+                    StoreError::NotFound => rejected("coupon_unavailable", Some("coupon_id".into()), "no such coupon"),
+                    other => other,
+                })?;
+                if !c.usable(now) {
+                    return Err(rejected(
+                        "coupon_unavailable",
+                        Some("coupon_id".into()),
+                        "this coupon is used, held by another order, or not valid now",
+                    ));
+                }
+                Some(c)
+            }
+            None => None,
+        };
+        let priced = self.price_cart(tenant, &n.items, coupon.as_ref()).await?;
         let q = &priced.quote;
         if let Some(expected) = n.expected_payable {
             if expected != q.payable {
@@ -461,7 +511,6 @@ impl Store {
         let t = self.tenant(tenant).await?;
         let off = siyu_core::time::zone_offset_hours(&t.timezone).unwrap_or(8);
         let timeout = self.order_timeout_secs(tenant).await?;
-        let now = self.now();
         let id = OrderId::new();
         let customer: Option<Uuid> = on_read!(self, |p| sqlx::query_scalar(
             "SELECT customer_id FROM mall_buyers WHERE tenant_id = $1 AND id = $2"
@@ -515,6 +564,35 @@ impl Store {
                     }
                     other => return Err(other),
                 },
+            }
+            if let Some(c) = &coupon {
+                // CP-2: the instance the buyer chose, theirs, unused and valid, bound to this order.
+                let locked = sqlx::query(
+                    "UPDATE user_coupons SET status = 'locked', order_id = $3 WHERE tenant_id = $1 AND id = $2 \
+                     AND buyer_id = $4 AND status = 'unused' AND valid_start <= $5 AND $5 < valid_end",
+                )
+                .bind(tenant.0)
+                .bind(c.id.0)
+                .bind(id.0)
+                .bind(n.buyer.0)
+                .bind(now.0)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if locked == 0 {
+                    tx.rollback().await?;
+                    return Err(rejected(
+                        "coupon_unavailable",
+                        Some("coupon_id".into()),
+                        "this coupon is used, held by another order, or not valid now",
+                    ));
+                }
+                sqlx::query("UPDATE orders SET coupon_id = $3 WHERE tenant_id = $1 AND id = $2")
+                    .bind(tenant.0)
+                    .bind(id.0)
+                    .bind(c.id.0)
+                    .execute(&mut *tx)
+                    .await?;
             }
             let mut short = None;
             for (sku, (qty, price, line)) in &demand {

@@ -713,6 +713,15 @@ impl Store {
                         }
                         commit_stock!(tx, tenant, order, now);
                         sqlx::query(
+                            "UPDATE user_coupons SET status = 'used', used_at = $3 WHERE tenant_id = $1 AND order_id = $2 \
+                             AND status = 'locked'",
+                        )
+                        .bind(tenant.0)
+                        .bind(order)
+                        .bind(now.0)
+                        .execute(&mut *tx)
+                        .await?;
+                        sqlx::query(
                             "UPDATE pay_prepays SET status = 'paid', updated_at = $3 WHERE tenant_id = $1 AND out_trade_no = $2",
                         )
                         .bind(tenant.0)
@@ -1142,6 +1151,18 @@ impl Store {
                     }
                 }
                 if succeeded {
+                    // REF-5: a full refund returns the coupon while it is still valid; a partial
+                    // refund never does.
+                    sqlx::query(
+                        "UPDATE user_coupons SET status = 'unused', order_id = NULL, used_at = NULL WHERE tenant_id = $1 \
+                         AND order_id = $2 AND status = 'used' AND valid_end > $3 AND EXISTS (SELECT 1 FROM orders o \
+                         WHERE o.tenant_id = $1 AND o.id = $2 AND o.refunded_fen >= o.paid_fen)",
+                    )
+                    .bind(tenant.0)
+                    .bind(r.order_id.0)
+                    .bind(now.0)
+                    .execute(&mut *tx)
+                    .await?;
                     outbox!(
                         tx,
                         tenant,

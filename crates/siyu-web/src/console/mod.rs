@@ -33,6 +33,7 @@ use crate::AppState;
 mod admin;
 mod auth;
 mod catalogue;
+mod coupons;
 mod customers;
 mod imports;
 mod orders;
@@ -84,6 +85,7 @@ const TEMPLATES: &[(&str, &str)] = embed!(
     "order.html",
     "refunds.html",
     "pay.html",
+    "coupons.html",
     "mall_base.html",
     "mall_quote.html",
     "mall_home.html",
@@ -94,6 +96,7 @@ const TEMPLATES: &[(&str, &str)] = embed!(
     "mall_order.html",
     "mall_login.html",
     "mall_pay.html",
+    "mall_coupons.html",
 );
 
 const CSS: &str = include_str!("../../assets/static/console.css");
@@ -154,6 +157,7 @@ pub fn router() -> Router<AppState> {
         .merge(transfers::router())
         .merge(imports::router())
         .merge(catalogue::router())
+        .merge(coupons::router())
         .merge(orders::router())
         .merge(admin::router())
         .merge(wecom::router())
@@ -461,6 +465,7 @@ fn nav(ctx: &Ctx) -> serde_json::Value {
             vec![
                 item("products.title", "/console/products", "products", Some(Scope::CommerceRead)),
                 item("orders.title", "/console/orders", "orders", Some(Scope::CommerceRead)),
+                item("coupons.title", "/console/coupons", "coupons", Some(Scope::CommerceRead)),
                 item("refunds.title", "/console/refunds", "refunds", Some(Scope::CommerceRead)),
                 item("pay.title", "/console/pay", "pay", Some(Scope::SettingsRead)),
             ],

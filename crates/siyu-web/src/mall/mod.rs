@@ -22,7 +22,9 @@ use siyu_store::commerce::catalogue::ProductFilter;
 use siyu_store::commerce::orders::{CartItem, NewOrder, OrderFilter};
 use siyu_store::commerce::payments::{Buyer, RefundKind};
 
-use crate::api::commerce::dto::{CategoryOut, OrderOut, ProductOut, QuoteIn, QuoteOut, RefundIn, RefundOut, SubmitIn};
+use crate::api::commerce::dto::{
+    CategoryOut, OrderOut, ProductOut, QuoteIn, QuoteOut, RefundIn, RefundOut, SubmitIn, UserCouponOut,
+};
 use crate::api::dto::PageOf;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Query};
@@ -46,6 +48,9 @@ pub fn router() -> Router<AppState> {
         .route("/mall/{tenant}/api/orders/{order_id}/cancel", post(cancel))
         .route("/mall/{tenant}/api/orders/{order_id}/receive", post(receive))
         .route("/mall/{tenant}/api/orders/{order_id}/refunds", post(request_refund))
+        .route("/mall/{tenant}/api/coupons", get(coupons))
+        .route("/mall/{tenant}/api/coupons/claim", post(claim_by_code))
+        .route("/mall/{tenant}/api/coupons/{template_id}/claim", post(claim))
 }
 
 /// The tenant a mall URL names (by slug).
@@ -128,13 +133,32 @@ fn cart(items: &[crate::api::commerce::dto::CartItemIo]) -> Vec<CartItem> {
     items.iter().map(|i| CartItem { sku_id: SkuId(i.sku_id), qty: i.qty }).collect()
 }
 
+/// One of the buyer's own coupons, or a clear refusal.
+pub async fn own_coupon(
+    s: &AppState,
+    t: TenantId,
+    buyer: &Buyer,
+    id: Uuid,
+) -> ApiResult<siyu_store::commerce::coupons::UserCoupon> {
+    let mine = s.store.buyer_coupons(t, buyer.id).await?.into_iter().find(|c| c.id.0 == id);
+    mine.ok_or_else(|| ApiError::validation("coupon_id", "unknown_reference", "not one of your coupons"))
+}
+
 async fn quote(
     State(s): State<AppState>,
     Path(slug): Path<String>,
+    headers: HeaderMap,
     Json(b): Json<QuoteIn>,
 ) -> ApiResult<axum::Json<QuoteOut>> {
     let t = tenant_of(&s, &slug).await?;
-    Ok(axum::Json(s.store.price_cart(t, &cart(&b.items)).await?.into()))
+    let coupon = match b.coupon_id {
+        Some(id) => {
+            let buyer = buyer(&s, t, &headers).await?;
+            Some(own_coupon(&s, t, &buyer, id).await?)
+        }
+        None => None,
+    };
+    Ok(axum::Json(s.store.price_cart(t, &cart(&b.items), coupon.as_ref()).await?.into()))
 }
 
 /// Validates and submits a buyer's order (the H5 checkout and the API share it).
@@ -157,6 +181,7 @@ pub async fn submit_order(
         note,
         client_key,
         expected_payable: b.expected_payable_fen,
+        coupon: b.coupon_id.map(siyu_core::UserCouponId),
     };
     Ok(s.store.create_order(t, &n).await?)
 }
@@ -286,4 +311,69 @@ async fn request_refund(
     let input = crate::api::commerce::orders::refund_input(b, RefundKind::Customer)?;
     let r = s.store.create_refund(t, OrderId(id), &input, None).await?;
     Ok((StatusCode::CREATED, axum::Json(RefundOut::from(r))).into_response())
+}
+
+/// What the buyer can claim, and what they hold.
+#[derive(Serialize)]
+pub struct CouponsOut {
+    pub claimable: Vec<crate::api::commerce::dto::CouponTemplateOut>,
+    pub mine: Vec<UserCouponOut>,
+}
+
+async fn coupons(
+    State(s): State<AppState>,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<axum::Json<CouponsOut>> {
+    let t = tenant_of(&s, &slug).await?;
+    let buyer = buyer(&s, t, &headers).await?;
+    let now = s.store.now();
+    // Promo-code templates are claimed by their code only.
+    let claimable = s
+        .store
+        .coupon_templates(t)
+        .await?
+        .into_iter()
+        .filter(|x| x.status == "active" && x.issued < x.total && x.code.is_none())
+        .map(Into::into)
+        .collect();
+    let mine = s.store.buyer_coupons(t, buyer.id).await?.into_iter().map(|c| UserCouponOut::new(c, now)).collect();
+    Ok(axum::Json(CouponsOut { claimable, mine }))
+}
+
+/// The tenant's zone offset, for "N days" validity.
+pub async fn offset_of(s: &AppState, t: TenantId) -> ApiResult<i8> {
+    Ok(siyu_core::time::zone_offset_hours(&s.store.tenant(t).await?.timezone).unwrap_or(8))
+}
+
+async fn claim(
+    State(s): State<AppState>,
+    Path((slug, id)): Path<(String, Uuid)>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let t = tenant_of(&s, &slug).await?;
+    let buyer = buyer(&s, t, &headers).await?;
+    let tpl = s.store.coupon_template(t, siyu_core::CouponTemplateId(id)).await?;
+    if tpl.code.is_some() {
+        return Err(ApiError::NotFound);
+    }
+    let c = s.store.claim_coupon(t, buyer.id, tpl.id, offset_of(&s, t).await?).await?;
+    Ok((StatusCode::CREATED, axum::Json(UserCouponOut::new(c, s.store.now()))).into_response())
+}
+
+#[derive(Deserialize)]
+struct CodeIn {
+    code: String,
+}
+
+async fn claim_by_code(
+    State(s): State<AppState>,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+    Json(b): Json<CodeIn>,
+) -> ApiResult<Response> {
+    let t = tenant_of(&s, &slug).await?;
+    let buyer = buyer(&s, t, &headers).await?;
+    let c = s.store.claim_coupon_by_code(t, buyer.id, &b.code, offset_of(&s, t).await?).await?;
+    Ok((StatusCode::CREATED, axum::Json(UserCouponOut::new(c, s.store.now()))).into_response())
 }

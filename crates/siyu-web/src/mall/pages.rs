@@ -48,6 +48,9 @@ pub fn router() -> Router<AppState> {
         .route("/m/{tenant}/orders/{order}", get(order_page))
         .route("/m/{tenant}/orders/{order}/{action}", post(order_action))
         .route("/m/{tenant}/login", get(login_page).post(login_submit))
+        .route("/m/{tenant}/coupons", get(coupons_page))
+        .route("/m/{tenant}/coupons/code", post(coupon_code))
+        .route("/m/{tenant}/coupons/{template}/claim", post(coupon_claim))
 }
 
 fn yuan(fen: i64) -> String {
@@ -300,8 +303,13 @@ async fn cart_set(Path(slug): Path<String>, h: HeaderMap, body: Bytes) -> Respon
 
 /// The quote of some items, for showing: lines, steps explained, totals. Items no longer on
 /// sale are reported instead of failing the page.
-async fn quote_view(s: &AppState, pg: &Page, items: &[CartItem]) -> Result<Value, String> {
-    match s.store.price_cart(pg.tenant, items).await {
+async fn quote_view(
+    s: &AppState,
+    pg: &Page,
+    items: &[CartItem],
+    coupon: Option<&siyu_store::commerce::coupons::UserCoupon>,
+) -> Result<Value, String> {
+    match s.store.price_cart(pg.tenant, items, coupon).await {
         Ok(p) => {
             let q = &p.quote;
             let lines: Vec<Value> = p
@@ -342,7 +350,7 @@ async fn cart_page(State(s): State<AppState>, Path(slug): Path<String>, h: Heade
     let items = read_cart(&h);
     let mut m = pg.ctx(&pg.t("mall.cart"));
     if !items.is_empty() {
-        match quote_view(&s, &pg, &items).await {
+        match quote_view(&s, &pg, &items, None).await {
             Ok(q) => {
                 m.insert("quote".into(), q);
             }
@@ -368,17 +376,41 @@ fn checkout_items(h: &HeaderMap, buy: Option<&str>) -> Vec<CartItem> {
     read_cart(h)
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn checkout_view(
     s: &AppState,
     pg: &Page,
     items: &[CartItem],
     buy: Option<&str>,
+    coupon: Option<Uuid>,
     values: Value,
     error: Option<String>,
     status: StatusCode,
 ) -> Response {
     let mut m = pg.ctx(&pg.t("mall.checkout"));
-    match quote_view(s, pg, items).await {
+    // The buyer's usable coupons to choose from; a chosen one that is not usable is dropped.
+    let now = s.store.now();
+    let mine: Vec<_> = match &pg.buyer {
+        Some(b) => s
+            .store
+            .buyer_coupons(pg.tenant, b.id)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|c| c.usable(now))
+            .collect(),
+        None => Vec::new(),
+    };
+    let chosen = coupon.and_then(|id| mine.iter().find(|c| c.id.0 == id));
+    m.insert(
+        "coupons".into(),
+        json!(mine
+            .iter()
+            .map(|c| json!({"id": c.id, "name": c.name, "chosen": Some(c.id) == chosen.map(|x| x.id)}))
+            .collect::<Vec<_>>()),
+    );
+    m.insert("coupon_id".into(), json!(chosen.map(|c| c.id)));
+    match quote_view(s, pg, items, chosen).await {
         Ok(q) => {
             m.insert("quote".into(), q);
         }
@@ -418,7 +450,8 @@ async fn checkout_page(
     if items.is_empty() {
         return Redirect::to(&format!("/m/{slug}/cart")).into_response();
     }
-    checkout_view(&s, &pg, &items, buy, json!({}), None, StatusCode::OK).await
+    let coupon = q.get("coupon").and_then(|c| c.parse().ok());
+    checkout_view(&s, &pg, &items, buy, coupon, json!({}), None, StatusCode::OK).await
 }
 
 async fn checkout_submit(State(s): State<AppState>, Path(slug): Path<String>, h: HeaderMap, body: Bytes) -> Response {
@@ -440,6 +473,7 @@ async fn checkout_submit(State(s): State<AppState>, Path(slug): Path<String>, h:
         }),
         note: f.opt("note").map(str::to_string),
         expected_payable_fen: f.get("expected").parse().ok(),
+        coupon_id: f.opt("coupon_id").and_then(|c| c.parse().ok()),
     };
     match super::submit_order(&s, pg.tenant, &buyer, b, f.opt("client_key").map(str::to_string)).await {
         Ok(o) => {
@@ -453,7 +487,9 @@ async fn checkout_submit(State(s): State<AppState>, Path(slug): Path<String>, h:
         }
         Err(e) => {
             let msg = explain(pg.lang, &e).or_else(|| Some(pg.t("error.internal")));
-            checkout_view(&s, &pg, &items, buy.as_deref(), f.values(), msg, StatusCode::UNPROCESSABLE_ENTITY).await
+            let coupon = f.opt("coupon_id").and_then(|c| c.parse().ok());
+            checkout_view(&s, &pg, &items, buy.as_deref(), coupon, f.values(), msg, StatusCode::UNPROCESSABLE_ENTITY)
+                .await
         }
     }
 }
@@ -657,4 +693,114 @@ async fn login_submit(State(s): State<AppState>, Path(slug): Path<String>, h: He
         }
         Err(e) => fail(pg.lang, e.into()),
     }
+}
+
+async fn coupons_page(
+    State(s): State<AppState>,
+    Path(slug): Path<String>,
+    h: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let pg = match Page::load(&s, &slug, &h).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let Some(buyer) = &pg.buyer else { return pg.login_redirect(&format!("/m/{slug}/coupons")) };
+    let now = s.store.now();
+    let (templates, mine) =
+        match tokio::try_join!(s.store.coupon_templates(pg.tenant), s.store.buyer_coupons(pg.tenant, buyer.id)) {
+            Ok(x) => x,
+            Err(e) => return fail(pg.lang, e.into()),
+        };
+    let claimable: Vec<Value> = templates
+        .iter()
+        .filter(|t| t.status == "active" && t.issued < t.total && t.code.is_none())
+        .map(|t| json!({"id": t.id, "name": t.name, "offer": coupon_offer(pg.lang, &t.kind)}))
+        .collect();
+    let held: Vec<Value> = mine
+        .iter()
+        .map(|c| {
+            let state = match (c.usable(now), c.status.as_str()) {
+                (true, _) => "usable",
+                (false, "unused") => "expired",
+                (false, "locked") => "locked",
+                _ => "used",
+            };
+            json!({"name": c.name, "offer": coupon_offer(pg.lang, &c.kind), "until": c.valid_end.display_local(8),
+                "state": pg.t(&format!("mall.coupon.{state}")), "usable": c.usable(now)})
+        })
+        .collect();
+    let mut m = pg.ctx(&pg.t("mall.coupons"));
+    m.insert("claimable".into(), json!(claimable));
+    m.insert("mine".into(), json!(held));
+    m.insert("msg".into(), json!(q.get("msg").map(|k| pg.t(&format!("mall.msg.{k}")))));
+    m.insert("error".into(), json!(q.get("error").map(|k| pg.t(&format!("v.{k}")))));
+    pg.render("mall_coupons.html", m)
+}
+
+/// What a coupon takes off, for customers.
+fn coupon_offer(lang: Lang, k: &siyu_core::commerce::pricing::CouponKind) -> String {
+    use siyu_core::commerce::pricing::CouponKind;
+    match k {
+        CouponKind::Amount { face, threshold } if *threshold > 0 => {
+            i18n::tf(lang, "coupons.desc.amount", &[("t", &yuan(*threshold)), ("f", &yuan(*face))])
+        }
+        CouponKind::Amount { face, .. } => i18n::tf(lang, "coupons.desc.free", &[("f", &yuan(*face))]),
+        CouponKind::Percent { off_bp, .. } => i18n::tf(lang, "coupons.desc.percent", &[("z", &zhe(*off_bp))]),
+        CouponKind::Shipping { face, .. } => i18n::tf(lang, "coupons.desc.shipping", &[("f", &yuan(*face))]),
+    }
+}
+
+/// `off_bp` as 折 people say it (1000 bp off is 9 折, 1500 is 8.5 折), without a float.
+pub fn zhe(off_bp: i64) -> String {
+    let paid = 10_000 - off_bp;
+    if paid % 1000 == 0 {
+        format!("{}", paid / 1000)
+    } else {
+        format!("{}.{}", paid / 1000, (paid % 1000) / 100)
+    }
+}
+
+/// Where a claim goes back to, with the outcome.
+fn claimed(slug: &str, res: Result<siyu_store::commerce::coupons::UserCoupon, siyu_store::StoreError>) -> Response {
+    let to = match res {
+        Ok(_) => format!("/m/{slug}/coupons?msg=claimed"),
+        Err(siyu_store::StoreError::Rejected { code, .. }) => format!("/m/{slug}/coupons?error={code}"),
+        Err(siyu_store::StoreError::NotFound) => format!("/m/{slug}/coupons?error=coupon_not_claimable"),
+        Err(e) => return fail(Lang::Zh, e.into()),
+    };
+    Redirect::to(&to).into_response()
+}
+
+async fn coupon_claim(
+    State(s): State<AppState>,
+    Path((slug, id)): Path<(String, Uuid)>,
+    h: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let pg = match Page::load(&s, &slug, &h).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let f = FormData::parse(&body);
+    let Some(buyer) = pg.buyer_for(&f).cloned() else { return pg.login_redirect(&format!("/m/{slug}/coupons")) };
+    let off = super::offset_of(&s, pg.tenant).await.unwrap_or(8);
+    // Promo-code coupons are claimed by their code only.
+    let res = match s.store.coupon_template(pg.tenant, siyu_core::CouponTemplateId(id)).await {
+        Ok(t) if t.code.is_none() => s.store.claim_coupon(pg.tenant, buyer.id, t.id, off).await,
+        Ok(_) => Err(siyu_store::StoreError::NotFound),
+        Err(e) => Err(e),
+    };
+    claimed(&slug, res)
+}
+
+async fn coupon_code(State(s): State<AppState>, Path(slug): Path<String>, h: HeaderMap, body: Bytes) -> Response {
+    let pg = match Page::load(&s, &slug, &h).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let f = FormData::parse(&body);
+    let Some(buyer) = pg.buyer_for(&f).cloned() else { return pg.login_redirect(&format!("/m/{slug}/coupons")) };
+    let off = super::offset_of(&s, pg.tenant).await.unwrap_or(8);
+    claimed(&slug, s.store.claim_coupon_by_code(pg.tenant, buyer.id, f.get("code"), off).await)
 }

@@ -586,6 +586,8 @@ pub struct CartItemIo {
 #[derive(Deserialize, ToSchema)]
 pub struct QuoteIn {
     pub items: Vec<CartItemIo>,
+    /// One of the buyer's coupons to apply.
+    pub coupon_id: Option<Uuid>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -646,4 +648,111 @@ pub struct SubmitIn {
     pub note: Option<String>,
     /// The payable the buyer saw; a different amount refuses the submit with `price_changed`.
     pub expected_payable_fen: Option<i64>,
+    /// One of the buyer's coupons: locked to the order now, used when it is paid.
+    pub coupon_id: Option<Uuid>,
+}
+
+// ---- coupons -----------------------------------------------------------------------------
+
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"name": "满100减20", "kind": "amount", "face_fen": 2000, "threshold_fen": 10000, "valid_days": 7, "total": 1000, "per_user": 1}))]
+pub struct CouponTemplateIn {
+    pub name: String,
+    /// `amount` (满减 or 无门槛), `percent` (折扣, with an optional cap) or `shipping` (运费券).
+    pub kind: String,
+    #[serde(default)]
+    pub face_fen: i64,
+    /// For `percent`: basis points off (1500 = 15 % off).
+    #[serde(default)]
+    pub off_bp: i64,
+    pub cap_fen: Option<i64>,
+    /// Eligible goods must reach this (0: no threshold).
+    #[serde(default)]
+    pub threshold_fen: i64,
+    /// Products (ids) in scope; with `category_ids` empty too, everything is.
+    #[serde(default)]
+    pub product_ids: Vec<Uuid>,
+    /// Categories (ids) in scope, with their sub-categories.
+    #[serde(default)]
+    pub category_ids: Vec<Uuid>,
+    /// Products never in scope.
+    #[serde(default)]
+    pub exclude_product_ids: Vec<Uuid>,
+    /// A fixed window (RFC 3339, half-open) …
+    pub valid_from: Option<String>,
+    pub valid_to: Option<String>,
+    /// … or N days from the claim, the claim day counting as day 1.
+    pub valid_days: Option<i64>,
+    pub total: i64,
+    pub per_user: Option<i64>,
+    /// A promo code (优惠码) customers can type to claim it.
+    pub code: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CouponTemplateOut {
+    pub id: Uuid,
+    pub name: String,
+    #[schema(value_type = Object)]
+    pub kind: serde_json::Value,
+    #[schema(value_type = Object)]
+    pub scope: serde_json::Value,
+    #[schema(value_type = Object)]
+    pub validity: serde_json::Value,
+    pub total: i64,
+    pub issued: i64,
+    pub per_user: i64,
+    pub code: Option<String>,
+    /// `active` or `stopped`.
+    pub status: String,
+    pub created_at: String,
+}
+
+impl From<siyu_store::commerce::coupons::CouponTemplate> for CouponTemplateOut {
+    fn from(t: siyu_store::commerce::coupons::CouponTemplate) -> Self {
+        CouponTemplateOut {
+            id: t.id.0,
+            name: t.name,
+            kind: serde_json::to_value(&t.kind).unwrap_or_default(),
+            scope: serde_json::to_value(&t.scope).unwrap_or_default(),
+            validity: serde_json::to_value(t.validity).unwrap_or_default(),
+            total: t.total,
+            issued: t.issued,
+            per_user: t.per_user,
+            code: t.code,
+            status: t.status,
+            created_at: ts(t.created_at),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UserCouponOut {
+    pub id: Uuid,
+    pub template_id: Uuid,
+    pub name: String,
+    #[schema(value_type = Object)]
+    pub kind: serde_json::Value,
+    /// unused, locked (held by an unpaid order), used.
+    pub status: String,
+    pub usable: bool,
+    pub order_id: Option<Uuid>,
+    pub valid_start: String,
+    pub valid_end: String,
+}
+
+impl UserCouponOut {
+    pub fn new(c: siyu_store::commerce::coupons::UserCoupon, now: siyu_core::Timestamp) -> Self {
+        UserCouponOut {
+            usable: c.usable(now),
+            id: c.id.0,
+            template_id: c.template_id.0,
+            name: c.name,
+            kind: serde_json::to_value(&c.kind).unwrap_or_default(),
+            status: c.status,
+            order_id: c.order_id.map(|o| o.0),
+            valid_start: ts(c.valid_start),
+            valid_end: ts(c.valid_end),
+        }
+    }
 }

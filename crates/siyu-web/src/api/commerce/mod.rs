@@ -7,10 +7,15 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::AppState;
 
 pub mod catalogue;
+pub mod coupons;
 pub mod dto;
 pub mod orders;
 pub mod settings;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().merge(catalogue::router()).merge(orders::router()).merge(settings::router())
+    OpenApiRouter::new()
+        .merge(catalogue::router())
+        .merge(coupons::router())
+        .merge(orders::router())
+        .merge(settings::router())
 }
