@@ -418,8 +418,11 @@ impl Store {
         });
         let by_id: BTreeMap<Uuid, &SkuFacts> = facts.iter().map(|f| (f.0, f)).collect();
         // A line is in a category's scope when its category or any ancestor is.
-        let parents: BTreeMap<Uuid, Option<Uuid>> =
-            self.categories(tenant).await?.into_iter().map(|c| (c.id.0, c.parent_id.map(|p| p.0))).collect();
+        // Only a coupon's scope looks at categories today; other carts skip the read.
+        let parents: BTreeMap<Uuid, Option<Uuid>> = match coupon {
+            Some(_) => self.categories(tenant).await?.into_iter().map(|c| (c.id.0, c.parent_id.map(|p| p.0))).collect(),
+            None => BTreeMap::new(),
+        };
         let lineage = |c: Option<Uuid>| {
             let mut out: Vec<String> = Vec::new();
             let mut cur = c;
@@ -508,18 +511,20 @@ impl Store {
                 ));
             }
         }
-        let t = self.tenant(tenant).await?;
-        let off = siyu_core::time::zone_offset_hours(&t.timezone).unwrap_or(8);
-        let timeout = self.order_timeout_secs(tenant).await?;
-        let id = OrderId::new();
-        let customer: Option<Uuid> = on_read!(self, |p| sqlx::query_scalar(
-            "SELECT customer_id FROM mall_buyers WHERE tenant_id = $1 AND id = $2"
+        // The tenant's zone, its order timeout and the buyer's customer, in one read.
+        let (zone, timeout, customer): (String, Option<i64>, Option<Uuid>) = on_read!(self, |p| sqlx::query_as(
+            "SELECT t.timezone, s.order_timeout_secs, b.customer_id FROM tenants t \
+             LEFT JOIN pay_settings s ON s.tenant_id = t.id \
+             LEFT JOIN mall_buyers b ON b.tenant_id = t.id AND b.id = $2 WHERE t.id = $1"
         )
         .bind(tenant.0)
         .bind(n.buyer.0)
         .fetch_optional(p)
         .await?
-        .flatten());
+        .ok_or(StoreError::NotFound)?);
+        let off = siyu_core::time::zone_offset_hours(&zone).unwrap_or(8);
+        let timeout = timeout.unwrap_or(DEFAULT_ORDER_TIMEOUT_SECS);
+        let id = OrderId::new();
         // Demand per SKU, summed over lines (INV-4) and taken in id order so two submits
         // never wait on each other's rows in opposite orders.
         let mut demand: BTreeMap<Uuid, (i64, i64, usize)> = BTreeMap::new();
@@ -594,41 +599,6 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
-            let mut short = None;
-            for (sku, (qty, price, line)) in &demand {
-                let n = sqlx::query(
-                    "UPDATE skus SET reserved = reserved + $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2 \
-                     AND active = TRUE AND price_fen = $5 AND on_hand - reserved >= $3",
-                )
-                .bind(tenant.0)
-                .bind(sku)
-                .bind(qty)
-                .bind(now.0)
-                .bind(price)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if n == 0 {
-                    short = Some((*line, *sku));
-                    break;
-                }
-                sqlx::query(
-                    "INSERT INTO stock_reservations (tenant_id, order_id, sku_id, pool_id, qty, status, updated_at) \
-                     VALUES ($1, $2, $3, '', $4, 'reserved', $5)",
-                )
-                .bind(tenant.0)
-                .bind(id.0)
-                .bind(sku)
-                .bind(qty)
-                .bind(now.0)
-                .execute(&mut *tx)
-                .await?;
-            }
-            if let Some((line, sku)) = short {
-                // Roll back the reservations made, and free the connection before explaining.
-                tx.rollback().await?;
-                return Err(self.why_not_reserved(tenant, line, SkuId(sku), &priced).await);
-            }
             for (i, (it, lq)) in priced.items.iter().zip(&q.lines).enumerate() {
                 sqlx::query(
                     "INSERT INTO order_lines (tenant_id, order_id, line_no, sku_id, product_id, title, spec, qty, \
@@ -650,6 +620,44 @@ impl Store {
                 .bind(Json(shares_of(q, i)))
                 .execute(&mut *tx)
                 .await?;
+            }
+            for (sku, (qty, _, _)) in &demand {
+                sqlx::query(
+                    "INSERT INTO stock_reservations (tenant_id, order_id, sku_id, pool_id, qty, status, updated_at) \
+                     VALUES ($1, $2, $3, '', $4, 'reserved', $5)",
+                )
+                .bind(tenant.0)
+                .bind(id.0)
+                .bind(sku)
+                .bind(qty)
+                .bind(now.0)
+                .execute(&mut *tx)
+                .await?;
+            }
+            // The hot SKU rows are touched last, so their row locks are held only until commit.
+            let mut short = None;
+            for (sku, (qty, price, line)) in &demand {
+                let n = sqlx::query(
+                    "UPDATE skus SET reserved = reserved + $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2 \
+                     AND active = TRUE AND price_fen = $5 AND on_hand - reserved >= $3",
+                )
+                .bind(tenant.0)
+                .bind(sku)
+                .bind(qty)
+                .bind(now.0)
+                .bind(price)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if n == 0 {
+                    short = Some((*line, *sku));
+                    break;
+                }
+            }
+            if let Some((line, sku)) = short {
+                // Roll back the reservations made, and free the connection before explaining.
+                tx.rollback().await?;
+                return Err(self.why_not_reserved(tenant, line, SkuId(sku), &priced).await);
             }
         });
         tracing::debug!(%tenant, order = %id, payable = q.payable, "order submitted");
@@ -683,15 +691,6 @@ impl Store {
         .fetch_optional(p)
         .await?);
         Ok(id.map(OrderId))
-    }
-
-    async fn order_timeout_secs(&self, tenant: TenantId) -> Result<i64> {
-        let t: Option<i64> =
-            on_read!(self, |p| sqlx::query_scalar("SELECT order_timeout_secs FROM pay_settings WHERE tenant_id = $1")
-                .bind(tenant.0)
-                .fetch_optional(p)
-                .await?);
-        Ok(t.unwrap_or(DEFAULT_ORDER_TIMEOUT_SECS))
     }
 
     pub async fn order(&self, tenant: TenantId, id: OrderId) -> Result<Order> {
