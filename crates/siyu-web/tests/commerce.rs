@@ -418,10 +418,15 @@ both!(the_timeout_sweep_closes_the_prepay_and_gives_stock_back, |w| async move {
     w.sb.pay(&quiet_no).await.unwrap();
     assert_eq!(w.detail(&paid_quietly).await["order"]["status"], "pending_payment");
     let gw = siyu_web::pay::PayGateway::new(w.app.store.store.clone());
-    assert_eq!(gw.sweep().await.unwrap().timed_out, 0, "nothing is due yet");
-    w.clock.advance(Duration::from_secs(31 * 60));
+    assert_eq!(gw.sweep().await.unwrap(), Default::default(), "nothing is due yet");
+    // Ten quiet minutes later the sweep asks WeChat Pay and finds the payment (PAY-7).
+    w.clock.advance(Duration::from_secs(11 * 60));
     let rep = gw.sweep().await.unwrap();
-    assert_eq!(rep.timed_out, 2);
+    assert_eq!((rep.found_paid, rep.timed_out), (1, 0));
+    assert_eq!(w.detail(&paid_quietly).await["order"]["status"], "paid");
+    w.clock.advance(Duration::from_secs(20 * 60));
+    let rep = gw.sweep().await.unwrap();
+    assert_eq!(rep.timed_out, 1);
     assert_eq!(w.detail(&unpaid).await["order"]["status"], "cancelled");
     assert_eq!(w.sb.order(&no).unwrap().transaction.trade_state, siyu_pay::TradeState::Closed);
     assert_eq!(w.detail(&paid_quietly).await["order"]["status"], "paid");

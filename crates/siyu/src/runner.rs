@@ -238,7 +238,13 @@ async fn commerce_sweep(ctx: JobCtx) -> Result<(), String> {
     schedule_commerce_sweep(&ctx.store, true).await.map_err(|e| e.to_string())?;
     let rep = siyu_web::pay::PayGateway::new(ctx.store.clone()).sweep().await.map_err(|e| format!("{e:?}"))?;
     if rep != Default::default() {
-        tracing::info!(timed_out = rep.timed_out, refunds = rep.refunds, advanced = rep.advanced, "commerce sweep");
+        tracing::info!(
+            timed_out = rep.timed_out,
+            found_paid = rep.found_paid,
+            refunds = rep.refunds,
+            advanced = rep.advanced,
+            "commerce sweep"
+        );
     }
     Ok(())
 }

@@ -618,6 +618,40 @@ impl Store {
         Ok(())
     }
 
+    /// Unpaid orders whose open prepay has waited `quiet_secs` without news (and was not
+    /// asked about for as long): the sweep asks the provider about them (PAY-7), so a lost
+    /// notification costs minutes, not the order. Asking touches the prepay.
+    pub async fn quiet_prepays(&self, quiet_secs: i64, limit: i64) -> Result<Vec<(TenantId, OrderId, String)>> {
+        let now = self.now().0;
+        let rows: Vec<(Uuid, Uuid, String)> = on_read!(self, |p| {
+            sqlx::query_as(
+            "SELECT p.tenant_id, p.order_id, p.out_trade_no FROM pay_prepays p JOIN orders o \
+             ON o.tenant_id = p.tenant_id AND o.id = p.order_id WHERE p.status = 'open' AND p.prepay_id IS NOT NULL \
+             AND p.updated_at <= $1 AND o.status = 'pending_payment' AND o.expires_at > $2 ORDER BY p.updated_at LIMIT $3"
+        )
+        .bind(now - quiet_secs * 1_000_000)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(p)
+        .await?
+        });
+        Ok(rows.into_iter().map(|r| (TenantId(r.0), OrderId(r.1), r.2)).collect())
+    }
+
+    /// Notes that the provider was asked about a prepay.
+    pub async fn touch_prepay(&self, tenant: TenantId, out_trade_no: &str) -> Result<()> {
+        on_write!(self, |p| sqlx::query(
+            "UPDATE pay_prepays SET updated_at = $3 WHERE tenant_id = $1 AND out_trade_no = $2"
+        )
+        .bind(tenant.0)
+        .bind(out_trade_no)
+        .bind(self.now().0)
+        .execute(p)
+        .await?
+        .rows_affected());
+        Ok(())
+    }
+
     pub async fn open_prepay(&self, tenant: TenantId, order: OrderId) -> Result<Option<Prepay>> {
         Ok(self.prepays(tenant, order).await?.into_iter().find(|p| p.status == "open"))
     }

@@ -18,6 +18,8 @@ pub mod notify;
 pub const WECHATPAY_BASE_URL: &str = "https://api.mch.weixin.qq.com";
 /// Kind of the sweep job.
 pub const SWEEP_JOB: &str = "commerce.sweep";
+/// An open prepay with no news for this long is asked about (PAY-7).
+pub const QUIET_SECS: i64 = 10 * 60;
 /// Shipped orders count as received after this long (确认收货 by default).
 pub const AUTO_RECEIVE_SECS: i64 = 10 * 24 * 3600;
 /// The after-sale window after receipt; the order completes when it closes.
@@ -320,6 +322,14 @@ impl PayGateway {
                 Err(e) => tracing::warn!(%tenant, %order, error = ?e, "order timeout deferred"),
             }
         }
+        for (tenant, order, no) in self.store.quiet_prepays(QUIET_SECS, 200).await? {
+            self.store.touch_prepay(tenant, &no).await?;
+            match self.check_payment(tenant, order).await {
+                Ok(OrderStatus::PendingPayment) => {}
+                Ok(_) => rep.found_paid += 1,
+                Err(e) => tracing::warn!(%tenant, %order, error = ?e, "payment query deferred"),
+            }
+        }
         rep.refunds = self.push_refunds(200).await?;
         for (tenant, order, event) in self.store.due_order_steps(AUTO_RECEIVE_SECS, AFTER_SALE_SECS, 200).await? {
             if self.store.advance_order(tenant, order, event, None, None).await.is_ok() {
@@ -333,6 +343,8 @@ impl PayGateway {
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct SweepReport {
     pub timed_out: usize,
+    /// Orders found paid by asking, whose notification had not arrived.
+    pub found_paid: usize,
     pub refunds: usize,
     pub advanced: usize,
 }
