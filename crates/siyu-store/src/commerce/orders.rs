@@ -360,20 +360,32 @@ fn shares_of(q: &Quote, i: usize) -> Vec<LineShare> {
 }
 
 /// An order number customers can read out: local date and time, then six random digits.
+/// Ten random digits keep collisions rare at thousands of orders a second; the unique index
+/// catches the rest and the submit draws again.
 fn order_no(now: Timestamp, offset_hours: i8) -> String {
     use rand::Rng;
     let local = now.0 / 1_000_000 + i64::from(offset_hours) * 3600;
     let t = time::OffsetDateTime::from_unix_timestamp(local).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     format!(
-        "{:04}{:02}{:02}{:02}{:02}{:02}{:06}",
+        "{:04}{:02}{:02}{:02}{:02}{:02}{:010}",
         t.year(),
         u8::from(t.month()),
         t.day(),
         t.hour(),
         t.minute(),
         t.second(),
-        rand::thread_rng().gen_range(0..1_000_000)
+        rand::thread_rng().gen_range(0..10_000_000_000u64)
     )
+}
+
+/// The insert collided with another order's number (not with a client key).
+fn is_number_collision(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(d) => {
+            d.is_unique_violation() && (d.constraint() == Some("ux_orders_no") || d.message().contains("orders.no"))
+        }
+        _ => false,
+    }
 }
 
 impl Store {
@@ -532,8 +544,11 @@ impl Store {
             let e = demand.entry(it.sku_id.0).or_insert((0, it.unit_list_fen, i));
             e.0 += i64::from(it.qty);
         }
-        in_tx!(self, |tx| {
-            let inserted = sqlx::query(
+        let mut draws = 0;
+        loop {
+            draws += 1;
+            in_tx!(self, |tx| {
+                let inserted = sqlx::query(
                 "INSERT INTO orders (tenant_id, id, no, buyer_id, customer_id, kind, status, list_fen, goods_fen, \
                  shipping_fen, payable_fen, points_used, quote, address, note, client_key, created_at, expires_at, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, 'normal', 'pending_payment', $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $15)",
@@ -556,73 +571,77 @@ impl Store {
             .bind(now.0 + timeout * 1_000_000)
             .execute(&mut *tx)
             .await;
-            match inserted {
-                Ok(_) => {}
-                Err(e) => match StoreError::constraint(e, "client_key") {
-                    StoreError::Duplicate("client_key") => {
-                        // Give the connection back before reading: holding it while waiting
-                        // for another would starve the pool under load.
+                match inserted {
+                    Ok(_) => {}
+                    Err(e) if is_number_collision(&e) && draws < 5 => {
                         tx.rollback().await?;
-                        let k = n.client_key.as_deref().unwrap_or_default();
-                        let id = self.order_by_client_key(tenant, n.buyer, k).await?.ok_or(StoreError::NotFound)?;
-                        return self.order(tenant, id).await;
+                        continue;
                     }
-                    other => return Err(other),
-                },
-            }
-            if let Some(c) = &coupon {
-                // CP-2: the instance the buyer chose, theirs, unused and valid, bound to this order.
-                let locked = sqlx::query(
-                    "UPDATE user_coupons SET status = 'locked', order_id = $3 WHERE tenant_id = $1 AND id = $2 \
-                     AND buyer_id = $4 AND status = 'unused' AND valid_start <= $5 AND $5 < valid_end",
-                )
-                .bind(tenant.0)
-                .bind(c.id.0)
-                .bind(id.0)
-                .bind(n.buyer.0)
-                .bind(now.0)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if locked == 0 {
-                    tx.rollback().await?;
-                    return Err(rejected(
-                        "coupon_unavailable",
-                        Some("coupon_id".into()),
-                        "this coupon is used, held by another order, or not valid now",
-                    ));
+                    Err(e) => match StoreError::constraint(e, "client_key") {
+                        StoreError::Duplicate("client_key") => {
+                            // Give the connection back before reading: holding it while waiting
+                            // for another would starve the pool under load.
+                            tx.rollback().await?;
+                            let k = n.client_key.as_deref().unwrap_or_default();
+                            let id = self.order_by_client_key(tenant, n.buyer, k).await?.ok_or(StoreError::NotFound)?;
+                            return self.order(tenant, id).await;
+                        }
+                        other => return Err(other),
+                    },
                 }
-                sqlx::query("UPDATE orders SET coupon_id = $3 WHERE tenant_id = $1 AND id = $2")
+                if let Some(c) = &coupon {
+                    // CP-2: the instance the buyer chose, theirs, unused and valid, bound to this order.
+                    let locked = sqlx::query(
+                        "UPDATE user_coupons SET status = 'locked', order_id = $3 WHERE tenant_id = $1 AND id = $2 \
+                     AND buyer_id = $4 AND status = 'unused' AND valid_start <= $5 AND $5 < valid_end",
+                    )
                     .bind(tenant.0)
-                    .bind(id.0)
                     .bind(c.id.0)
+                    .bind(id.0)
+                    .bind(n.buyer.0)
+                    .bind(now.0)
                     .execute(&mut *tx)
-                    .await?;
-            }
-            for (i, (it, lq)) in priced.items.iter().zip(&q.lines).enumerate() {
-                sqlx::query(
-                    "INSERT INTO order_lines (tenant_id, order_id, line_no, sku_id, product_id, title, spec, qty, \
+                    .await?
+                    .rows_affected();
+                    if locked == 0 {
+                        tx.rollback().await?;
+                        return Err(rejected(
+                            "coupon_unavailable",
+                            Some("coupon_id".into()),
+                            "this coupon is used, held by another order, or not valid now",
+                        ));
+                    }
+                    sqlx::query("UPDATE orders SET coupon_id = $3 WHERE tenant_id = $1 AND id = $2")
+                        .bind(tenant.0)
+                        .bind(id.0)
+                        .bind(c.id.0)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                for (i, (it, lq)) in priced.items.iter().zip(&q.lines).enumerate() {
+                    sqlx::query(
+                        "INSERT INTO order_lines (tenant_id, order_id, line_no, sku_id, product_id, title, spec, qty, \
                      unit_list_fen, unit_price_fen, paid_fen, units, shares) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-                )
-                .bind(tenant.0)
-                .bind(id.0)
-                .bind(i as i64)
-                .bind(it.sku_id.0)
-                .bind(it.product_id.0)
-                .bind(&it.title)
-                .bind(&it.spec)
-                .bind(i64::from(it.qty))
-                .bind(lq.unit_list)
-                .bind(lq.unit_price)
-                .bind(lq.paid)
-                .bind(Json(&lq.units))
-                .bind(Json(shares_of(q, i)))
-                .execute(&mut *tx)
-                .await?;
-            }
-            for (sku, (qty, _, _)) in &demand {
-                sqlx::query(
+                    )
+                    .bind(tenant.0)
+                    .bind(id.0)
+                    .bind(i as i64)
+                    .bind(it.sku_id.0)
+                    .bind(it.product_id.0)
+                    .bind(&it.title)
+                    .bind(&it.spec)
+                    .bind(i64::from(it.qty))
+                    .bind(lq.unit_list)
+                    .bind(lq.unit_price)
+                    .bind(lq.paid)
+                    .bind(Json(&lq.units))
+                    .bind(Json(shares_of(q, i)))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                for (sku, (qty, _, _)) in &demand {
+                    sqlx::query(
                     "INSERT INTO stock_reservations (tenant_id, order_id, sku_id, pool_id, qty, status, updated_at) \
                      VALUES ($1, $2, $3, '', $4, 'reserved', $5)",
                 )
@@ -633,33 +652,35 @@ impl Store {
                 .bind(now.0)
                 .execute(&mut *tx)
                 .await?;
-            }
-            // The hot SKU rows are touched last, so their row locks are held only until commit.
-            let mut short = None;
-            for (sku, (qty, price, line)) in &demand {
-                let n = sqlx::query(
-                    "UPDATE skus SET reserved = reserved + $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2 \
-                     AND active = TRUE AND price_fen = $5 AND on_hand - reserved >= $3",
-                )
-                .bind(tenant.0)
-                .bind(sku)
-                .bind(qty)
-                .bind(now.0)
-                .bind(price)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if n == 0 {
-                    short = Some((*line, *sku));
-                    break;
                 }
-            }
-            if let Some((line, sku)) = short {
-                // Roll back the reservations made, and free the connection before explaining.
-                tx.rollback().await?;
-                return Err(self.why_not_reserved(tenant, line, SkuId(sku), &priced).await);
-            }
-        });
+                // The hot SKU rows are touched last, so their row locks are held only until commit.
+                let mut short = None;
+                for (sku, (qty, price, line)) in &demand {
+                    let n = sqlx::query(
+                        "UPDATE skus SET reserved = reserved + $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2 \
+                     AND active = TRUE AND price_fen = $5 AND on_hand - reserved >= $3",
+                    )
+                    .bind(tenant.0)
+                    .bind(sku)
+                    .bind(qty)
+                    .bind(now.0)
+                    .bind(price)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if n == 0 {
+                        short = Some((*line, *sku));
+                        break;
+                    }
+                }
+                if let Some((line, sku)) = short {
+                    // Roll back the reservations made, and free the connection before explaining.
+                    tx.rollback().await?;
+                    return Err(self.why_not_reserved(tenant, line, SkuId(sku), &priced).await);
+                }
+            });
+            break;
+        }
         tracing::debug!(%tenant, order = %id, payable = q.payable, "order submitted");
         self.order(tenant, id).await
     }
