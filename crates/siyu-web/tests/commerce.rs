@@ -752,3 +752,41 @@ both!(coupon_limits_hold_and_a_coupon_is_used_once, |w| async move {
     let r = w.mall(&buyers[5], Method::POST, &claim, None).await;
     assert_eq!(problem(r, 409).await["code"], "coupon_not_claimable");
 });
+
+both!(customers_sign_in_from_the_mini_program, |w| async move {
+    // Before the AppSecret is set, the mall says it cannot sign anyone in.
+    let url = w.app.url("/mall/mall/api/session");
+    let r = reqwest::Client::new().post(&url).json(&json!({"code": "x"})).send().await.unwrap();
+    assert_eq!(problem(r, 409).await["code"], "login_not_configured");
+    // WeChat's code2Session, played by the sandbox.
+    let mut cfg =
+        siyu_wecom::sandbox::SandboxConfig::new("wwMALL", "s", "token", "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C");
+    cfg.miniprogram_appid = APPID.into();
+    cfg.miniprogram_secret = "mini-secret".into();
+    let wx = siyu_wecom::sandbox::Sandbox::new(cfg, w.clock.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let wx_url = format!("http://{}", listener.local_addr().unwrap());
+    let router = wx.router();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let settings = json!({"appid": APPID, "mchid": MCHID, "merchant_serial": "5157F09EFDC096DE15EBE81A47057A7232F1B8E1",
+        "platform_key_id": fixtures::PUBLIC_KEY_ID, "platform_public_key_pem": fixtures::PLATFORM_PUBLIC_PEM,
+        "base_url": w.sb_url, "notify_base": w.app.url(""), "app_secret": "mini-secret", "login_base_url": wx_url});
+    let saved = w.json(Method::PUT, "/api/v1/pay/settings", Some(&settings)).await;
+    assert_eq!(saved["has_app_secret"], true);
+    let code = wx.issue_login_code("o-mini-1", Some("u-1"));
+    let r = reqwest::Client::new().post(&url).json(&json!({"code": code})).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let session: Value = r.json().await.unwrap();
+    let token = session["token"].as_str().unwrap();
+    let mine: Value = w.mall(token, Method::GET, "/orders", None).await.json().await.unwrap();
+    assert_eq!(mine["items"].as_array().unwrap().len(), 0);
+    // The same openid is the same buyer; a used code is refused with WeChat's reason.
+    let again = wx.issue_login_code("o-mini-1", None);
+    let r: Value =
+        reqwest::Client::new().post(&url).json(&json!({"code": again})).send().await.unwrap().json().await.unwrap();
+    assert_eq!(r["buyer_id"], session["buyer_id"]);
+    let r = reqwest::Client::new().post(&url).json(&json!({"code": code})).send().await.unwrap();
+    let v = problem(r, 409).await;
+    assert_eq!(v["code"], "login_failed");
+    assert!(v["detail"].as_str().unwrap().contains("40029"), "{v}");
+});

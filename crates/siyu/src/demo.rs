@@ -84,6 +84,8 @@ pub mod wecom {
     use siyu_wecom::sandbox::{Sandbox, SandboxConfig};
 
     pub const CORP_ID: &str = "wwSIYUDEMO000001";
+    /// The demo mini program's AppSecret (its AppID is the demo's payment AppID).
+    pub const MINIPROGRAM_SECRET: &str = "siyu-demo-miniprogram-secret";
     const SECRET: &str = "siyu-demo-sandbox-secret";
     /// Where the sandbox is mounted in the demo server.
     pub const MOUNT: &str = "/wecom-sandbox";
@@ -105,6 +107,8 @@ pub mod wecom {
         let cred = store.wecom_credentials(tenant.id, app.id).await?;
         let mut cfg = SandboxConfig::new(CORP_ID, SECRET, &cred.callback_token, &cred.encoding_aes_key);
         cfg.callback_url = Some(format!("{base}{}", siyu_web::wecom::api::callback_path(&app)));
+        cfg.miniprogram_appid = super::pay::APPID.into();
+        cfg.miniprogram_secret = MINIPROGRAM_SECRET.into();
         let sb = Sandbox::new(cfg, Arc::new(SystemClock));
         for (userid, name) in
             [("wangfang", "王芳"), ("lina", "李娜"), ("zhangwei", "张伟"), ("liuyang", "刘洋"), ("chenjing", "陈静")]
@@ -186,6 +190,9 @@ pub mod pay {
             base_url: format!("{base}{MOUNT}"),
             notify_base: base.into(),
             order_timeout_secs: 30 * 60,
+            // The mini program signs customers in at the WeCom sandbox, which also plays WeChat.
+            app_secret: Some(super::wecom::MINIPROGRAM_SECRET.into()),
+            login_base_url: format!("{base}{}", super::wecom::MOUNT),
         };
         store.save_pay_settings(&Actor::system(tenant.id), &settings).await?;
         Ok(PaySandbox::new(cfg, Arc::new(SystemClock)))

@@ -34,6 +34,10 @@ pub struct PaySettings {
     /// The public origin WeChat Pay posts notifications to (`{notify_base}/pay/notify/{tenant}`).
     pub notify_base: String,
     pub order_timeout_secs: i64,
+    /// Where the mini program's code2Session is called (WeChat's API origin).
+    pub login_base_url: String,
+    /// Whether the mini program's AppSecret is stored (needed to sign customers in).
+    pub has_app_secret: bool,
     pub updated_at: Timestamp,
 }
 
@@ -43,6 +47,7 @@ pub struct PayCredentials {
     pub settings: PaySettings,
     pub merchant_key_pem: String,
     pub apiv3_key: String,
+    pub app_secret: Option<String>,
 }
 
 /// A save: `None` secrets keep the stored ones.
@@ -59,7 +64,13 @@ pub struct PaySettingsInput {
     pub base_url: String,
     pub notify_base: String,
     pub order_timeout_secs: i64,
+    /// The mini program's AppSecret; `None` keeps the stored one.
+    pub app_secret: Option<String>,
+    pub login_base_url: String,
 }
+
+/// WeChat's API origin, where code2Session lives.
+pub const WECHAT_API_BASE: &str = "https://api.weixin.qq.com";
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Buyer {
@@ -202,20 +213,23 @@ pub struct PayNotification {
     pub received_at: Timestamp,
 }
 
-type SettingsRow = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    Json<Vec<String>>,
-    String,
-    String,
-    i64,
-    i64,
-);
+#[derive(sqlx::FromRow)]
+struct SettingsRow {
+    appid: String,
+    mchid: String,
+    merchant_serial: String,
+    merchant_key_sealed: String,
+    apiv3_key_sealed: String,
+    platform_key_id: Option<String>,
+    platform_public_key_pem: Option<String>,
+    platform_certs: Json<Vec<String>>,
+    base_url: String,
+    notify_base: String,
+    order_timeout_secs: i64,
+    updated_at: i64,
+    app_secret_sealed: Option<String>,
+    login_base_url: Option<String>,
+}
 
 type NotificationRow = (String, String, Option<String>, String, Option<String>, i64);
 
@@ -376,6 +390,7 @@ impl Store {
         let existing = self.pay_settings(t).await?;
         let key = s.merchant_key_pem.as_deref().map(|k| self.sealer.seal(&aad(t, "merchant_key"), k));
         let v3 = s.apiv3_key.as_deref().map(|k| self.sealer.seal(&aad(t, "apiv3_key"), k));
+        let app_secret = s.app_secret.as_deref().map(|k| self.sealer.seal(&aad(t, "app_secret"), k));
         if existing.is_none() && (key.is_none() || v3.is_none()) {
             return Err(rejected(
                 "secret_required",
@@ -386,13 +401,15 @@ impl Store {
         in_tx!(self, |tx| {
             sqlx::query(
                 "INSERT INTO pay_settings (tenant_id, appid, mchid, merchant_serial, merchant_key_sealed, apiv3_key_sealed, \
-                 platform_key_id, platform_public_key_pem, platform_certs, base_url, notify_base, order_timeout_secs, updated_at) \
-                 VALUES ($1, $2, $3, $4, COALESCE($5, ''), COALESCE($6, ''), $7, $8, $9, $10, $11, $12, $13) \
+                 platform_key_id, platform_public_key_pem, platform_certs, base_url, notify_base, order_timeout_secs, updated_at, \
+                 app_secret_sealed, login_base_url) \
+                 VALUES ($1, $2, $3, $4, COALESCE($5, ''), COALESCE($6, ''), $7, $8, $9, $10, $11, $12, $13, $14, $15) \
                  ON CONFLICT (tenant_id) DO UPDATE SET appid = $2, mchid = $3, merchant_serial = $4, \
                  merchant_key_sealed = COALESCE($5, pay_settings.merchant_key_sealed), \
                  apiv3_key_sealed = COALESCE($6, pay_settings.apiv3_key_sealed), platform_key_id = $7, \
                  platform_public_key_pem = $8, platform_certs = $9, base_url = $10, notify_base = $11, \
-                 order_timeout_secs = $12, updated_at = $13",
+                 order_timeout_secs = $12, updated_at = $13, \
+                 app_secret_sealed = COALESCE($14, pay_settings.app_secret_sealed), login_base_url = $15",
             )
             .bind(t.0)
             .bind(&s.appid)
@@ -407,6 +424,8 @@ impl Store {
             .bind(&s.notify_base)
             .bind(s.order_timeout_secs)
             .bind(now.0)
+            .bind(&app_secret)
+            .bind(&s.login_base_url)
             .execute(&mut *tx)
             .await?;
             audit!(
@@ -420,7 +439,8 @@ impl Store {
                 Some(serde_json::json!({
                     "appid": s.appid, "mchid": s.mchid, "merchant_serial": s.merchant_serial,
                     "platform_key_id": s.platform_key_id, "base_url": s.base_url,
-                    "merchant_key_changed": key.is_some(), "apiv3_key_changed": v3.is_some()
+                    "merchant_key_changed": key.is_some(), "apiv3_key_changed": v3.is_some(),
+                    "app_secret_changed": app_secret.is_some()
                 }))
             );
         });
@@ -428,14 +448,14 @@ impl Store {
     }
 
     pub async fn pay_settings(&self, tenant: TenantId) -> Result<Option<PaySettings>> {
-        Ok(self.pay_settings_row(tenant).await?.map(|(s, _, _)| s))
+        Ok(self.pay_settings_row(tenant).await?.map(|(s, _)| s))
     }
 
-    async fn pay_settings_row(&self, tenant: TenantId) -> Result<Option<(PaySettings, String, String)>> {
+    async fn pay_settings_row(&self, tenant: TenantId) -> Result<Option<(PaySettings, SettingsRow)>> {
         let row: Option<SettingsRow> = on_read!(self, |p| sqlx::query_as(
             "SELECT appid, mchid, merchant_serial, merchant_key_sealed, apiv3_key_sealed, platform_key_id, \
-             platform_public_key_pem, platform_certs, base_url, notify_base, order_timeout_secs, updated_at \
-             FROM pay_settings WHERE tenant_id = $1"
+             platform_public_key_pem, platform_certs, base_url, notify_base, order_timeout_secs, updated_at, \
+             app_secret_sealed, login_base_url FROM pay_settings WHERE tenant_id = $1"
         )
         .bind(tenant.0)
         .fetch_optional(p)
@@ -443,30 +463,36 @@ impl Store {
         Ok(row.map(|r| {
             (
                 PaySettings {
-                    appid: r.0,
-                    mchid: r.1,
-                    merchant_serial: r.2,
-                    platform_key_id: r.5,
-                    platform_public_key_pem: r.6,
-                    platform_certs: r.7 .0,
-                    base_url: r.8,
-                    notify_base: r.9,
-                    order_timeout_secs: r.10,
-                    updated_at: Timestamp(r.11),
+                    appid: r.appid.clone(),
+                    mchid: r.mchid.clone(),
+                    merchant_serial: r.merchant_serial.clone(),
+                    platform_key_id: r.platform_key_id.clone(),
+                    platform_public_key_pem: r.platform_public_key_pem.clone(),
+                    platform_certs: r.platform_certs.0.clone(),
+                    base_url: r.base_url.clone(),
+                    notify_base: r.notify_base.clone(),
+                    order_timeout_secs: r.order_timeout_secs,
+                    login_base_url: r.login_base_url.clone().unwrap_or_else(|| WECHAT_API_BASE.into()),
+                    has_app_secret: r.app_secret_sealed.is_some(),
+                    updated_at: Timestamp(r.updated_at),
                 },
-                r.3,
-                r.4,
+                r,
             )
         }))
     }
 
     /// The settings with their secrets; `NotFound` when payments are not configured.
     pub async fn pay_credentials(&self, tenant: TenantId) -> Result<PayCredentials> {
-        let (settings, key, v3) = self.pay_settings_row(tenant).await?.ok_or(StoreError::NotFound)?;
+        let (settings, r) = self.pay_settings_row(tenant).await?.ok_or(StoreError::NotFound)?;
+        let app_secret = match &r.app_secret_sealed {
+            Some(x) => Some(self.sealer.open(&aad(tenant, "app_secret"), x)?),
+            None => None,
+        };
         Ok(PayCredentials {
             settings,
-            merchant_key_pem: self.sealer.open(&aad(tenant, "merchant_key"), &key)?,
-            apiv3_key: self.sealer.open(&aad(tenant, "apiv3_key"), &v3)?,
+            merchant_key_pem: self.sealer.open(&aad(tenant, "merchant_key"), &r.merchant_key_sealed)?,
+            apiv3_key: self.sealer.open(&aad(tenant, "apiv3_key"), &r.apiv3_key_sealed)?,
+            app_secret,
         })
     }
 

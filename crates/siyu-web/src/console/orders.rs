@@ -421,7 +421,8 @@ async fn pay_page(State(s): State<AppState>, ctx: Ctx, Query(q): Q) -> Response 
     let values = match s.store.pay_settings(ctx.tenant.id).await {
         Ok(Some(p)) => json!({"appid": p.appid, "mchid": p.mchid, "merchant_serial": p.merchant_serial,
             "platform_key_id": p.platform_key_id, "platform_public_key_pem": p.platform_public_key_pem,
-            "base_url": p.base_url, "notify_base": p.notify_base, "order_timeout_minutes": p.order_timeout_secs / 60}),
+            "base_url": p.base_url, "notify_base": p.notify_base, "order_timeout_minutes": p.order_timeout_secs / 60,
+            "login_base_url": p.login_base_url, "has_app_secret": p.has_app_secret}),
         Ok(None) => {
             json!({"notify_base": ctx.origin, "order_timeout_minutes": 30, "base_url": crate::pay::WECHATPAY_BASE_URL})
         }
@@ -448,6 +449,8 @@ async fn pay_submit(State(s): State<AppState>, ctx: Ctx, body: Bytes) -> Respons
         base_url: f.opt("base_url").map(str::to_string),
         notify_base: f.get("notify_base").into(),
         order_timeout_minutes: f.opt("order_timeout_minutes").map(|x| x.trim().parse().unwrap_or(0)),
+        app_secret: f.opt("app_secret").map(str::to_string),
+        login_base_url: f.opt("login_base_url").map(str::to_string),
     };
     let res = match crate::api::commerce::settings::validate(b) {
         Ok(i) => s.store.save_pay_settings(&ctx.actor, &i).await.map(|_| ()).map_err(ApiError::from),
@@ -461,6 +464,7 @@ async fn pay_submit(State(s): State<AppState>, ctx: Ctx, body: Bytes) -> Respons
                 if let Some(o) = v.as_object_mut() {
                     o.remove("merchant_key_pem");
                     o.remove("apiv3_key");
+                    o.remove("app_secret");
                 }
                 pay_view(&s, &ctx, v, errors, msg, StatusCode::UNPROCESSABLE_ENTITY).await
             }

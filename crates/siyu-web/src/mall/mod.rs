@@ -38,6 +38,7 @@ pub mod pages;
 pub fn router() -> Router<AppState> {
     Router::new()
         .merge(pages::router())
+        .route("/mall/{tenant}/api/session", post(sign_in))
         .route("/mall/{tenant}/api/categories", get(categories))
         .route("/mall/{tenant}/api/products", get(products))
         .route("/mall/{tenant}/api/products/{product_id}", get(product))
@@ -376,4 +377,55 @@ async fn claim_by_code(
     let buyer = buyer(&s, t, &headers).await?;
     let c = s.store.claim_coupon_by_code(t, buyer.id, &b.code, offset_of(&s, t).await?).await?;
     Ok((StatusCode::CREATED, axum::Json(UserCouponOut::new(c, s.store.now()))).into_response())
+}
+
+#[derive(Deserialize)]
+struct SignIn {
+    /// The code from `wx.login` (single use, valid five minutes).
+    code: String,
+}
+
+#[derive(Serialize)]
+struct SessionOut {
+    /// Send as `Authorization: Bearer …` on every mall call.
+    token: String,
+    buyer_id: Uuid,
+    expires_in: i64,
+}
+
+/// Signs a customer in from the mini program: its `wx.login` code is exchanged with WeChat
+/// (code2Session) for the openid, which is the buyer. The session_key never leaves WeChat's
+/// answer.
+async fn sign_in(State(s): State<AppState>, Path(slug): Path<String>, Json(b): Json<SignIn>) -> ApiResult<Response> {
+    let t = tenant_of(&s, &slug).await?;
+    let not_configured = || ApiError::Conflict {
+        code: "login_not_configured",
+        field: None,
+        message: "the mall's mini program is not set up to sign customers in".into(),
+    };
+    let c = match s.store.pay_credentials(t).await {
+        Ok(c) => c,
+        Err(siyu_store::StoreError::NotFound) => return Err(not_configured()),
+        Err(e) => return Err(e.into()),
+    };
+    let secret = c.app_secret.ok_or_else(not_configured)?;
+    if b.code.trim().is_empty() || b.code.len() > 128 {
+        return Err(ApiError::validation("code", "invalid_format", "code is the value wx.login returned"));
+    }
+    let mp = siyu_wecom::miniprogram::MiniProgram::new(&c.settings.login_base_url, &c.settings.appid, &secret);
+    let session = match mp.code2session(b.code.trim()).await {
+        Ok(x) => x,
+        Err(siyu_wecom::client::WecomError::Api { code, meaning, .. }) => {
+            return Err(ApiError::Conflict {
+                code: "login_failed",
+                field: Some("code".into()),
+                message: format!("WeChat refused the login ({code}): {meaning}"),
+            })
+        }
+        Err(e) => return Err(ApiError::Upstream(e.to_string())),
+    };
+    let buyer = s.store.buyer_for_openid(t, &session.openid, session.unionid.as_deref()).await?;
+    let token = s.store.create_mall_session(t, buyer.id).await?;
+    let out = SessionOut { token, buyer_id: buyer.id.0, expires_in: siyu_store::commerce::payments::MALL_SESSION_SECS };
+    Ok((StatusCode::CREATED, axum::Json(out)).into_response())
 }

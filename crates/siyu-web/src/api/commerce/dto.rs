@@ -514,6 +514,10 @@ pub struct PaySettingsIn {
     pub notify_base: String,
     /// Unpaid orders cancel after this many minutes (5–1440, default 30).
     pub order_timeout_minutes: Option<i64>,
+    /// The mini program's AppSecret, to sign customers in (code2Session); absent keeps it.
+    pub app_secret: Option<String>,
+    /// WeChat's API origin for code2Session; `https://api.weixin.qq.com` when absent.
+    pub login_base_url: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -529,6 +533,9 @@ pub struct PaySettingsOut {
     pub notify_base: String,
     pub notify_url: String,
     pub order_timeout_minutes: i64,
+    /// Customers can sign in to the mall (the AppSecret is stored).
+    pub has_app_secret: bool,
+    pub login_base_url: String,
     pub updated_at: String,
 }
 
@@ -545,6 +552,8 @@ impl PaySettingsOut {
             base_url: s.base_url,
             notify_base: s.notify_base,
             order_timeout_minutes: s.order_timeout_secs / 60,
+            has_app_secret: s.has_app_secret,
+            login_base_url: s.login_base_url,
             updated_at: ts(s.updated_at),
         }
     }

@@ -84,6 +84,17 @@ pub fn validate(b: PaySettingsIn) -> ApiResult<PaySettingsInput> {
     if key_id.is_none() && certs.is_empty() {
         v.push("platform_key_id", "required", "give the WeChat Pay public key, or platform certificates");
     }
+    let app_secret = b.app_secret.map(|k| k.trim().to_string()).filter(|k| !k.is_empty());
+    if app_secret.as_ref().is_some_and(|k| k.len() > 64 || k.contains(char::is_whitespace)) {
+        v.push("app_secret", "invalid_format", "the AppSecret is up to 64 characters without spaces");
+    }
+    let login_base_url = b
+        .login_base_url
+        .as_deref()
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .unwrap_or(siyu_store::commerce::payments::WECHAT_API_BASE)
+        .to_string();
     let minutes = b.order_timeout_minutes.unwrap_or(30);
     if !(5..=1440).contains(&minutes) {
         v.push("order_timeout_minutes", "out_of_range", "an unpaid order waits 5 to 1440 minutes");
@@ -101,6 +112,8 @@ pub fn validate(b: PaySettingsIn) -> ApiResult<PaySettingsInput> {
         base_url,
         notify_base,
         order_timeout_secs: minutes * 60,
+        app_secret,
+        login_base_url,
     })
 }
 
