@@ -90,6 +90,8 @@ id_type!(
     CouponTemplateId,
     /// A coupon a customer holds.
     UserCouponId,
+    /// An order promotion (满减 / 满折).
+    PromotionId,
 );
 
 #[cfg(test)]

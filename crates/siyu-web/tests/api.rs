@@ -201,7 +201,14 @@ both!(every_tenant_path_is_404_with_another_tenants_credentials, |app| async mov
         json!({"name": "券", "kind": "amount", "face_fen": 100, "valid_days": 1, "total": 5}),
     )
     .await;
+    let promotion = post(
+        "/api/v1/promotions",
+        json!({"name": "满减", "kind": "tiers", "tiers": [{"threshold_fen": 1000, "off_fen": 100}],
+            "starts_at": "2026-01-01T00:00:00+08:00", "ends_at": "2026-01-02T00:00:00+08:00"}),
+    )
+    .await;
     let fixtures: HashMap<&str, String> = HashMap::from([
+        ("promotion_id", promotion["id"].as_str().unwrap().to_string()),
         ("coupon_template_id", coupon["id"].as_str().unwrap().to_string()),
         ("category_id", category["id"].as_str().unwrap().to_string()),
         ("template_id", template["id"].as_str().unwrap().to_string()),

@@ -790,3 +790,62 @@ both!(customers_sign_in_from_the_mini_program, |w| async move {
     assert_eq!(v["code"], "login_failed");
     assert!(v["detail"].as_str().unwrap().contains("40029"), "{v}");
 });
+
+both!(promotions_price_orders_while_they_run, |w| async move {
+    let p = w.product("茶杯", &[("白", 5000, 100)], None).await;
+    let sku = p["skus"][0]["id"].clone();
+    let buyer = w.buyer("o-promo").await;
+    let now = w.clock.now();
+    let at = |d: i64| Timestamp(now.0 + d * 3_600_000_000).to_rfc3339(8);
+    let tiers = json!({"name": "满100减10，满200减30", "kind": "tiers",
+        "tiers": [{"threshold_fen": 20000, "off_fen": 3000}, {"threshold_fen": 10000, "off_fen": 1000}],
+        "starts_at": at(-1), "ends_at": at(24)});
+    let promo = w.json(Method::POST, "/api/v1/promotions", Some(&tiers)).await;
+    let clash = json!({"name": "重叠", "kind": "percent", "threshold_fen": 100, "off_bp": 1000, "starts_at": at(12), "ends_at": at(48)});
+    assert_eq!(
+        problem(w.api(Method::POST, "/api/v1/promotions", Some(&clash)).await, 409).await["code"],
+        "promotion_overlaps"
+    );
+    let quote = |qty: u32| {
+        let (w, buyer, sku) = (&w, &buyer, &sku);
+        async move {
+            let body = json!({"items": [{"sku_id": sku, "qty": qty}]});
+            w.mall(buyer, Method::POST, "/quote", Some(&body)).await.json::<Value>().await.unwrap()["payable_fen"]
+                .as_i64()
+                .unwrap()
+        }
+    };
+    // Thresholds are ≥ in fen: exactly 100 yuan meets 满100; the highest tier met applies.
+    assert_eq!(quote(1).await, 5000);
+    assert_eq!(quote(2).await, 9000);
+    assert_eq!(quote(3).await, 14000);
+    assert_eq!(quote(4).await, 17000);
+    let order = w.order(&buyer, &sku, 3).await;
+    assert_eq!(order["payable_fen"], 14000);
+    let shares: Vec<i64> = order["lines"][0]["units"].as_array().unwrap().iter().map(|u| u.as_i64().unwrap()).collect();
+    assert_eq!(shares, vec![4666, 4667, 4667], "1000 off three units: 334 + 333 + 333, the tie to the first");
+    assert_eq!(order["lines"][0]["shares"][0]["kind"], "full_reduction");
+    // Once it ends (or is stopped), prices are whole again.
+    w.clock.advance(Duration::from_secs(25 * 3600));
+    assert_eq!(quote(2).await, 10000);
+    w.clock.set(now);
+    w.json(Method::POST, &format!("/api/v1/promotions/{}/stop", promo["id"].as_str().unwrap()), None).await;
+    assert_eq!(quote(2).await, 10000);
+    // The console sets one up by days, in yuan.
+    let owner = w.app.session("mall", "owner").await;
+    let today = siyu_core::time::format_day(now.local_day(8));
+    let form = [
+        ("_csrf", owner.csrf.as_str()),
+        ("name", "每满50减5"),
+        ("kind", "every"),
+        ("step", "50"),
+        ("off", "5"),
+        ("from", today.as_str()),
+        ("to", today.as_str()),
+    ];
+    let r = owner.client.post(w.app.url("/console/promotions")).form(&form).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("每满 ¥50.00 减 ¥5.00") && page.contains("进行中"), "{page}");
+    assert_eq!(quote(3).await, 15000 - 1500);
+});

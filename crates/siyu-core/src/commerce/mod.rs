@@ -6,3 +6,4 @@ pub mod catalogue;
 pub mod coupon;
 pub mod order;
 pub mod pricing;
+pub mod promotion;

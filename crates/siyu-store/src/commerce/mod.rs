@@ -7,3 +7,4 @@ pub mod catalogue;
 pub mod coupons;
 pub mod orders;
 pub mod payments;
+pub mod promotions;

@@ -430,10 +430,13 @@ impl Store {
         });
         let by_id: BTreeMap<Uuid, &SkuFacts> = facts.iter().map(|f| (f.0, f)).collect();
         // A line is in a category's scope when its category or any ancestor is.
-        // Only a coupon's scope looks at categories today; other carts skip the read.
-        let parents: BTreeMap<Uuid, Option<Uuid>> = match coupon {
-            Some(_) => self.categories(tenant).await?.into_iter().map(|c| (c.id.0, c.parent_id.map(|p| p.0))).collect(),
-            None => BTreeMap::new(),
+        // Promotions running now are part of the price (their window is tested at submit).
+        let promos = self.running_promotions(tenant, self.now()).await?;
+        // Only scopes look at categories; a cart with neither coupon nor promotion skips the read.
+        let parents: BTreeMap<Uuid, Option<Uuid>> = if coupon.is_some() || !promos.is_empty() {
+            self.categories(tenant).await?.into_iter().map(|c| (c.id.0, c.parent_id.map(|p| p.0))).collect()
+        } else {
+            BTreeMap::new()
         };
         let lineage = |c: Option<Uuid>| {
             let mut out: Vec<String> = Vec::new();
@@ -482,7 +485,8 @@ impl Store {
             .map(|c| pricing::Coupon { id: c.id.to_string(), kind: c.kind.clone(), scope: c.scope.clone() })
             .into_iter()
             .collect();
-        let cart = Cart { lines, shipping, coupons, ..Default::default() };
+        let promos = promos.iter().map(|p| p.as_promo()).collect();
+        let cart = Cart { lines, shipping, coupons, promos, ..Default::default() };
         let quote = pricing::quote(&cart).map_err(|e| rejected("pricing", None, e.to_string()))?;
         Ok(PricedCart { items: priced, quote })
     }

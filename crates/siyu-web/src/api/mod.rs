@@ -42,7 +42,7 @@ pub mod transfers;
         (name = "segments", description = "Segments (人群), live counts and RFM (客户价值分层)"),
         (name = "transfers", description = "Customer transfers (在职转接 / 离职继承) through WeCom"),
         (name = "catalogue", description = "The mall's categories, shipping templates, products, SKUs and stock"),
-        (name = "coupons", description = "Coupon templates (优惠券): limits, validity, scope and promo codes"),
+        (name = "coupons", description = "Coupon templates (优惠券) and order promotions (满减 / 满折)"),
         (name = "orders", description = "Orders, payments (WeChat Pay), refunds and payment settings"),
     )
 )]

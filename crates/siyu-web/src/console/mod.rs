@@ -38,6 +38,7 @@ mod customers;
 mod imports;
 mod orders;
 mod org;
+mod promotions;
 mod sandbox;
 mod transfers;
 mod wecom;
@@ -86,6 +87,7 @@ const TEMPLATES: &[(&str, &str)] = embed!(
     "refunds.html",
     "pay.html",
     "coupons.html",
+    "promotions.html",
     "mall_base.html",
     "mall_quote.html",
     "mall_home.html",
@@ -158,6 +160,7 @@ pub fn router() -> Router<AppState> {
         .merge(imports::router())
         .merge(catalogue::router())
         .merge(coupons::router())
+        .merge(promotions::router())
         .merge(orders::router())
         .merge(admin::router())
         .merge(wecom::router())
@@ -466,6 +469,7 @@ fn nav(ctx: &Ctx) -> serde_json::Value {
                 item("products.title", "/console/products", "products", Some(Scope::CommerceRead)),
                 item("orders.title", "/console/orders", "orders", Some(Scope::CommerceRead)),
                 item("coupons.title", "/console/coupons", "coupons", Some(Scope::CommerceRead)),
+                item("promotions.title", "/console/promotions", "promotions", Some(Scope::CommerceRead)),
                 item("refunds.title", "/console/refunds", "refunds", Some(Scope::CommerceRead)),
                 item("pay.title", "/console/pay", "pay", Some(Scope::SettingsRead)),
             ],

@@ -50,7 +50,19 @@ pub async fn template_input(s: &AppState, tenant: TenantId, b: CouponTemplateIn)
         code: b.code,
     };
     let input = draft.validate()?;
-    for (field, ids) in [("product_ids", &b.product_ids), ("exclude_product_ids", &b.exclude_product_ids)] {
+    check_scope(s, tenant, &b.product_ids, &b.category_ids, &b.exclude_product_ids).await?;
+    Ok(input)
+}
+
+/// A scope may name only this tenant's products and categories.
+pub async fn check_scope(
+    s: &AppState,
+    tenant: TenantId,
+    products: &[Uuid],
+    categories: &[Uuid],
+    excluded: &[Uuid],
+) -> ApiResult<()> {
+    for (field, ids) in [("product_ids", products), ("exclude_product_ids", excluded)] {
         for id in ids {
             if s.store.product(tenant, siyu_core::ProductId(*id)).await.is_err() {
                 return Err(ApiError::validation(field, "unknown_reference", "a product in the scope does not exist"));
@@ -58,14 +70,14 @@ pub async fn template_input(s: &AppState, tenant: TenantId, b: CouponTemplateIn)
         }
     }
     let cats: Vec<Uuid> = s.store.categories(tenant).await?.into_iter().map(|c| c.id.0).collect();
-    if b.category_ids.iter().any(|c| !cats.contains(c)) {
+    if categories.iter().any(|c| !cats.contains(c)) {
         return Err(ApiError::validation(
             "category_ids",
             "unknown_reference",
             "a category in the scope does not exist",
         ));
     }
-    Ok(input)
+    Ok(())
 }
 
 /// Coupon templates, newest first.

@@ -10,6 +10,7 @@ pub mod catalogue;
 pub mod coupons;
 pub mod dto;
 pub mod orders;
+pub mod promotions;
 pub mod settings;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -17,5 +18,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(catalogue::router())
         .merge(coupons::router())
         .merge(orders::router())
+        .merge(promotions::router())
         .merge(settings::router())
 }
