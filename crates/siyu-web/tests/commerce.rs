@@ -773,6 +773,22 @@ both!(customers_sign_in_from_the_mini_program, |w| async move {
         "base_url": w.sb_url, "notify_base": w.app.url(""), "app_secret": "mini-secret", "login_base_url": wx_url});
     let saved = w.json(Method::PUT, "/api/v1/pay/settings", Some(&settings)).await;
     assert_eq!(saved["has_app_secret"], true);
+    // A customer profile already known by this unionid (from WeCom): the buyer joins it.
+    let customer = w.json(Method::POST, "/api/v1/customers", Some(&json!({"name": "小程序老客"}))).await;
+    let cid: uuid::Uuid = customer["id"].as_str().unwrap().parse().unwrap();
+    let (t, store) = (w.seed.tenant, &w.app.store.store);
+    siyu_store::on_write!(store, |p| {
+        sqlx::query(
+        "INSERT INTO customer_identities (tenant_id, kind, namespace, value, customer_id, source, strength, observed_at, actor) \
+         VALUES ($1, 'unionid', '', 'u-1', $2, 'wecom', 'strong', 0, 'test')"
+    )
+    .bind(t.0)
+    .bind(cid)
+    .execute(p)
+    .await
+    .unwrap()
+    .rows_affected()
+    });
     let code = wx.issue_login_code("o-mini-1", Some("u-1"));
     let r = reqwest::Client::new().post(&url).json(&json!({"code": code})).send().await.unwrap();
     assert_eq!(r.status(), 201);
@@ -780,6 +796,9 @@ both!(customers_sign_in_from_the_mini_program, |w| async move {
     let token = session["token"].as_str().unwrap();
     let mine: Value = w.mall(token, Method::GET, "/orders", None).await.json().await.unwrap();
     assert_eq!(mine["items"].as_array().unwrap().len(), 0);
+    let p = w.product("会员礼", &[("标准", 100, 5)], None).await;
+    let order = w.order(token, &p["skus"][0]["id"], 1).await;
+    assert_eq!(order["customer_id"], customer["id"], "the order joins the customer's profile");
     // The same openid is the same buyer; a used code is refused with WeChat's reason.
     let again = wx.issue_login_code("o-mini-1", None);
     let r: Value =

@@ -517,7 +517,22 @@ impl Store {
         .bind(openid)
         .fetch_one(p)
         .await?);
-        Ok(Buyer { id: BuyerId(r.0), openid: r.1, unionid: r.2, nickname: r.3 })
+        // OneID: a unionid some customer already holds makes this buyer that customer (strong
+        // evidence), so their orders join the profile; a unionid first seen later still links.
+        if let Some(u) = unionid.filter(|u| !u.is_empty()) {
+            on_write!(self, |p| sqlx::query(
+                "UPDATE mall_buyers SET unionid = $3, customer_id = (SELECT customer_id FROM customer_identities \
+                 WHERE tenant_id = $1 AND kind = 'unionid' AND namespace = '' AND value = $3) \
+                 WHERE tenant_id = $1 AND id = $2 AND customer_id IS NULL"
+            )
+            .bind(tenant.0)
+            .bind(r.0)
+            .bind(u)
+            .execute(p)
+            .await?
+            .rows_affected());
+        }
+        Ok(Buyer { id: BuyerId(r.0), openid: r.1, unionid: r.2.or(unionid.map(str::to_string)), nickname: r.3 })
     }
 
     /// A new mall session; returns the bearer secret (stored only as its hash).
