@@ -1068,6 +1068,10 @@ const TABLE: &[(&str, &str, &str)] = &[
     ("field.from", "开始日期", "First day"),
     ("field.to", "结束日期", "Last day"),
     ("v.promotion_overlaps", "与正在进行或待开始的活动时间重叠", "It overlaps another promotion's days"),
+    ("coupons.issue", "定向发券", "Issue to segment"),
+    ("coupons.issue.segment", "发给人群", "Segment"),
+    ("coupons.issue.confirm", "向该人群中已有商城账号的客户各发一张（受总量和每人限领约束），确定？", "Give one to each member with a mall account (within the limits)?"),
+    ("coupons.issued_msg", "已发放 {i} 张；{r} 人因限领或已领完未发；{w} 人尚无商城账号", "Issued {i}; {r} refused by a limit; {w} without a mall account"),
 ];
 
 pub fn t(lang: Lang, key: &str) -> String {

@@ -799,6 +799,45 @@ both!(customers_sign_in_from_the_mini_program, |w| async move {
     let p = w.product("会员礼", &[("标准", 100, 5)], None).await;
     let order = w.order(token, &p["skus"][0]["id"], 1).await;
     assert_eq!(order["customer_id"], customer["id"], "the order joins the customer's profile");
+    // 定向发券: a segment of tagged customers; only members with a mall account can hold one.
+    let group = w.json(Method::POST, "/api/v1/tag-groups", Some(&json!({"name": "会员"}))).await;
+    let tag = w.json(Method::POST, "/api/v1/tags", Some(&json!({"group_id": group["id"], "name": "老客"}))).await;
+    let other = w.json(Method::POST, "/api/v1/customers", Some(&json!({"name": "没有商城账号"}))).await;
+    for c in [&customer, &other] {
+        let path = format!("/api/v1/customers/{}/tags/{}", c["id"].as_str().unwrap(), tag["id"].as_str().unwrap());
+        assert!(w.api(Method::PUT, &path, None).await.status().is_success());
+    }
+    let segment =
+        w.json(Method::POST, "/api/v1/segments", Some(&json!({"name": "老客", "expr": {"tag": tag["id"]}}))).await;
+    let tpl = w
+        .json(
+            Method::POST,
+            "/api/v1/coupon-templates",
+            Some(&json!({"name": "老客回馈", "kind": "amount", "face_fen": 500,
+            "valid_days": 30, "total": 10, "per_user": 1})),
+        )
+        .await;
+    let path = format!("/api/v1/coupon-templates/{}/issue", tpl["id"].as_str().unwrap());
+    let out = w.json(Method::POST, &path, Some(&json!({"segment_id": segment["id"]}))).await;
+    assert_eq!(
+        (out["issued"].as_u64(), out["refused"].as_u64(), out["without_mall_account"].as_u64()),
+        (Some(1), Some(0), Some(1))
+    );
+    let again = w.json(Method::POST, &path, Some(&json!({"segment_id": segment["id"]}))).await;
+    assert_eq!(again["refused"], 1, "the per-customer limit holds for issued coupons too");
+    let mine: Value = w.mall(token, Method::GET, "/coupons", None).await.json().await.unwrap();
+    assert!(mine["mine"].as_array().unwrap().iter().any(|c| c["template_id"] == tpl["id"]));
+    let owner = w.app.session("mall", "owner").await;
+    let form = [("_csrf", owner.csrf.as_str()), ("segment_id", segment["id"].as_str().unwrap())];
+    let r = owner
+        .client
+        .post(w.app.url(&format!("/console/coupons/{}/issue", tpl["id"].as_str().unwrap())))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    let page = r.text().await.unwrap();
+    assert!(page.contains("已发放 0 张；1 人因限领或已领完未发；1 人尚无商城账号"), "{page}");
     // The same openid is the same buyer; a used code is refused with WeChat's reason.
     let again = wx.issue_login_code("o-mini-1", None);
     let r: Value =

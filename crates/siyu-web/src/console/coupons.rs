@@ -23,7 +23,10 @@ use crate::error::ApiError;
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/console/coupons", get(page).post(create)).route("/console/coupons/{id}/stop", post(stop))
+    Router::new()
+        .route("/console/coupons", get(page).post(create))
+        .route("/console/coupons/{id}/stop", post(stop))
+        .route("/console/coupons/{id}/issue", post(issue))
 }
 
 fn yuan(f: i64) -> String {
@@ -102,6 +105,15 @@ async fn view(
             .collect::<Vec<_>>()),
     );
     m.insert("can_write".into(), json!(ctx.can(Scope::CommerceWrite)));
+    let segments = if ctx.can(Scope::CustomersRead) {
+        s.store.segments(ctx.tenant.id).await.unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    m.insert(
+        "segments".into(),
+        json!(segments.iter().map(|x| json!({"value": x.id, "label": x.name})).collect::<Vec<_>>()),
+    );
     ctx.render_with(status, "coupons.html", m)
 }
 
@@ -109,7 +121,12 @@ async fn page(State(s): State<AppState>, ctx: Ctx, Query(q): Query<HashMap<Strin
     if let Some(r) = ctx.require(Scope::CommerceRead) {
         return r;
     }
-    let msg = super::flag(&q, "saved").then(|| ctx.t("common.saved"));
+    let msg = match (q.get("issued"), q.get("refused"), q.get("without")) {
+        (Some(i), Some(r), Some(w)) => {
+            Some(crate::i18n::tf(ctx.lang, "coupons.issued_msg", &[("i", i), ("r", r), ("w", w)]))
+        }
+        _ => super::flag(&q, "saved").then(|| ctx.t("common.saved")),
+    };
     view(&s, &ctx, json!({"kind": "amount", "valid_days": "7", "per_user": "1"}), Map::new(), msg, StatusCode::OK).await
 }
 
@@ -165,6 +182,22 @@ async fn stop(State(s): State<AppState>, ctx: Ctx, Path(id): Path<Uuid>, body: B
     }
     match s.store.stop_coupon_template(&ctx.actor, CouponTemplateId(id)).await {
         Ok(_) => Redirect::to("/console/coupons?saved=1").into_response(),
+        Err(e) => ctx.fail(e),
+    }
+}
+
+async fn issue(State(s): State<AppState>, ctx: Ctx, Path(id): Path<Uuid>, body: Bytes) -> Response {
+    let f = FormData::parse(&body);
+    if let Some(r) = ctx.deny(&f, Scope::CommerceWrite).or_else(|| ctx.require(Scope::CustomersRead)) {
+        return r;
+    }
+    let Ok(segment) = f.get("segment_id").parse::<Uuid>() else { return ctx.fail(ApiError::NotFound) };
+    match crate::api::commerce::coupons::issue_to_segment(&s, &ctx.actor, CouponTemplateId(id), segment).await {
+        Ok(o) => Redirect::to(&format!(
+            "/console/coupons?issued={}&refused={}&without={}",
+            o.issued, o.refused, o.without_mall_account
+        ))
+        .into_response(),
         Err(e) => ctx.fail(e),
     }
 }
