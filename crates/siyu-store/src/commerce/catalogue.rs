@@ -150,6 +150,29 @@ fn below_reserved(reserved: i64) -> StoreError {
     }
 }
 
+/// Adds a new SKU with its opening stock to a product, inside the caller's transaction.
+macro_rules! insert_sku {
+    ($tx:expr, $tenant:expr, $product:expr, $s:expr, $pos:expr, $now:expr) => {
+        sqlx::query(
+            "INSERT INTO skus (tenant_id, id, product_id, spec, code, price_fen, on_hand, position, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind($tenant.0)
+        .bind(Uuid::now_v7())
+        .bind($product.0)
+        .bind(Json(&$s.spec))
+        .bind(&$s.code)
+        .bind($s.price_fen)
+        .bind($s.on_hand)
+        .bind($pos as i64)
+        .bind($now.0)
+        .execute(&mut *$tx)
+        .await
+        .map(|_| ())
+        .map_err(|e| StoreError::constraint(e, "skus.code"))?
+    };
+}
+
 impl Store {
     pub async fn create_category(&self, actor: &Actor, c: &CategoryInput) -> Result<Category> {
         let id = CategoryId::new();
@@ -342,22 +365,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             for (pos, s) in p.skus.iter().enumerate() {
-                sqlx::query(
-                    "INSERT INTO skus (tenant_id, id, product_id, spec, code, price_fen, on_hand, position, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                )
-                .bind(tenant.0)
-                .bind(Uuid::now_v7())
-                .bind(id.0)
-                .bind(Json(&s.spec))
-                .bind(&s.code)
-                .bind(s.price_fen)
-                .bind(s.on_hand)
-                .bind(pos as i64)
-                .bind(now.0)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| StoreError::constraint(e, "skus.code"))?;
+                insert_sku!(tx, tenant, id, s, pos, now);
             }
             audit!(tx, self, actor, "product.create", "product", id, None, snapshot(p));
         });
@@ -410,33 +418,25 @@ impl Store {
                 }
             }
             for (pos, s) in p.skus.iter().enumerate() {
-                let q = match s.id {
-                    Some(sid) => sqlx::query(
-                        "UPDATE skus SET spec = $3, code = $4, price_fen = $5, position = $6, active = TRUE, updated_at = $7 \
-                         WHERE tenant_id = $1 AND id = $2",
-                    )
-                    .bind(tenant.0)
-                    .bind(sid)
-                    .bind(Json(&s.spec))
-                    .bind(&s.code)
-                    .bind(s.price_fen)
-                    .bind(pos as i64)
-                    .bind(now.0),
-                    None => sqlx::query(
-                        "INSERT INTO skus (tenant_id, id, product_id, spec, code, price_fen, on_hand, position, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                    )
-                    .bind(tenant.0)
-                    .bind(Uuid::now_v7())
-                    .bind(id.0)
-                    .bind(Json(&s.spec))
-                    .bind(&s.code)
-                    .bind(s.price_fen)
-                    .bind(s.on_hand)
-                    .bind(pos as i64)
-                    .bind(now.0),
-                };
-                q.execute(&mut *tx).await.map_err(|e| StoreError::constraint(e, "skus.code"))?;
+                match s.id {
+                    Some(sid) => {
+                        sqlx::query(
+                            "UPDATE skus SET spec = $3, code = $4, price_fen = $5, position = $6, active = TRUE, \
+                             updated_at = $7 WHERE tenant_id = $1 AND id = $2",
+                        )
+                        .bind(tenant.0)
+                        .bind(sid)
+                        .bind(Json(&s.spec))
+                        .bind(&s.code)
+                        .bind(s.price_fen)
+                        .bind(pos as i64)
+                        .bind(now.0)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| StoreError::constraint(e, "skus.code"))?;
+                    }
+                    None => insert_sku!(tx, tenant, id, s, pos, now),
+                }
             }
             audit!(tx, self, actor, "product.update", "product", id, snapshot(&before), snapshot(p));
         });

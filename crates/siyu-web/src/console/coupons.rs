@@ -44,13 +44,7 @@ pub fn describe(ctx: &Ctx, k: &CouponKind) -> String {
             }
         }
         CouponKind::Percent { off_bp, cap, threshold } => {
-            // 9000 bp paid is 9 折; shown exactly, without a float.
-            let paid = 10_000 - off_bp;
-            let zhe = if paid % 1000 == 0 {
-                format!("{}", paid / 1000)
-            } else {
-                format!("{}.{}", paid / 1000, (paid % 1000) / 100)
-            };
+            let zhe = crate::mall::pages::zhe(*off_bp);
             let mut s = crate::i18n::tf(ctx.lang, "coupons.desc.percent", &[("z", &zhe)]);
             if *threshold > 0 {
                 s = format!(

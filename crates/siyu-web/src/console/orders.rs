@@ -21,7 +21,7 @@ use siyu_store::commerce::orders::{Order, OrderFilter};
 use siyu_store::commerce::payments::RefundKind;
 
 use super::{page_req, pager, qget, Ctx, FormData};
-use crate::api::commerce::dto::{PaySettingsIn, RefundIn, RefundLineIn};
+use crate::api::commerce::dto::PaySettingsIn;
 use crate::error::ApiError;
 use crate::AppState;
 
@@ -291,14 +291,12 @@ async fn order_action(
         }
         "check" => s.pay.check_payment(t, oid).await.map(|_| ()),
         "refund" => {
-            let lines: Vec<RefundLineIn> = f
-                .all("line_no")
-                .iter()
-                .zip(f.all("qty"))
-                .filter_map(|(l, q)| Some(RefundLineIn { line_no: l.parse().ok()?, qty: q.trim().parse().ok()? }))
-                .filter(|l| l.qty != 0)
-                .collect();
-            let b = RefundIn { lines, shipping: f.checked("shipping"), reason: f.opt("reason").map(str::to_string) };
+            let b = crate::api::commerce::orders::refund_form(
+                &f.all("line_no"),
+                &f.all("qty"),
+                f.checked("shipping"),
+                f.opt("reason"),
+            );
             match crate::api::commerce::orders::refund_input(b, RefundKind::Merchant) {
                 Ok(n) => match s.store.create_refund(t, oid, &n, Some(&ctx.actor)).await {
                     Ok(_) => {

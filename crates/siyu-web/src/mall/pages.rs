@@ -10,7 +10,8 @@
 use std::collections::HashMap;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, RawPathParams, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -27,7 +28,7 @@ use siyu_store::commerce::orders::{CartItem, OrderFilter};
 use siyu_store::commerce::payments::{Buyer, RefundKind};
 
 use super::{session_secret, MALL_COOKIE};
-use crate::api::commerce::dto::{AddressIo, CartItemIo, RefundIn, RefundLineIn, SubmitIn};
+use crate::api::commerce::dto::{AddressIo, CartItemIo, SubmitIn};
 use crate::console::{templates, FormData};
 use crate::error::ApiError;
 use crate::i18n::{self, Lang};
@@ -66,6 +67,19 @@ struct Page {
     token: Option<String>,
     lang: Lang,
     cart_count: u32,
+}
+
+/// Every mall page starts from its tenant (the `{tenant}` of its path) and who is asking.
+impl FromRequestParts<AppState> for Page {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Page, Response> {
+        let lang = crate::console::lang_from(&parts.headers).unwrap_or(Lang::Zh);
+        let params = RawPathParams::from_request_parts(parts, s).await.map_err(|_| not_found(lang))?;
+        let slug =
+            params.iter().find(|(k, _)| *k == "tenant").map(|(_, v)| v.to_string()).ok_or_else(|| not_found(lang))?;
+        Page::load(s, &slug, &parts.headers).await
+    }
 }
 
 impl Page {
@@ -200,14 +214,10 @@ fn product_card(p: &siyu_store::commerce::catalogue::Product, base: &str) -> Val
 
 async fn home(
     State(s): State<AppState>,
+    pg: Page,
     Path(slug): Path<String>,
-    h: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let pg = match Page::load(&s, &slug, &h).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
     let category = q.get("c").and_then(|c| c.parse().ok()).map(CategoryId);
     let f = ProductFilter {
         status: Some(ProductStatus::Listed),
@@ -237,11 +247,7 @@ async fn home(
     pg.render("mall_home.html", m)
 }
 
-async fn product(State(s): State<AppState>, Path((slug, id)): Path<(String, Uuid)>, h: HeaderMap) -> Response {
-    let pg = match Page::load(&s, &slug, &h).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+async fn product(State(s): State<AppState>, pg: Page, Path((_, id)): Path<(String, Uuid)>) -> Response {
     let p = match super::listed_product(&s, pg.tenant, ProductId(id)).await {
         Ok(p) => p,
         Err(e) => return fail(pg.lang, e),
@@ -268,11 +274,7 @@ async fn product(State(s): State<AppState>, Path((slug, id)): Path<(String, Uuid
     pg.render("mall_product.html", m)
 }
 
-async fn cart_add(State(s): State<AppState>, Path(slug): Path<String>, h: HeaderMap, body: Bytes) -> Response {
-    let pg = match Page::load(&s, &slug, &h).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+async fn cart_add(pg: Page, Path(slug): Path<String>, h: HeaderMap, body: Bytes) -> Response {
     let f = FormData::parse(&body);
     let (Ok(sku), Ok(qty)) = (f.get("sku_id").parse::<Uuid>(), f.get("qty").trim().parse::<u32>()) else {
         return fail(pg.lang, ApiError::validation("sku_id", "required", "choose a specification"));
@@ -342,11 +344,7 @@ async fn quote_view(
     }
 }
 
-async fn cart_page(State(s): State<AppState>, Path(slug): Path<String>, h: HeaderMap) -> Response {
-    let pg = match Page::load(&s, &slug, &h).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+async fn cart_page(State(s): State<AppState>, pg: Page, h: HeaderMap) -> Response {
     let items = read_cart(&h);
     let mut m = pg.ctx(&pg.t("mall.cart"));
     if !items.is_empty() {
@@ -430,14 +428,11 @@ async fn checkout_view(
 
 async fn checkout_page(
     State(s): State<AppState>,
+    pg: Page,
     Path(slug): Path<String>,
     h: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let pg = match Page::load(&s, &slug, &h).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
     let buy = q.get("buy").map(String::as_str);
     if pg.buyer.is_none() {
         let next = match buy {
@@ -454,11 +449,13 @@ async fn checkout_page(
     checkout_view(&s, &pg, &items, buy, coupon, json!({}), None, StatusCode::OK).await
 }
 
-async fn checkout_submit(State(s): State<AppState>, Path(slug): Path<String>, h: HeaderMap, body: Bytes) -> Response {
-    let pg = match Page::load(&s, &slug, &h).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+async fn checkout_submit(
+    State(s): State<AppState>,
+    pg: Page,
+    Path(slug): Path<String>,
+    h: HeaderMap,
+    body: Bytes,
+) -> Response {
     let f = FormData::parse(&body);
     let Some(buyer) = pg.buyer_for(&f).cloned() else { return pg.login_redirect(&format!("/m/{slug}/checkout")) };
     let buy = f.opt("buy").map(str::to_string);
@@ -506,11 +503,7 @@ fn order_view(pg: &Page, o: &siyu_store::commerce::orders::Order) -> Value {
             "paid": yuan(l.paid_fen), "left": l.qty - l.refunded_qty})).collect::<Vec<_>>()})
 }
 
-async fn orders_page(State(s): State<AppState>, Path(slug): Path<String>, h: HeaderMap) -> Response {
-    let pg = match Page::load(&s, &slug, &h).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+async fn orders_page(State(s): State<AppState>, pg: Page, Path(slug): Path<String>) -> Response {
     let Some(buyer) = &pg.buyer else { return pg.login_redirect(&format!("/m/{slug}/orders")) };
     let f = OrderFilter { buyer: Some(buyer.id), ..Default::default() };
     let list = match s.store.orders(pg.tenant, &f, &PageRequest { limit: 50, before: None }).await {
@@ -524,14 +517,10 @@ async fn orders_page(State(s): State<AppState>, Path(slug): Path<String>, h: Hea
 
 async fn order_page(
     State(s): State<AppState>,
+    pg: Page,
     Path((slug, id)): Path<(String, Uuid)>,
-    h: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let pg = match Page::load(&s, &slug, &h).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
     let Some(buyer) = &pg.buyer else { return pg.login_redirect(&format!("/m/{slug}/orders/{id}")) };
     let o = match super::own_order(&s, pg.tenant, buyer, OrderId(id)).await {
         Ok(o) => o,
@@ -570,14 +559,10 @@ async fn order_render(
 
 async fn order_action(
     State(s): State<AppState>,
+    pg: Page,
     Path((slug, id, action)): Path<(String, Uuid, String)>,
-    h: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let pg = match Page::load(&s, &slug, &h).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
     let f = FormData::parse(&body);
     let Some(buyer) = pg.buyer_for(&f).cloned() else { return pg.login_redirect(&format!("/m/{slug}/orders/{id}")) };
     let oid = OrderId(id);
@@ -615,14 +600,7 @@ async fn order_action(
             .map(|_| "received")
             .map_err(Into::into),
         "refund" => {
-            let lines: Vec<RefundLineIn> = f
-                .all("line_no")
-                .iter()
-                .zip(f.all("qty"))
-                .filter_map(|(l, q)| Some(RefundLineIn { line_no: l.parse().ok()?, qty: q.trim().parse().ok()? }))
-                .filter(|l| l.qty != 0)
-                .collect();
-            let b = RefundIn { lines, shipping: false, reason: f.opt("reason").map(str::to_string) };
+            let b = crate::api::commerce::orders::refund_form(&f.all("line_no"), &f.all("qty"), false, f.opt("reason"));
             match crate::api::commerce::orders::refund_input(b, RefundKind::Customer) {
                 Ok(n) => s.store.create_refund(pg.tenant, oid, &n, None).await.map(|_| "refund").map_err(Into::into),
                 Err(e) => Err(e),
@@ -642,14 +620,10 @@ async fn order_action(
 
 async fn login_page(
     State(s): State<AppState>,
+    pg: Page,
     Path(slug): Path<String>,
-    h: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let pg = match Page::load(&s, &slug, &h).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
     let mut m = pg.ctx(&pg.t("mall.login"));
     m.insert("demo".into(), json!(s.sandbox.is_some()));
     m.insert("next".into(), json!(safe_next(&slug, q.get("next").map(String::as_str))));
@@ -666,11 +640,7 @@ fn safe_next(slug: &str, next: Option<&str>) -> String {
 
 /// Demo only: signs in as a new demo customer. Real customers arrive signed in from the mini
 /// program (its `wx.login` code is exchanged by the mall API).
-async fn login_submit(State(s): State<AppState>, Path(slug): Path<String>, h: HeaderMap, body: Bytes) -> Response {
-    let pg = match Page::load(&s, &slug, &h).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+async fn login_submit(State(s): State<AppState>, pg: Page, Path(slug): Path<String>, body: Bytes) -> Response {
     if s.sandbox.is_none() {
         return not_found(pg.lang);
     }
@@ -697,14 +667,10 @@ async fn login_submit(State(s): State<AppState>, Path(slug): Path<String>, h: He
 
 async fn coupons_page(
     State(s): State<AppState>,
+    pg: Page,
     Path(slug): Path<String>,
-    h: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let pg = match Page::load(&s, &slug, &h).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
     let Some(buyer) = &pg.buyer else { return pg.login_redirect(&format!("/m/{slug}/coupons")) };
     let now = s.store.now();
     let (templates, mine) =
@@ -774,14 +740,10 @@ fn claimed(slug: &str, res: Result<siyu_store::commerce::coupons::UserCoupon, si
 
 async fn coupon_claim(
     State(s): State<AppState>,
+    pg: Page,
     Path((slug, id)): Path<(String, Uuid)>,
-    h: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let pg = match Page::load(&s, &slug, &h).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
     let f = FormData::parse(&body);
     let Some(buyer) = pg.buyer_for(&f).cloned() else { return pg.login_redirect(&format!("/m/{slug}/coupons")) };
     let off = super::offset_of(&s, pg.tenant).await.unwrap_or(8);
@@ -794,11 +756,7 @@ async fn coupon_claim(
     claimed(&slug, res)
 }
 
-async fn coupon_code(State(s): State<AppState>, Path(slug): Path<String>, h: HeaderMap, body: Bytes) -> Response {
-    let pg = match Page::load(&s, &slug, &h).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+async fn coupon_code(State(s): State<AppState>, pg: Page, Path(slug): Path<String>, body: Bytes) -> Response {
     let f = FormData::parse(&body);
     let Some(buyer) = pg.buyer_for(&f).cloned() else { return pg.login_redirect(&format!("/m/{slug}/coupons")) };
     let off = super::offset_of(&s, pg.tenant).await.unwrap_or(8);

@@ -17,7 +17,7 @@ use siyu_core::{OrderId, RefundId, TenantId, Timestamp};
 use siyu_store::commerce::orders::OrderFilter;
 use siyu_store::commerce::payments::{NewRefund, RefundKind};
 
-use super::dto::{CancelIn, DecisionIn, OrderDetailOut, OrderOut, RefundIn, RefundOut, ShipIn};
+use super::dto::{CancelIn, DecisionIn, OrderDetailOut, OrderOut, RefundIn, RefundLineIn, RefundOut, ShipIn};
 use crate::api::dto::PageOf;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{Auth, Json, Query};
@@ -182,6 +182,18 @@ async fn check_payment(
     s.store.order(t, OrderId(id)).await?;
     s.pay.check_payment(t, OrderId(id)).await?;
     Ok(axum::Json(detail(&s, t, OrderId(id)).await?))
+}
+
+/// A refund as the console and the H5 mall post it: parallel `line_no` and `qty` fields, a
+/// quantity of 0 meaning "not this line".
+pub fn refund_form(line_nos: &[&str], qtys: &[&str], shipping: bool, reason: Option<&str>) -> RefundIn {
+    let lines = line_nos
+        .iter()
+        .zip(qtys)
+        .filter_map(|(l, q)| Some(RefundLineIn { line_no: l.parse().ok()?, qty: q.trim().parse().ok()? }))
+        .filter(|l| l.qty != 0)
+        .collect();
+    RefundIn { lines, shipping, reason: reason.map(str::to_string) }
 }
 
 pub fn refund_input(b: RefundIn, kind: RefundKind) -> ApiResult<NewRefund> {
