@@ -92,6 +92,8 @@ id_type!(
     UserCouponId,
     /// An order promotion (满减 / 满折).
     PromotionId,
+    /// A presale with a deposit (预售).
+    PresaleId,
 );
 
 #[cfg(test)]

@@ -168,6 +168,7 @@ both!(every_tenant_path_is_404_with_another_tenants_credentials, |app| async mov
                 client_key: None,
                 expected_payable: None,
                 coupon: None,
+                presale: None,
             },
         )
         .await
@@ -207,7 +208,20 @@ both!(every_tenant_path_is_404_with_another_tenants_credentials, |app| async mov
             "starts_at": "2026-01-01T00:00:00+08:00", "ends_at": "2026-01-02T00:00:00+08:00"}),
     )
     .await;
+    let later = post(
+        "/api/v1/products",
+        json!({"title": "预售商品", "status": "listed", "skus": [{"price_fen": 1000, "on_hand": 5}]}),
+    )
+    .await;
+    let presale = post(
+        "/api/v1/presales",
+        json!({"name": "预售", "deposit_start": "2026-01-01T00:00:00+08:00", "deposit_end": "2026-01-02T00:00:00+08:00",
+            "final_start": "2026-01-03T00:00:00+08:00", "final_end": "2026-01-04T00:00:00+08:00",
+            "skus": [{"sku_id": later["skus"][0]["id"], "price_fen": 1000, "deposit_fen": 100, "deposit_value_fen": 200, "quota": 5}]}),
+    )
+    .await;
     let fixtures: HashMap<&str, String> = HashMap::from([
+        ("presale_id", presale["id"].as_str().unwrap().to_string()),
         ("promotion_id", promotion["id"].as_str().unwrap().to_string()),
         ("coupon_template_id", coupon["id"].as_str().unwrap().to_string()),
         ("category_id", category["id"].as_str().unwrap().to_string()),

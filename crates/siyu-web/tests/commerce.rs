@@ -907,3 +907,187 @@ both!(promotions_price_orders_while_they_run, |w| async move {
     assert!(page.contains("每满 ¥50.00 减 ¥5.00") && page.contains("进行中"), "{page}");
     assert_eq!(quote(3).await, 15000 - 1500);
 });
+
+both!(a_presale_takes_a_deposit_then_its_balance, |w| async move {
+    const H: i64 = 3600;
+    let tpl = w.json(Method::POST, "/api/v1/shipping-templates", Some(&json!({"name": "运费", "fee_fen": 1000}))).await;
+    let phone = w.product("新款手机", &[("黑", 30000, 10)], tpl["id"].as_str()).await;
+    let sku = phone["skus"][0]["id"].clone();
+    let watch = w.product("手表", &[("银", 9900, 5)], None).await;
+    let watch_sku = watch["skus"][0]["id"].clone();
+    let t0 = w.clock.now();
+    let at = |secs: i64| Timestamp(t0.0 + secs * 1_000_000).to_rfc3339(8);
+    let presale = |name: &str, sku: &Value, forfeit: bool, quota: i64| {
+        json!({"name": name, "deposit_start": at(-1), "deposit_end": at(2 * H), "final_start": at(3 * H),
+            "final_end": at(5 * H), "ship_from": at(6 * H), "deposit_forfeit": forfeit,
+            "skus": [{"sku_id": sku, "price_fen": 30000, "deposit_fen": 5000, "deposit_value_fen": 10000, "quota": quota}]})
+    };
+    // Windows out of order, and a deposit worth so much that no balance is left.
+    let mut bad = presale("坏", &sku, true, 3);
+    bad["final_start"] = json!(at(H));
+    let r = w.api(Method::POST, "/api/v1/presales", Some(&bad)).await;
+    assert_eq!(problem(r, 422).await["errors"][0]["field"], "final_start");
+    let mut bad = presale("坏", &sku, true, 3);
+    bad["skus"][0]["deposit_value_fen"] = json!(30000);
+    let r = w.api(Method::POST, "/api/v1/presales", Some(&bad)).await;
+    assert_eq!(problem(r, 422).await["errors"][0]["field"], "skus.0.price_fen");
+    let ps = w.json(Method::POST, "/api/v1/presales", Some(&presale("双11 预售", &sku, true, 3))).await;
+    assert_eq!((ps["phase"].as_str(), ps["skus"][0]["balance_fen"].as_i64()), (Some("deposit"), Some(20000)));
+    // STK-1: the SKU is in one presale at a time.
+    let r = w.api(Method::POST, "/api/v1/presales", Some(&presale("又一个", &sku, false, 3))).await;
+    assert_eq!(problem(r, 409).await["code"], "presale_overlaps");
+    let ps2 = w.json(Method::POST, "/api/v1/presales", Some(&presale("手表预售", &watch_sku, false, 10))).await;
+    let buy = |s: &Value, qty: u32, p: &Value| json!({"items": [{"sku_id": s, "qty": qty}], "presale_id": p["id"]});
+
+    // A presale SKU does not sell at its normal price meanwhile, and a presale order takes no coupon.
+    let a = w.buyer("o-presale-a").await;
+    let r = w.mall(&a, Method::POST, "/orders", Some(&json!({"items": [{"sku_id": sku, "qty": 1}]}))).await;
+    assert_eq!(problem(r, 409).await["code"], "sku_in_presale");
+    // Two units: each costs its 5,000 deposit and its 20,000 balance (the deposit is worth 10,000).
+    let oa = w.order_with(&a, &buy(&sku, 2, &ps)).await;
+    assert_eq!((oa["payable_fen"].as_i64(), oa["deposit_fen"].as_i64()), (Some(51000), Some(10000)));
+    assert_eq!((oa["balance_fen"].as_i64(), oa["kind"].as_str()), (Some(41000), Some("presale")));
+    let b = w.buyer("o-presale-b").await;
+    let r = w.mall(&b, Method::POST, "/orders", Some(&buy(&sku, 2, &ps))).await;
+    assert_eq!(problem(r, 409).await["code"], "presale_sold_out", "the quota is 3");
+    let ob = w.order_with(&b, &buy(&sku, 1, &ps)).await;
+    let deposit_no = w.pay(&a, &oa).await;
+    w.pay(&b, &ob).await;
+    assert_eq!(w.sb.order(&deposit_no).unwrap().transaction.amount.total, 10000, "the deposit alone is charged");
+    let d = w.detail(&oa).await;
+    assert_eq!(
+        (d["order"]["status"].as_str(), d["order"]["paid_fen"].as_i64()),
+        (Some("awaiting_balance"), Some(10000))
+    );
+    let s = w.sku(&sku).await;
+    assert_eq!((s.on_hand, s.reserved, s.sold), (7, 0, 3), "stock is committed at the deposit");
+    // Before the balance window: no balance, no refund, no shipping.
+    let oid = oa["id"].as_str().unwrap();
+    let r = w.mall(&a, Method::POST, &format!("/orders/{oid}/pay"), None).await;
+    assert_eq!(problem(r, 409).await["code"], "balance_not_open");
+    let one = json!({"lines": [{"line_no": 0, "qty": 1}]});
+    let r = w.mall(&a, Method::POST, &format!("/orders/{oid}/refunds"), Some(&one)).await;
+    assert_eq!(problem(r, 409).await["code"], "presale_awaiting_balance");
+
+    // The watch presale is cancelled: the unpaid order is cancelled and the paid deposit
+    // refunded, although its terms would have kept a lapsed one.
+    let c = w.buyer("o-presale-c").await;
+    let oc = w.order_with(&c, &buy(&watch_sku, 1, &ps2)).await;
+    w.pay(&c, &oc).await;
+    let od = w.order_with(&w.buyer("o-presale-d").await, &buy(&watch_sku, 2, &ps2)).await;
+    let out = w.json(Method::POST, &format!("/api/v1/presales/{}/cancel", ps2["id"].as_str().unwrap()), None).await;
+    assert_eq!(
+        (out["cancelled"].as_i64(), out["closed"].as_i64(), out["failed"].as_i64()),
+        (Some(1), Some(1), Some(0))
+    );
+    assert_eq!(w.detail(&od).await["order"]["status"], "cancelled");
+    let dc = w.detail(&oc).await;
+    assert_eq!(dc["order"]["status"], "cancelled");
+    assert_eq!(dc["refunds"][0]["kind"], "presale_deposit");
+    assert_eq!(dc["refunds"][0]["amount_fen"], 5000);
+    let s = w.sku(&watch_sku).await;
+    assert_eq!((s.on_hand, s.reserved, s.sold), (5, 0, 0));
+
+    // The balance window: A pays the rest.
+    w.clock.advance(Duration::from_secs(3 * H as u64));
+    let balance_no = w.pay(&a, &oa).await;
+    assert_ne!(balance_no, deposit_no);
+    assert_eq!(w.sb.order(&balance_no).unwrap().transaction.amount.total, 41000);
+    let d = w.detail(&oa).await;
+    assert_eq!((d["order"]["status"].as_str(), d["order"]["paid_fen"].as_i64()), (Some("paid"), Some(51000)));
+    let ship = json!({"carrier": "顺丰", "tracking_no": "SF1"});
+    let r = w.api(Method::POST, &format!("/api/v1/orders/{oid}/ship"), Some(&ship)).await;
+    assert_eq!(problem(r, 409).await["code"], "ship_too_early");
+    // A full refund spreads over both payments: the balance's first, then the deposit's.
+    let full = json!({"lines": [{"line_no": 0, "qty": 2}], "shipping": true});
+    let r: Value = w.json(Method::POST, &format!("/api/v1/orders/{oid}/refunds"), Some(&full)).await;
+    assert_eq!(r["amount_fen"], 41000);
+    let d = w.detail(&oa).await;
+    let mut parts: Vec<i64> =
+        d["refunds"].as_array().unwrap().iter().map(|r| r["amount_fen"].as_i64().unwrap()).collect();
+    parts.sort();
+    assert_eq!(parts, [10000, 41000]);
+
+    // B never pays the balance: the sweep closes the order, its unit returns, and "定金不退" keeps the deposit.
+    w.clock.advance(Duration::from_secs(2 * H as u64 + 60));
+    let gw = siyu_web::pay::PayGateway::new(w.app.store.store.clone());
+    assert_eq!(gw.sweep().await.unwrap().timed_out, 1);
+    let db = w.detail(&ob).await;
+    assert_eq!((db["order"]["status"].as_str(), db["order"]["refunded_fen"].as_i64()), (Some("cancelled"), Some(0)));
+    assert!(db["refunds"].as_array().unwrap().is_empty());
+    gw.push_refunds(10).await.unwrap();
+    w.sb.settle_refunds().await;
+    let d = w.detail(&oa).await;
+    assert_eq!(d["order"]["refunded_fen"], 51000, "{d}");
+    assert!(d["refunds"].as_array().unwrap().iter().all(|r| r["status"] == "succeeded"), "{d}");
+    assert_eq!(w.detail(&oc).await["refunds"][0]["status"], "succeeded");
+    let s = w.sku(&sku).await;
+    assert_eq!((s.on_hand, s.reserved, s.sold), (10, 0, 0), "refunded and lapsed units are back");
+    let ps = w.json(Method::GET, &format!("/api/v1/presales/{}", ps["id"].as_str().unwrap()), None).await;
+    assert_eq!((ps["skus"][0]["taken"].as_i64(), ps["stats"]["paid"].as_i64()), (Some(2), Some(1)));
+    assert_eq!(ps["stats"]["cancelled"], 1);
+});
+
+both!(the_console_runs_presales, |w| async move {
+    let owner = w.app.session("mall", "owner").await;
+    let post = |path: &str, form: Vec<(&'static str, String)>| {
+        let (owner, w) = (&owner, &w);
+        let path = path.to_string();
+        async move {
+            let mut f = vec![("_csrf", owner.csrf.clone())];
+            f.extend(form);
+            let r = owner.client.post(w.app.url(&path)).form(&f).send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let p = w.product("蓝牙耳机", &[("白", 59900, 100), ("黑", 62900, 100)], None).await;
+    let local = |secs: i64| {
+        let t = Timestamp(w.clock.now().0 + secs * 1_000_000).to_rfc3339(8);
+        t[..16].to_string()
+    };
+    let form = |value: &str| -> Vec<(&'static str, String)> {
+        vec![
+            ("name", "耳机预售".into()),
+            ("product_id", p["id"].as_str().unwrap().into()),
+            ("deposit_start", local(-3600)),
+            ("deposit_end", local(86_400)),
+            ("final_start", local(2 * 86_400)),
+            ("final_end", local(3 * 86_400)),
+            ("deposit", "50".into()),
+            ("deposit_value", value.into()),
+            ("quota", "20".into()),
+            ("deposit_forfeit", "1".into()),
+        ]
+    };
+    let (code, page) = post("/console/presales", form("600")).await;
+    assert_eq!(code, 422);
+    assert!(page.contains("尾款"), "a deposit worth the whole price leaves no balance: {page}");
+    let (code, page) = post("/console/presales", form("100")).await;
+    assert_eq!(code, 200, "{page}");
+    assert!(
+        page.contains("耳机预售") && page.contains("付定金中") && page.contains("定金 ¥50.00 抵 ¥100.00"),
+        "{page}"
+    );
+    assert!(page.contains("预售价 ¥599.00") && page.contains("预售价 ¥629.00"), "each SKU keeps its price: {page}");
+    let (code, page) = post("/console/presales", form("100")).await;
+    assert_eq!(code, 422, "{page}");
+    assert!(page.contains("该规格同一时间已在另一个预售中"), "{page}");
+    // A buyer pays a deposit; cancelling the presale refunds it.
+    let ps = &w.json(Method::GET, "/api/v1/presales", None).await[0];
+    let buyer = w.buyer("o-console-presale").await;
+    let o = w
+        .order_with(&buyer, &json!({"items": [{"sku_id": p["skus"][0]["id"], "qty": 1}], "presale_id": ps["id"]}))
+        .await;
+    w.pay(&buyer, &o).await;
+    let (code, page) = post(&format!("/console/presales/{}/cancel", ps["id"].as_str().unwrap()), vec![]).await;
+    assert_eq!(code, 200, "{page}");
+    assert!(page.contains("退定金 1 单") && page.contains("已取消"), "{page}");
+    let r = owner.send(&w.app, Method::GET, &format!("/console/orders/{}", o["id"].as_str().unwrap()), None).await;
+    let page = r.text().await.unwrap();
+    assert!(page.contains("presale-deposit") && page.contains("¥50.00"), "{page}");
+    let d = w.detail(&o).await;
+    assert_eq!(
+        (d["order"]["status"].as_str(), d["refunds"][0]["amount_fen"].as_i64()),
+        (Some("cancelled"), Some(5000))
+    );
+});

@@ -5,5 +5,6 @@ pub mod allocate;
 pub mod catalogue;
 pub mod coupon;
 pub mod order;
+pub mod presale;
 pub mod pricing;
 pub mod promotion;

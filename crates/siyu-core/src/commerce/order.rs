@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
     PendingPayment,
+    /// A presale order whose deposit is paid, waiting for its balance (PS-1).
+    AwaitingBalance,
     Paid,
     /// A group-buy order paid while its group is still filling (GB-10: it does not ship yet).
     AwaitingGroup,
@@ -20,8 +22,9 @@ pub enum OrderStatus {
 }
 
 impl OrderStatus {
-    pub const ALL: [OrderStatus; 8] = [
+    pub const ALL: [OrderStatus; 9] = [
         OrderStatus::PendingPayment,
+        OrderStatus::AwaitingBalance,
         OrderStatus::Paid,
         OrderStatus::AwaitingGroup,
         OrderStatus::ToShip,
@@ -33,6 +36,7 @@ impl OrderStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             OrderStatus::PendingPayment => "pending_payment",
+            OrderStatus::AwaitingBalance => "awaiting_balance",
             OrderStatus::Paid => "paid",
             OrderStatus::AwaitingGroup => "awaiting_group",
             OrderStatus::ToShip => "to_ship",
@@ -59,6 +63,8 @@ pub enum OrderEvent {
     PaymentSucceeded {
         group_buy: bool,
     },
+    /// A verified payment of a presale order's deposit (PS-1).
+    DepositPaid,
     /// The group this order joined filled (GB-5).
     GroupSucceeded,
     /// The buyer cancelled, or the unpaid order timed out (INV-5).
@@ -96,6 +102,7 @@ pub struct TransitionError {
 fn event_name(e: OrderEvent) -> &'static str {
     match e {
         OrderEvent::PaymentSucceeded { .. } => "paid",
+        OrderEvent::DepositPaid => "paid a deposit",
         OrderEvent::GroupSucceeded => "released by its group",
         OrderEvent::Cancel => "cancelled",
         OrderEvent::Ship => "shipped",
@@ -112,9 +119,12 @@ pub fn apply(from: OrderStatus, event: OrderEvent, same_transaction: bool) -> Re
     let out = match (from, event) {
         (S::PendingPayment, E::PaymentSucceeded { group_buy: true }) => Outcome::To(S::AwaitingGroup),
         (S::PendingPayment, E::PaymentSucceeded { group_buy: false }) => Outcome::To(S::Paid),
-        (S::Cancelled, E::PaymentSucceeded { .. }) if same_transaction => Outcome::Already,
-        (S::Cancelled, E::PaymentSucceeded { .. }) => Outcome::RefundLatePayment,
-        (s, E::PaymentSucceeded { .. }) if s.is_paid() => {
+        (S::PendingPayment, E::DepositPaid) => Outcome::To(S::AwaitingBalance),
+        // The balance completes a presale order.
+        (S::AwaitingBalance, E::PaymentSucceeded { .. }) if !same_transaction => Outcome::To(S::Paid),
+        (S::Cancelled, E::PaymentSucceeded { .. } | E::DepositPaid) if same_transaction => Outcome::Already,
+        (S::Cancelled, E::PaymentSucceeded { .. } | E::DepositPaid) => Outcome::RefundLatePayment,
+        (s, E::PaymentSucceeded { .. } | E::DepositPaid) if s.is_paid() => {
             if same_transaction {
                 Outcome::Already
             } else {
@@ -124,6 +134,9 @@ pub fn apply(from: OrderStatus, event: OrderEvent, same_transaction: bool) -> Re
         (S::AwaitingGroup, E::GroupSucceeded) => Outcome::To(S::ToShip),
         (S::ToShip | S::Shipped | S::Received | S::Completed, E::GroupSucceeded) => Outcome::Already,
         (S::PendingPayment, E::Cancel) => Outcome::To(S::Cancelled),
+        // A presale order closes when its balance lapses, the buyer gives up, or the merchant
+        // cancels the presale; the caller settles the deposit (PS-2).
+        (S::AwaitingBalance, E::Cancel) => Outcome::To(S::Cancelled),
         (S::Cancelled, E::Cancel) => Outcome::Already,
         // A paid order ships from ToShip; Paid is the same stage for an ordinary order.
         (S::Paid | S::ToShip, E::Ship) => Outcome::To(S::Shipped),
@@ -265,6 +278,24 @@ mod tests {
     }
 
     #[test]
+    fn a_presale_order_pays_twice_then_ships() {
+        use OrderStatus as S;
+        let dep = apply(S::PendingPayment, OrderEvent::DepositPaid, false);
+        assert_eq!(dep, Ok(Outcome::To(S::AwaitingBalance)));
+        assert!(S::AwaitingBalance.is_paid(), "money was taken");
+        assert!(apply(S::AwaitingBalance, OrderEvent::Ship, false).is_err(), "no shipping before the balance");
+        // The deposit's notification again changes nothing; a second deposit is refunded.
+        assert_eq!(apply(S::AwaitingBalance, OrderEvent::DepositPaid, true), Ok(Outcome::Already));
+        assert_eq!(apply(S::AwaitingBalance, OrderEvent::DepositPaid, false), Ok(Outcome::RefundDoublePayment));
+        assert_eq!(apply(S::AwaitingBalance, PAY, false), Ok(Outcome::To(S::Paid)));
+        assert_eq!(apply(S::Paid, PAY, false), Ok(Outcome::RefundDoublePayment));
+        // The balance lapsed: the order closes, and a balance paid after that is refunded.
+        assert_eq!(apply(S::AwaitingBalance, OrderEvent::Cancel, false), Ok(Outcome::To(S::Cancelled)));
+        assert_eq!(apply(S::Cancelled, PAY, false), Ok(Outcome::RefundLatePayment));
+        assert_eq!(apply(S::Cancelled, OrderEvent::DepositPaid, false), Ok(Outcome::RefundLatePayment));
+    }
+
+    #[test]
     fn payments_and_cancels_race_to_one_outcome() {
         // Cancel won: the payment is refunded, never lost (INV-6); the same notification again
         // changes nothing.
@@ -291,7 +322,7 @@ mod tests {
     }
 
     fn any_event() -> impl Strategy<Value = (OrderEvent, bool)> {
-        (0u8..7, any::<bool>()).prop_map(|(k, same)| {
+        (0u8..8, any::<bool>()).prop_map(|(k, same)| {
             let e = match k {
                 0 => PAY,
                 1 => OrderEvent::PaymentSucceeded { group_buy: true },
@@ -299,6 +330,7 @@ mod tests {
                 3 => OrderEvent::Cancel,
                 4 => OrderEvent::Ship,
                 5 => OrderEvent::Receive,
+                6 => OrderEvent::DepositPaid,
                 _ => OrderEvent::Complete,
             };
             (e, same)
@@ -316,7 +348,8 @@ mod tests {
                 let was = s;
                 match apply(s, e, same) {
                     Ok(Outcome::To(t)) => {
-                        prop_assert!(!(was.is_paid() && t == OrderStatus::Cancelled));
+                        // Only a presale order waiting for its balance closes with money taken (PS-2).
+                        prop_assert!(!(was.is_paid() && was != OrderStatus::AwaitingBalance && t == OrderStatus::Cancelled));
                         prop_assert!(!(was == OrderStatus::Cancelled && t.is_paid()));
                         // Applying the same event to the new state changes nothing more.
                         prop_assert!(!matches!(apply(t, e, true), Ok(Outcome::To(_))), "{:?} twice from {:?}", e, was);

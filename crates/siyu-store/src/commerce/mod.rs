@@ -7,4 +7,5 @@ pub mod catalogue;
 pub mod coupons;
 pub mod orders;
 pub mod payments;
+pub mod presales;
 pub mod promotions;

@@ -18,9 +18,13 @@ use uuid::Uuid;
 
 use siyu_core::auth::Actor;
 use siyu_core::commerce::order::{self, Address, OrderEvent, OrderStatus, Outcome};
+use siyu_core::commerce::presale::Phase;
 use siyu_core::commerce::pricing::{self, Cart, Line, Quote, Shipping, MAX_QTY};
+use siyu_core::commerce::pricing::{Activity, ActivityKind};
 use siyu_core::paging::{Page, PageRequest};
-use siyu_core::{BuyerId, CustomerId, OrderId, ProductId, SkuId, TenantId, Timestamp};
+use siyu_core::{BuyerId, CustomerId, OrderId, PresaleId, ProductId, SkuId, TenantId, Timestamp};
+
+use super::presales::Presale;
 
 use crate::{audit, in_tx, like_escape, on_read, Result, Store, StoreError};
 
@@ -59,6 +63,17 @@ macro_rules! compensate {
                 .bind(sku)
                 .bind(qty)
                 .bind($now.0)
+                .execute(&mut *$tx)
+                .await?;
+                // A presale's quota gets the units back with the shelf.
+                sqlx::query(
+                    "UPDATE presale_skus SET taken = taken - $4 WHERE tenant_id = $1 AND sku_id = $3 AND presale_id = \
+                     (SELECT presale_id FROM orders WHERE tenant_id = $1 AND id = $2)",
+                )
+                .bind($tenant.0)
+                .bind($order.0)
+                .bind(sku)
+                .bind(qty)
                 .execute(&mut *$tx)
                 .await?;
             }
@@ -187,6 +202,10 @@ pub struct Order {
     pub tracking_no: Option<String>,
     pub received_at: Option<Timestamp>,
     pub completed_at: Option<Timestamp>,
+    /// For a presale order: its presale, the deposit due (or paid), and when it was paid.
+    pub presale_id: Option<PresaleId>,
+    pub deposit_fen: i64,
+    pub deposit_paid_at: Option<Timestamp>,
     pub lines: Vec<OrderLine>,
 }
 
@@ -203,6 +222,8 @@ pub struct NewOrder {
     pub expected_payable: Option<i64>,
     /// The coupon instance the buyer chose (CP-2: this one, never "any usable").
     pub coupon: Option<siyu_core::UserCouponId>,
+    /// A presale's deposit order: the items are that presale's SKUs (PS-1).
+    pub presale: Option<PresaleId>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -245,12 +266,15 @@ struct OrderRow {
     tracking_no: Option<String>,
     received_at: Option<i64>,
     completed_at: Option<i64>,
+    presale_id: Option<Uuid>,
+    deposit_fen: i64,
+    deposit_paid_at: Option<i64>,
 }
 
 const ORDER_SELECT: &str = "SELECT o.id, o.no, o.buyer_id, b.openid, o.customer_id, o.kind, o.status, o.list_fen, \
      o.goods_fen, o.shipping_fen, o.payable_fen, o.paid_fen, o.refunded_fen, o.points_used, o.quote, o.address, o.note, \
      o.transaction_id, o.created_at, o.expires_at, o.paid_at, o.cancelled_at, o.cancel_reason, o.shipped_at, o.carrier, \
-     o.tracking_no, o.received_at, o.completed_at FROM orders o \
+     o.tracking_no, o.received_at, o.completed_at, o.presale_id, o.deposit_fen, o.deposit_paid_at FROM orders o \
      LEFT JOIN mall_buyers b ON b.tenant_id = o.tenant_id AND b.id = o.buyer_id";
 
 #[derive(sqlx::FromRow)]
@@ -303,6 +327,9 @@ impl OrderRow {
             tracking_no: self.tracking_no,
             received_at: self.received_at.map(Timestamp),
             completed_at: self.completed_at.map(Timestamp),
+            presale_id: self.presale_id.map(PresaleId),
+            deposit_fen: self.deposit_fen,
+            deposit_paid_at: self.deposit_paid_at.map(Timestamp),
             lines,
         }
     }
@@ -396,6 +423,7 @@ impl Store {
         tenant: TenantId,
         items: &[CartItem],
         coupon: Option<&super::coupons::UserCoupon>,
+        presale: Option<&Presale>,
     ) -> Result<PricedCart> {
         if items.is_empty() {
             return Err(rejected("empty_cart", Some("items".into()), "the cart is empty"));
@@ -429,9 +457,48 @@ impl Store {
             qb.build_query_as::<SkuFacts>().fetch_all(p).await?
         });
         let by_id: BTreeMap<Uuid, &SkuFacts> = facts.iter().map(|f| (f.0, f)).collect();
+        let now = self.now();
+        // A SKU a presale holds sells only through it (STK-1); a presale's order takes only
+        // its SKUs, at its price, and nothing else (STK-2).
+        match presale {
+            Some(p) => {
+                if coupon.is_some() {
+                    return Err(rejected(
+                        "coupon_not_allowed",
+                        Some("coupon_id".into()),
+                        "presale orders take no coupon",
+                    ));
+                }
+                if p.status != "active" || p.phase(now) != Phase::Deposit {
+                    return Err(rejected(
+                        "presale_not_open",
+                        Some("presale_id".into()),
+                        "deposits are not being taken now",
+                    ));
+                }
+                if let Some(i) = items.iter().position(|it| p.terms_of(it.sku_id).is_none()) {
+                    return Err(rejected(
+                        "sku_not_in_presale",
+                        Some(format!("items.{i}.sku_id")),
+                        "this item is not part of the presale",
+                    ));
+                }
+            }
+            None => {
+                let skus: Vec<SkuId> = items.iter().map(|it| it.sku_id).collect();
+                let held = self.skus_in_presale(tenant, &skus, now).await?;
+                if let Some(i) = items.iter().position(|it| held.contains(&it.sku_id)) {
+                    return Err(rejected(
+                        "sku_in_presale",
+                        Some(format!("items.{i}.sku_id")),
+                        "this item is on presale: pay its deposit from the product page",
+                    ));
+                }
+            }
+        }
         // A line is in a category's scope when its category or any ancestor is.
         // Promotions running now are part of the price (their window is tested at submit).
-        let promos = self.running_promotions(tenant, self.now()).await?;
+        let promos = if presale.is_some() { Vec::new() } else { self.running_promotions(tenant, now).await? };
         // Only scopes look at categories; a cart with neither coupon nor promotion skips the read.
         let parents: BTreeMap<Uuid, Option<Uuid>> = if coupon.is_some() || !promos.is_empty() {
             self.categories(tenant).await?.into_iter().map(|c| (c.id.0, c.parent_id.map(|p| p.0))).collect()
@@ -468,7 +535,12 @@ impl Store {
                 unit_list: f.3,
                 qty: it.qty,
                 paid_member_unit: None,
-                activity: None,
+                // A presale unit costs its deposit plus its balance, all told.
+                activity: presale.and_then(|p| p.terms_of(it.sku_id)).map(|t| Activity {
+                    kind: ActivityKind::PresaleBalance,
+                    unit_price: t.terms.total_fen(),
+                    allow_coupon_and_points: false,
+                }),
             });
             priced.push(PricedItem {
                 sku_id: it.sku_id,
@@ -516,8 +588,23 @@ impl Store {
             }
             None => None,
         };
-        let priced = self.price_cart(tenant, &n.items, coupon.as_ref()).await?;
+        let presale = match n.presale {
+            Some(id) => Some(self.presale(tenant, id).await.map_err(|e| match e {
+                StoreError::NotFound => rejected("presale_not_open", Some("presale_id".into()), "no such presale"),
+                other => other,
+            })?),
+            None => None,
+        };
+        let priced = self.price_cart(tenant, &n.items, coupon.as_ref(), presale.as_ref()).await?;
         let q = &priced.quote;
+        // The deposit due now, and the presale's quota each SKU draws on.
+        let deposit: i64 = presale.as_ref().map_or(0, |p| {
+            priced
+                .items
+                .iter()
+                .filter_map(|it| p.terms_of(it.sku_id).map(|t| t.terms.deposit_fen * i64::from(it.qty)))
+                .sum()
+        });
         if let Some(expected) = n.expected_payable {
             if expected != q.payable {
                 return Err(rejected(
@@ -540,6 +627,10 @@ impl Store {
         .ok_or(StoreError::NotFound)?);
         let off = siyu_core::time::zone_offset_hours(&zone).unwrap_or(8);
         let timeout = timeout.unwrap_or(DEFAULT_ORDER_TIMEOUT_SECS);
+        // An unpaid deposit order lapses with the deposit window at the latest.
+        let expires_at = presale
+            .as_ref()
+            .map_or(now.0 + timeout * 1_000_000, |p| (now.0 + timeout * 1_000_000).min(p.windows.deposit_end.0));
         let id = OrderId::new();
         // Demand per SKU, summed over lines (INV-4) and taken in id order so two submits
         // never wait on each other's rows in opposite orders.
@@ -554,8 +645,9 @@ impl Store {
             in_tx!(self, |tx| {
                 let inserted = sqlx::query(
                 "INSERT INTO orders (tenant_id, id, no, buyer_id, customer_id, kind, status, list_fen, goods_fen, \
-                 shipping_fen, payable_fen, points_used, quote, address, note, client_key, created_at, expires_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, 'normal', 'pending_payment', $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $15)",
+                 shipping_fen, payable_fen, points_used, quote, address, note, client_key, created_at, expires_at, updated_at, \
+                 presale_id, deposit_fen) VALUES ($1, $2, $3, $4, $5, $17, 'pending_payment', $6, $7, $8, $9, $10, $11, $12, \
+                 $13, $14, $15, $16, $15, $18, $19)",
             )
             .bind(tenant.0)
             .bind(id.0)
@@ -572,7 +664,10 @@ impl Store {
             .bind(&n.note)
             .bind(&n.client_key)
             .bind(now.0)
-            .bind(now.0 + timeout * 1_000_000)
+            .bind(expires_at)
+            .bind(if presale.is_some() { "presale" } else { "normal" })
+            .bind(presale.as_ref().map(|p| p.id.0))
+            .bind(deposit)
             .execute(&mut *tx)
             .await;
                 match inserted {
@@ -656,6 +751,30 @@ impl Store {
                 .bind(now.0)
                 .execute(&mut *tx)
                 .await?;
+                }
+                if let Some(p) = &presale {
+                    for (sku, (qty, _, line)) in &demand {
+                        let n = sqlx::query(
+                            "UPDATE presale_skus SET taken = taken + $4 WHERE tenant_id = $1 AND presale_id = $2 \
+                             AND sku_id = $3 AND taken + $4 <= quota",
+                        )
+                        .bind(tenant.0)
+                        .bind(p.id.0)
+                        .bind(sku)
+                        .bind(qty)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                        if n == 0 {
+                            tx.rollback().await?;
+                            let left = p.terms_of(SkuId(*sku)).map_or(0, |t| t.quota - t.taken);
+                            return Err(rejected(
+                                "presale_sold_out",
+                                Some(format!("items.{line}.qty")),
+                                format!("the presale has about {} left of this item", left.max(0)),
+                            ));
+                        }
+                    }
                 }
                 // The hot SKU rows are touched last, so their row locks are held only until commit.
                 let mut short = None;
@@ -806,6 +925,13 @@ impl Store {
                 let from = OrderStatus::parse(&status).unwrap_or(OrderStatus::Cancelled);
                 match order::apply(from, OrderEvent::Cancel, false) {
                     Ok(Outcome::Already) => {}
+                    Ok(Outcome::To(_)) if from == OrderStatus::AwaitingBalance => {
+                        tx.rollback().await?;
+                        // The merchant closing one order refunds its deposit; the buyer giving
+                        // up or the balance lapsing follows the presale's terms (PS-2).
+                        self.close_presale_order(tenant, id, reason, by.is_some(), by).await?;
+                        return self.order(tenant, id).await;
+                    }
                     _ => {
                         return Err(rejected(
                             "order_not_cancellable",
@@ -846,8 +972,8 @@ impl Store {
     /// work list. Cancelling stays conditional, so two sweeps never cancel twice.
     pub async fn due_unpaid_orders(&self, limit: i64) -> Result<Vec<(TenantId, OrderId)>> {
         let rows: Vec<(Uuid, Uuid)> = on_read!(self, |p| sqlx::query_as(
-            "SELECT tenant_id, id FROM orders WHERE status = 'pending_payment' AND expires_at <= $1 \
-             ORDER BY expires_at LIMIT $2"
+            "SELECT tenant_id, id FROM orders WHERE status IN ('pending_payment', 'awaiting_balance') \
+             AND expires_at <= $1 ORDER BY expires_at LIMIT $2"
         )
         .bind(self.now().0)
         .bind(limit)
@@ -867,6 +993,16 @@ impl Store {
     ) -> Result<Order> {
         let now = self.now();
         let current = self.order(tenant, id).await?;
+        if let (OrderEvent::Ship, Some(p)) = (event, current.presale_id) {
+            let p = self.presale(tenant, p).await?;
+            if now < p.ship_from {
+                return Err(rejected(
+                    "ship_too_early",
+                    None,
+                    "this presale promised shipping from a later date; it cannot ship before then",
+                ));
+            }
+        }
         let to = match order::apply(current.status, event, false) {
             Ok(Outcome::To(s)) => s,
             Ok(Outcome::Already) => return Ok(current),

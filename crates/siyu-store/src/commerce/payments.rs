@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use siyu_core::auth::Actor;
 use siyu_core::commerce::order::{self, OrderEvent, OrderStatus, Outcome};
+use siyu_core::commerce::presale::{split_refund, Phase};
 use siyu_core::paging::{Page, PageRequest};
 use siyu_core::{BuyerId, OrderId, PaymentId, RefundId, TenantId, Timestamp};
 
@@ -142,6 +143,8 @@ pub enum RefundKind {
     SystemLate,
     /// A second payment of a paid order (REF-7: a system refund).
     SystemDouble,
+    /// A presale deposit given back when its order closed without the balance (PS-2).
+    PresaleDeposit,
 }
 
 impl RefundKind {
@@ -151,6 +154,7 @@ impl RefundKind {
             RefundKind::Merchant => "merchant",
             RefundKind::SystemLate => "system_late",
             RefundKind::SystemDouble => "system_double",
+            RefundKind::PresaleDeposit => "presale_deposit",
         }
     }
     fn parse(s: &str) -> RefundKind {
@@ -158,12 +162,13 @@ impl RefundKind {
             "customer" => RefundKind::Customer,
             "system_late" => RefundKind::SystemLate,
             "system_double" => RefundKind::SystemDouble,
+            "presale_deposit" => RefundKind::PresaleDeposit,
             _ => RefundKind::Merchant,
         }
     }
     /// The refund returns goods money of the order itself (not a stray payment).
     fn of_order(self) -> bool {
-        matches!(self, RefundKind::Customer | RefundKind::Merchant)
+        matches!(self, RefundKind::Customer | RefundKind::Merchant | RefundKind::PresaleDeposit)
     }
 }
 
@@ -192,6 +197,9 @@ pub struct Refund {
     pub detail: Option<String>,
     pub created_at: Timestamp,
     pub succeeded_at: Option<Timestamp>,
+    /// For a presale order's refund spread over its two payments: the part it belongs to
+    /// (the two are decided together).
+    pub part_of: Option<RefundId>,
 }
 
 /// A refund to record: which units of which lines, and shipping or not.
@@ -257,10 +265,11 @@ struct RefundRow {
     detail: Option<String>,
     created_at: i64,
     succeeded_at: Option<i64>,
+    part_of: Option<Uuid>,
 }
 
 const REFUND_SELECT: &str = "SELECT r.id, r.order_id, o.no, r.payment_id, r.out_refund_no, r.amount_fen, r.kind, \
-     r.reason, r.status, r.lines, r.refund_id, r.detail, r.created_at, r.succeeded_at FROM refunds r \
+     r.reason, r.status, r.lines, r.refund_id, r.detail, r.created_at, r.succeeded_at, r.part_of FROM refunds r \
      LEFT JOIN orders o ON o.tenant_id = r.tenant_id AND o.id = r.order_id";
 
 fn refund_from(r: RefundRow) -> Refund {
@@ -279,14 +288,17 @@ fn refund_from(r: RefundRow) -> Refund {
         detail: r.detail,
         created_at: Timestamp(r.created_at),
         succeeded_at: r.succeeded_at.map(Timestamp),
+        part_of: r.part_of.map(RefundId),
     }
 }
 
 /// Records a full refund of a stray payment (late or double) inside the payment's
-/// transaction; the sweep submits it to the provider.
+/// transaction (or a presale deposit returned, PS-2); the sweep submits it to the provider.
+#[macro_export]
+#[doc(hidden)]
 macro_rules! system_refund {
     ($tx:expr, $tenant:expr, $order:expr, $payment:expr, $amount:expr, $kind:expr, $now:expr) => {{
-        let id = RefundId::new();
+        let id = siyu_core::RefundId::new();
         sqlx::query(
             "INSERT INTO refunds (tenant_id, id, order_id, payment_id, out_refund_no, amount_fen, kind, reason, status, \
              lines, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'approved', $9, $10, $10)",
@@ -300,9 +312,10 @@ macro_rules! system_refund {
         .bind($kind.as_str())
         .bind(match $kind {
             RefundKind::SystemLate => "paid after the order was cancelled",
+            RefundKind::PresaleDeposit => "presale deposit returned",
             _ => "the order was already paid",
         })
-        .bind(Json(Vec::<RefundLine>::new()))
+        .bind(sqlx::types::Json(Vec::<$crate::commerce::payments::RefundLine>::new()))
         .bind($now.0)
         .execute(&mut *$tx)
         .await?;
@@ -577,13 +590,27 @@ impl Store {
             return Ok((p, false));
         }
         let o = self.order(tenant, order).await?;
-        if o.status != OrderStatus::PendingPayment {
-            return Err(rejected("order_not_payable", None, format!("this order is {}", o.status.as_str())));
-        }
-        if o.payable_fen < 1 {
+        let now = self.now();
+        // What is due now: the whole order, or a presale's deposit and then its balance.
+        let (phase, amount, expires_at) = match (o.presale_id, o.status) {
+            (None, OrderStatus::PendingPayment) => ("full", o.payable_fen, o.expires_at),
+            (Some(_), OrderStatus::PendingPayment) => ("deposit", o.deposit_fen, o.expires_at),
+            (Some(ps), OrderStatus::AwaitingBalance) => {
+                let p = self.presale(tenant, ps).await?;
+                if p.phase(now) != Phase::Balance {
+                    return Err(rejected(
+                        "balance_not_open",
+                        None,
+                        "the balance is payable only inside the presale's balance window",
+                    ));
+                }
+                ("balance", o.payable_fen - o.paid_fen, p.windows.final_end.min(o.expires_at))
+            }
+            _ => return Err(rejected("order_not_payable", None, format!("this order is {}", o.status.as_str()))),
+        };
+        if amount < 1 {
             return Err(rejected("zero_payable", None, "an order with nothing to pay is not paid through WeChat Pay"));
         }
-        let now = self.now();
         let n: i64 = on_read!(self, |p| sqlx::query_scalar(
             "SELECT COUNT(*) FROM pay_prepays WHERE tenant_id = $1 AND order_id = $2"
         )
@@ -594,15 +621,16 @@ impl Store {
         let out_trade_no = format!("{}P{}", o.no, n + 1);
         let inserted = on_write!(self, |p| {
             sqlx::query(
-            "INSERT INTO pay_prepays (tenant_id, out_trade_no, order_id, status, amount_fen, created_at, expires_at, updated_at) \
-             VALUES ($1, $2, $3, 'open', $4, $5, $6, $5)"
+            "INSERT INTO pay_prepays (tenant_id, out_trade_no, order_id, status, amount_fen, created_at, expires_at, \
+             updated_at, phase) VALUES ($1, $2, $3, 'open', $4, $5, $6, $5, $7)"
         )
         .bind(tenant.0)
         .bind(&out_trade_no)
         .bind(order.0)
-        .bind(o.payable_fen)
+        .bind(amount)
         .bind(now.0)
-        .bind(o.expires_at.0)
+        .bind(expires_at.0)
+        .bind(phase)
         .execute(p)
         .await
         .map(|r| r.rows_affected())
@@ -614,8 +642,8 @@ impl Store {
                     order_id: order,
                     prepay_id: None,
                     status: "open".into(),
-                    amount_fen: o.payable_fen,
-                    expires_at: o.expires_at,
+                    amount_fen: amount,
+                    expires_at,
                 },
                 true,
             )),
@@ -668,7 +696,7 @@ impl Store {
             sqlx::query_as(
             "SELECT p.tenant_id, p.order_id, p.out_trade_no FROM pay_prepays p JOIN orders o \
              ON o.tenant_id = p.tenant_id AND o.id = p.order_id WHERE p.status = 'open' AND p.prepay_id IS NOT NULL \
-             AND p.updated_at <= $1 AND o.status = 'pending_payment' AND o.expires_at > $2 ORDER BY p.updated_at LIMIT $3"
+             AND p.updated_at <= $1 AND o.status IN ('pending_payment', 'awaiting_balance') AND o.expires_at > $2 ORDER BY p.updated_at LIMIT $3"
         )
         .bind(now - quiet_secs * 1_000_000)
         .bind(now)
@@ -722,14 +750,20 @@ impl Store {
 
     /// Applies a verified payment exactly once (PAY-3, PAY-4).
     pub async fn apply_payment(&self, tenant: TenantId, n: &PaidNotice) -> Result<PaymentResult> {
-        let order: Option<Uuid> = on_read!(self, |p| sqlx::query_scalar(
-            "SELECT order_id FROM pay_prepays WHERE tenant_id = $1 AND out_trade_no = $2"
+        let prepay: Option<(Uuid, i64, String)> = on_read!(self, |p| sqlx::query_as(
+            "SELECT order_id, amount_fen, phase FROM pay_prepays WHERE tenant_id = $1 AND out_trade_no = $2"
         )
         .bind(tenant.0)
         .bind(&n.out_trade_no)
         .fetch_optional(p)
         .await?);
-        let Some(order) = order else { return Ok(PaymentResult::UnknownTrade) };
+        let Some((order, expected, phase)) = prepay else { return Ok(PaymentResult::UnknownTrade) };
+        // A presale order is paid twice: its deposit, then its balance (PS-1).
+        let (event, due_from) = match phase.as_str() {
+            "deposit" => (OrderEvent::DepositPaid, OrderStatus::PendingPayment),
+            "balance" => (OrderEvent::PaymentSucceeded { group_buy: false }, OrderStatus::AwaitingBalance),
+            _ => (OrderEvent::PaymentSucceeded { group_buy: false }, OrderStatus::PendingPayment),
+        };
         let now = self.now();
         let pid = PaymentId::new();
         let result = in_tx!(self, |tx| {
@@ -762,27 +796,36 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?;
             let status = OrderStatus::parse(&status).unwrap_or(OrderStatus::Cancelled);
+            // What this payment must be: the prepay's amount, which for a one-payment order is
+            // the payable and for a presale its deposit or the rest.
+            let expected = if phase == "full" { payable } else { expected };
             let disposition;
-            let result = if n.amount_fen != payable && status == OrderStatus::PendingPayment {
+            let result = if n.amount_fen != expected && status == due_from {
                 disposition = "amount_mismatch";
-                PaymentResult::AmountMismatch { expected: payable, got: n.amount_fen }
+                PaymentResult::AmountMismatch { expected, got: n.amount_fen }
             } else {
-                match order::apply(status, OrderEvent::PaymentSucceeded { group_buy: false }, false) {
-                    Ok(Outcome::To(to)) => {
+                match order::apply(status, event, false) {
+                    Ok(Outcome::To(to)) if status == due_from => {
                         disposition = "applied";
-                        let moved = sqlx::query(
-                            "UPDATE orders SET status = $3, paid_at = $4, paid_fen = $5, transaction_id = $6, updated_at = $4 \
-                             WHERE tenant_id = $1 AND id = $2 AND status = 'pending_payment'",
-                        )
-                        .bind(tenant.0)
-                        .bind(order)
-                        .bind(to.as_str())
-                        .bind(now.0)
-                        .bind(n.amount_fen)
-                        .bind(&n.transaction_id)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
+                        let stamp = if to == OrderStatus::AwaitingBalance { "deposit_paid_at" } else { "paid_at" };
+                        // A deposit's order now waits until the balance window closes (PS-2).
+                        let sql = format!(
+                            "UPDATE orders SET status = $3, {stamp} = $4, paid_fen = paid_fen + $5, transaction_id = $6, \
+                             updated_at = $4, expires_at = CASE WHEN $3 = 'awaiting_balance' THEN COALESCE((SELECT \
+                             s.final_end FROM presales s WHERE s.tenant_id = $1 AND s.id = orders.presale_id), expires_at) \
+                             ELSE expires_at END WHERE tenant_id = $1 AND id = $2 AND status = $7"
+                        );
+                        let moved = sqlx::query(&sql)
+                            .bind(tenant.0)
+                            .bind(order)
+                            .bind(to.as_str())
+                            .bind(now.0)
+                            .bind(n.amount_fen)
+                            .bind(&n.transaction_id)
+                            .bind(due_from.as_str())
+                            .execute(&mut *tx)
+                            .await?
+                            .rows_affected();
                         if moved != 1 {
                             return Err(StoreError::Conflict("the order changed while its payment was applied".into()));
                         }
@@ -807,7 +850,7 @@ impl Store {
                         outbox!(
                             tx,
                             tenant,
-                            "order.paid",
+                            if to == OrderStatus::AwaitingBalance { "order.deposit_paid" } else { "order.paid" },
                             order,
                             1,
                             serde_json::json!({"order": order, "amount_fen": n.amount_fen}),
@@ -820,9 +863,10 @@ impl Store {
                         let r = system_refund!(tx, tenant, order, pid.0, n.amount_fen, RefundKind::SystemLate, now);
                         PaymentResult::LatePayment { refund: r }
                     }
-                    // A distinct transaction id reaching here is a second payment; the same
-                    // one stopped at the unique insert above.
-                    Ok(Outcome::RefundDoublePayment | Outcome::Already) | Err(_) => {
+                    // A distinct transaction id reaching here is a second payment (or a payment
+                    // for a phase already behind the order); the same one stopped at the
+                    // unique insert above.
+                    Ok(Outcome::RefundDoublePayment | Outcome::Already | Outcome::To(_)) | Err(_) => {
                         disposition = "double";
                         let r = system_refund!(tx, tenant, order, pid.0, n.amount_fen, RefundKind::SystemDouble, now);
                         PaymentResult::DoublePayment { refund: r }
@@ -947,14 +991,29 @@ impl Store {
         if !o.status.is_paid() {
             return Err(rejected("order_not_paid", None, "only a paid order can be refunded"));
         }
-        let payment: Option<Uuid> = on_read!(self, |p| sqlx::query_scalar(
-            "SELECT id FROM payments WHERE tenant_id = $1 AND order_id = $2 AND disposition = 'applied'"
+        if o.status == OrderStatus::AwaitingBalance {
+            return Err(rejected(
+                "presale_awaiting_balance",
+                None,
+                "the balance is not paid yet: cancel the order instead, and the deposit follows the presale's terms",
+            ));
+        }
+        // A presale order has two payments (deposit, balance), oldest first; the amount each
+        // can still give back excludes what live refunds already claim from it.
+        let payments: Vec<(Uuid, i64, i64)> = on_read!(self, |p| {
+            sqlx::query_as(
+            "SELECT p.id, p.amount_fen, CAST(COALESCE((SELECT SUM(r.amount_fen) FROM refunds r WHERE r.tenant_id = p.tenant_id \
+             AND r.payment_id = p.id AND r.status NOT IN ('rejected', 'abnormal')), 0) AS BIGINT) FROM payments p \
+             WHERE p.tenant_id = $1 AND p.order_id = $2 AND p.disposition = 'applied' ORDER BY p.created_at, p.id"
         )
         .bind(tenant.0)
         .bind(order.0)
-        .fetch_optional(p)
-        .await?);
-        let payment = payment.ok_or_else(|| rejected("order_not_paid", None, "this order has no applied payment"))?;
+        .fetch_all(p)
+        .await?
+        });
+        if payments.is_empty() {
+            return Err(rejected("order_not_paid", None, "this order has no applied payment"));
+        }
         if r.lines.is_empty() && !r.shipping {
             return Err(rejected("nothing_to_refund", Some("lines"), "choose the items to refund"));
         }
@@ -988,6 +1047,16 @@ impl Store {
         if amount == 0 {
             return Err(rejected("nothing_to_refund", Some("lines"), "these units were paid 0 fen; nothing to refund"));
         }
+        // The balance gives back first, then the deposit (each refund is against one payment).
+        let parts: Vec<(Uuid, i64)> = match payments.as_slice() {
+            [one] => vec![(one.0, amount)],
+            [deposit, balance, ..] => {
+                let (b, d) = split_refund(amount, balance.1 - balance.2, deposit.1 - deposit.2)
+                    .ok_or_else(|| rejected("refund_exceeds_paid", None, "refunds cannot exceed what was paid"))?;
+                [(balance.0, b), (deposit.0, d)].into_iter().filter(|x| x.1 > 0).collect()
+            }
+            [] => Vec::new(),
+        };
         let id = RefundId::new();
         let now = self.now();
         let status = if r.kind == RefundKind::Customer { "requested" } else { "approved" };
@@ -1027,23 +1096,30 @@ impl Store {
             if n == 0 {
                 return Err(rejected("refund_exceeds_paid", None, "refunds cannot exceed what was paid"));
             }
-            sqlx::query(
-                "INSERT INTO refunds (tenant_id, id, order_id, payment_id, out_refund_no, amount_fen, kind, reason, status, \
-                 lines, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
-            )
-            .bind(tenant.0)
-            .bind(id.0)
-            .bind(order.0)
-            .bind(payment)
-            .bind(format!("R{}", id.0.simple()))
-            .bind(amount)
-            .bind(r.kind.as_str())
-            .bind(&r.reason)
-            .bind(status)
-            .bind(Json(&lines))
-            .bind(now.0)
-            .execute(&mut *tx)
-            .await?;
+            for (i, (payment, part)) in parts.iter().enumerate() {
+                // The first part carries the claimed units; a second only its amount.
+                let part_id = if i == 0 { id } else { RefundId::new() };
+                let claimed = if i == 0 { lines.as_slice() } else { &[] };
+                sqlx::query(
+                    "INSERT INTO refunds (tenant_id, id, order_id, payment_id, out_refund_no, amount_fen, kind, reason, \
+                     status, lines, created_at, updated_at, part_of) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12)",
+                )
+                .bind(tenant.0)
+                .bind(part_id.0)
+                .bind(order.0)
+                .bind(payment)
+                .bind(format!("R{}", part_id.0.simple()))
+                .bind(part)
+                .bind(r.kind.as_str())
+                .bind(&r.reason)
+                .bind(status)
+                .bind(Json(claimed))
+                .bind(now.0)
+                .bind((i > 0).then_some(id.0))
+                .execute(&mut *tx)
+                .await?;
+            }
             if let Some(a) = by {
                 audit!(
                     tx,
@@ -1070,25 +1146,33 @@ impl Store {
     ) -> Result<Refund> {
         let tenant = actor.tenant_id;
         let r = self.refund(tenant, id).await?;
+        // The parts of one refund are decided together.
+        let head = r.part_of.unwrap_or(r.id);
+        let sql = format!("{REFUND_SELECT} WHERE r.tenant_id = $1 AND (r.id = $2 OR r.part_of = $2) ORDER BY r.id");
+        let rows: Vec<RefundRow> =
+            on_read!(self, |p| sqlx::query_as(&sql).bind(tenant.0).bind(head.0).fetch_all(p).await?);
+        let group: Vec<Refund> = rows.into_iter().map(refund_from).collect();
         let now = self.now();
         in_tx!(self, |tx| {
-            let n = sqlx::query(
-                "UPDATE refunds SET status = $3, detail = COALESCE($4, detail), updated_at = $5 \
-                 WHERE tenant_id = $1 AND id = $2 AND status = 'requested'",
-            )
-            .bind(tenant.0)
-            .bind(id.0)
-            .bind(if approve { "approved" } else { "rejected" })
-            .bind(note)
-            .bind(now.0)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if n == 0 {
-                return Err(rejected("refund_wrong_state", None, format!("this refund is {}", r.status)));
-            }
-            if !approve {
-                unclaim_refund!(tx, tenant, r, now);
+            for part in &group {
+                let n = sqlx::query(
+                    "UPDATE refunds SET status = $3, detail = COALESCE($4, detail), updated_at = $5 \
+                     WHERE tenant_id = $1 AND id = $2 AND status = 'requested'",
+                )
+                .bind(tenant.0)
+                .bind(part.id.0)
+                .bind(if approve { "approved" } else { "rejected" })
+                .bind(note)
+                .bind(now.0)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if n == 0 {
+                    return Err(rejected("refund_wrong_state", None, format!("this refund is {}", part.status)));
+                }
+                if !approve {
+                    unclaim_refund!(tx, tenant, part, now);
+                }
             }
             audit!(tx, self, actor, "refund.decide", "refund", id, None, Some(serde_json::json!({"approve": approve})));
         });

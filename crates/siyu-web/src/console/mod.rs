@@ -38,6 +38,7 @@ mod customers;
 mod imports;
 mod orders;
 mod org;
+mod presales;
 mod promotions;
 mod sandbox;
 mod transfers;
@@ -88,6 +89,7 @@ const TEMPLATES: &[(&str, &str)] = embed!(
     "pay.html",
     "coupons.html",
     "promotions.html",
+    "presales.html",
     "mall_base.html",
     "mall_quote.html",
     "mall_home.html",
@@ -161,6 +163,7 @@ pub fn router() -> Router<AppState> {
         .merge(catalogue::router())
         .merge(coupons::router())
         .merge(promotions::router())
+        .merge(presales::router())
         .merge(orders::router())
         .merge(admin::router())
         .merge(wecom::router())
@@ -470,6 +473,7 @@ fn nav(ctx: &Ctx) -> serde_json::Value {
                 item("orders.title", "/console/orders", "orders", Some(Scope::CommerceRead)),
                 item("coupons.title", "/console/coupons", "coupons", Some(Scope::CommerceRead)),
                 item("promotions.title", "/console/promotions", "promotions", Some(Scope::CommerceRead)),
+                item("presales.title", "/console/presales", "presales", Some(Scope::CommerceRead)),
                 item("refunds.title", "/console/refunds", "refunds", Some(Scope::CommerceRead)),
                 item("pay.title", "/console/pay", "pay", Some(Scope::SettingsRead)),
             ],
@@ -597,7 +601,7 @@ pub fn role_options(ctx: &Ctx) -> Vec<serde_json::Value> {
 }
 
 /// Small helper for pages that just want `?saved=1`-style flags.
-/// Moves validation errors from API field names to the form's (`from`, `to` pairs), where a
+/// Moves validation errors (and a refusal's field) from API field names to the form's (`from`, `to` pairs), where a
 /// form names its fields apart from the API's.
 pub fn rename_fields(e: ApiError, pairs: &[(&str, &str)]) -> ApiError {
     match e {
@@ -611,6 +615,10 @@ pub fn rename_fields(e: ApiError, pairs: &[(&str, &str)]) -> ApiError {
                 })
                 .collect(),
         ),
+        ApiError::Conflict { code, field: Some(f), message } => {
+            let field = pairs.iter().find(|(from, _)| f == *from).map_or(f, |(_, to)| (*to).to_string());
+            ApiError::Conflict { code, field: Some(field), message }
+        }
         other => other,
     }
 }

@@ -232,9 +232,11 @@ async fn order_view(s: &AppState, ctx: &Ctx, id: Uuid, msg: Option<String>, stat
             "discount": yuan(o.list_fen - o.goods_fen), "created": ctx.when(o.created_at), "expires": ctx.when(o.expires_at),
             "paid_at": o.paid_at.map(|t| ctx.when(t)), "shipped_at": o.shipped_at.map(|t| ctx.when(t)), "carrier": o.carrier,
             "tracking_no": o.tracking_no, "cancel_reason": o.cancel_reason, "address": o.address, "note": o.note,
-            "pending": o.status == OrderStatus::PendingPayment,
+            "pending": matches!(o.status, OrderStatus::PendingPayment | OrderStatus::AwaitingBalance),
             "shippable": matches!(o.status, OrderStatus::Paid | OrderStatus::ToShip),
-            "refundable": o.status.is_paid() && o.refunded_fen < o.paid_fen}),
+            "presale": o.presale_id.map(|_| json!({"deposit": yuan(o.deposit_fen), "balance": yuan(o.payable_fen - o.deposit_fen),
+                "deposit_paid_at": o.deposit_paid_at.map(|t| ctx.when(t))})),
+            "refundable": o.status.is_paid() && o.status != OrderStatus::AwaitingBalance && o.refunded_fen < o.paid_fen}),
     );
     m.insert("lines".into(), json!(lines));
     m.insert("payments".into(), json!(payments));

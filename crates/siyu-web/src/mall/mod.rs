@@ -42,6 +42,7 @@ pub fn router() -> Router<AppState> {
         .route("/mall/{tenant}/api/categories", get(categories))
         .route("/mall/{tenant}/api/products", get(products))
         .route("/mall/{tenant}/api/products/{product_id}", get(product))
+        .route("/mall/{tenant}/api/products/{product_id}/presale", get(product_presale))
         .route("/mall/{tenant}/api/quote", post(quote))
         .route("/mall/{tenant}/api/orders", get(my_orders).post(submit))
         .route("/mall/{tenant}/api/orders/{order_id}", get(my_order))
@@ -130,6 +131,17 @@ async fn product(
     Ok(axum::Json(listed_product(&s, t, ProductId(id)).await?))
 }
 
+/// The presale a product is in, if one is open or coming (404 when none).
+async fn product_presale(
+    State(s): State<AppState>,
+    Path((slug, id)): Path<(String, Uuid)>,
+) -> ApiResult<axum::Json<crate::api::commerce::presales::PresaleOut>> {
+    let t = tenant_of(&s, &slug).await?;
+    let now = s.store.now();
+    let p = s.store.presale_of_product(t, ProductId(id), now).await?.ok_or(ApiError::NotFound)?;
+    Ok(axum::Json(crate::api::commerce::presales::presale_out(p, now)))
+}
+
 fn cart(items: &[crate::api::commerce::dto::CartItemIo]) -> Vec<CartItem> {
     items.iter().map(|i| CartItem { sku_id: SkuId(i.sku_id), qty: i.qty }).collect()
 }
@@ -159,7 +171,16 @@ async fn quote(
         }
         None => None,
     };
-    Ok(axum::Json(s.store.price_cart(t, &cart(&b.items), coupon.as_ref()).await?.into()))
+    let presale = match b.presale_id {
+        Some(id) => Some(s.store.presale(t, siyu_core::PresaleId(id)).await.map_err(|e| match e {
+            siyu_store::StoreError::NotFound => {
+                ApiError::validation("presale_id", "unknown_reference", "no such presale")
+            }
+            other => other.into(),
+        })?),
+        None => None,
+    };
+    Ok(axum::Json(s.store.price_cart(t, &cart(&b.items), coupon.as_ref(), presale.as_ref()).await?.into()))
 }
 
 /// Validates and submits a buyer's order (the H5 checkout and the API share it).
@@ -183,6 +204,7 @@ pub async fn submit_order(
         client_key,
         expected_payable: b.expected_payable_fen,
         coupon: b.coupon_id.map(siyu_core::UserCouponId),
+        presale: b.presale_id.map(siyu_core::PresaleId),
     };
     Ok(s.store.create_order(t, &n).await?)
 }

@@ -21,11 +21,13 @@ use uuid::Uuid;
 
 use siyu_core::commerce::catalogue::ProductStatus;
 use siyu_core::commerce::order::{OrderEvent, OrderStatus};
+use siyu_core::commerce::presale::Phase;
 use siyu_core::paging::PageRequest;
-use siyu_core::{CategoryId, Fen, OrderId, ProductId, SkuId, TenantId};
+use siyu_core::{CategoryId, Fen, OrderId, ProductId, SkuId, TenantId, Timestamp};
 use siyu_store::commerce::catalogue::ProductFilter;
 use siyu_store::commerce::orders::{CartItem, OrderFilter};
 use siyu_store::commerce::payments::{Buyer, RefundKind};
+use siyu_store::commerce::presales::Presale;
 
 use super::{session_secret, MALL_COOKIE};
 use crate::api::commerce::dto::{AddressIo, CartItemIo, SubmitIn};
@@ -261,6 +263,8 @@ async fn product(State(s): State<AppState>, pg: Page, Path((_, id)): Path<(Strin
         })
         .collect();
     let first = p.skus.iter().position(|k| k.available > 0).unwrap_or(0);
+    let now = s.store.now();
+    let presale = s.store.presale_of_product(pg.tenant, ProductId(id), now).await.ok().flatten();
     let paragraphs: Vec<&str> =
         p.detail.as_deref().unwrap_or("").split("\n\n").filter(|x| !x.trim().is_empty()).collect();
     let mut m = pg.ctx(&p.title);
@@ -271,6 +275,19 @@ async fn product(State(s): State<AppState>, pg: Page, Path((_, id)): Path<(Strin
     );
     m.insert("skus".into(), json!(skus));
     m.insert("first".into(), json!(first));
+    if let Some(ps) = presale {
+        let at = |t: siyu_core::Timestamp| t.display_local(8);
+        let phase = serde_json::to_value(ps.phase(now)).unwrap_or_default();
+        m.insert(
+            "presale".into(),
+            json!({"id": ps.id, "name": ps.name, "phase": phase, "forfeit": ps.deposit_forfeit,
+                "deposit_start": at(ps.windows.deposit_start), "deposit_end": at(ps.windows.deposit_end),
+                "final_start": at(ps.windows.final_start), "final_end": at(ps.windows.final_end), "ship_from": at(ps.ship_from),
+                "skus": ps.skus.iter().map(|k| json!({"id": k.sku_id, "spec": k.spec, "price": yuan(k.terms.price_fen),
+                    "deposit": yuan(k.terms.deposit_fen), "value": yuan(k.terms.deposit_value_fen), "balance": yuan(k.balance_fen),
+                    "left": (k.quota - k.taken).max(0)})).collect::<Vec<_>>()}),
+        );
+    }
     pg.render("mall_product.html", m)
 }
 
@@ -281,6 +298,9 @@ async fn cart_add(pg: Page, Path(slug): Path<String>, h: HeaderMap, body: Bytes)
     };
     let mut cart = read_cart(&h);
     let qty = qty.clamp(1, 99);
+    if let Some(presale) = f.opt("presale").and_then(|p| p.parse::<Uuid>().ok()) {
+        return Redirect::to(&format!("/m/{slug}/checkout?buy={sku}:{qty}&presale={presale}")).into_response();
+    }
     if f.checked("buy_now") {
         return Redirect::to(&format!("/m/{slug}/checkout?buy={sku}:{qty}")).into_response();
     }
@@ -310,10 +330,18 @@ async fn quote_view(
     pg: &Page,
     items: &[CartItem],
     coupon: Option<&siyu_store::commerce::coupons::UserCoupon>,
+    presale: Option<&Presale>,
 ) -> Result<Value, String> {
-    match s.store.price_cart(pg.tenant, items, coupon).await {
+    match s.store.price_cart(pg.tenant, items, coupon, presale).await {
         Ok(p) => {
             let q = &p.quote;
+            // A presale's deposit is due now and the rest in the balance window.
+            let deposit: i64 = presale.map_or(0, |ps| {
+                p.items
+                    .iter()
+                    .filter_map(|i| ps.terms_of(i.sku_id).map(|t| t.terms.deposit_fen * i64::from(i.qty)))
+                    .sum()
+            });
             let lines: Vec<Value> = p
                 .items
                 .iter()
@@ -338,7 +366,10 @@ async fn quote_view(
                 .collect();
             Ok(json!({"lines": lines, "steps": steps, "list": yuan(q.list_total), "goods": yuan(q.goods),
                 "shipping": yuan(q.shipping_fee - q.shipping_discount), "payable": yuan(q.payable), "payable_fen": q.payable,
-                "any_short": p.items.iter().any(|i| i.available < i64::from(i.qty))}))
+                "any_short": p.items.iter().any(|i| i.available < i64::from(i.qty)),
+                "presale": presale.map(|ps| json!({"id": ps.id, "deposit": yuan(deposit), "balance": yuan(q.payable - deposit),
+                    "final_start": ps.windows.final_start.display_local(8), "final_end": ps.windows.final_end.display_local(8),
+                    "forfeit": ps.deposit_forfeit}))}))
         }
         Err(e) => Err(explain(pg.lang, &e.into()).unwrap_or_default()),
     }
@@ -348,7 +379,7 @@ async fn cart_page(State(s): State<AppState>, pg: Page, h: HeaderMap) -> Respons
     let items = read_cart(&h);
     let mut m = pg.ctx(&pg.t("mall.cart"));
     if !items.is_empty() {
-        match quote_view(&s, &pg, &items, None).await {
+        match quote_view(&s, &pg, &items, None, None).await {
             Ok(q) => {
                 m.insert("quote".into(), q);
             }
@@ -381,6 +412,7 @@ async fn checkout_view(
     items: &[CartItem],
     buy: Option<&str>,
     coupon: Option<Uuid>,
+    presale: Option<&Presale>,
     values: Value,
     error: Option<String>,
     status: StatusCode,
@@ -389,7 +421,8 @@ async fn checkout_view(
     // The buyer's usable coupons to choose from; a chosen one that is not usable is dropped.
     let now = s.store.now();
     let mine: Vec<_> = match &pg.buyer {
-        Some(b) => s
+        // Presale orders take no coupon (STK-2).
+        Some(b) if presale.is_none() => s
             .store
             .buyer_coupons(pg.tenant, b.id)
             .await
@@ -397,7 +430,7 @@ async fn checkout_view(
             .into_iter()
             .filter(|c| c.usable(now))
             .collect(),
-        None => Vec::new(),
+        _ => Vec::new(),
     };
     let chosen = coupon.and_then(|id| mine.iter().find(|c| c.id.0 == id));
     m.insert(
@@ -408,7 +441,7 @@ async fn checkout_view(
             .collect::<Vec<_>>()),
     );
     m.insert("coupon_id".into(), json!(chosen.map(|c| c.id)));
-    match quote_view(s, pg, items, chosen).await {
+    match quote_view(s, pg, items, chosen, presale).await {
         Ok(q) => {
             m.insert("quote".into(), q);
         }
@@ -435,9 +468,10 @@ async fn checkout_page(
 ) -> Response {
     let buy = q.get("buy").map(String::as_str);
     if pg.buyer.is_none() {
-        let next = match buy {
-            Some(b) => format!("/m/{slug}/checkout?buy={b}"),
-            None => format!("/m/{slug}/checkout"),
+        let next = match (buy, q.get("presale")) {
+            (Some(b), Some(p)) => format!("/m/{slug}/checkout?buy={b}&presale={p}"),
+            (Some(b), None) => format!("/m/{slug}/checkout?buy={b}"),
+            _ => format!("/m/{slug}/checkout"),
         };
         return pg.login_redirect(&next);
     }
@@ -446,7 +480,14 @@ async fn checkout_page(
         return Redirect::to(&format!("/m/{slug}/cart")).into_response();
     }
     let coupon = q.get("coupon").and_then(|c| c.parse().ok());
-    checkout_view(&s, &pg, &items, buy, coupon, json!({}), None, StatusCode::OK).await
+    let presale = checkout_presale(&s, &pg, q.get("presale").map(String::as_str)).await;
+    checkout_view(&s, &pg, &items, buy, coupon, presale.as_ref(), json!({}), None, StatusCode::OK).await
+}
+
+/// The presale a checkout is for, when it names one that exists.
+async fn checkout_presale(s: &AppState, pg: &Page, id: Option<&str>) -> Option<Presale> {
+    let id = id.and_then(|p| p.parse::<Uuid>().ok())?;
+    s.store.presale(pg.tenant, siyu_core::PresaleId(id)).await.ok()
 }
 
 async fn checkout_submit(
@@ -471,6 +512,7 @@ async fn checkout_submit(
         note: f.opt("note").map(str::to_string),
         expected_payable_fen: f.get("expected").parse().ok(),
         coupon_id: f.opt("coupon_id").and_then(|c| c.parse().ok()),
+        presale_id: f.opt("presale").and_then(|c| c.parse().ok()),
     };
     match super::submit_order(&s, pg.tenant, &buyer, b, f.opt("client_key").map(str::to_string)).await {
         Ok(o) => {
@@ -485,19 +527,27 @@ async fn checkout_submit(
         Err(e) => {
             let msg = explain(pg.lang, &e).or_else(|| Some(pg.t("error.internal")));
             let coupon = f.opt("coupon_id").and_then(|c| c.parse().ok());
-            checkout_view(&s, &pg, &items, buy.as_deref(), coupon, f.values(), msg, StatusCode::UNPROCESSABLE_ENTITY)
-                .await
+            let presale = checkout_presale(&s, &pg, f.opt("presale")).await;
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            checkout_view(&s, &pg, &items, buy.as_deref(), coupon, presale.as_ref(), f.values(), msg, status).await
         }
     }
 }
 
-fn order_view(pg: &Page, o: &siyu_store::commerce::orders::Order) -> Value {
+fn order_view(pg: &Page, o: &siyu_store::commerce::orders::Order, presale: Option<(&Presale, Timestamp)>) -> Value {
     let status_label = pg.t(&format!("order.status.{}", o.status.as_str()));
-    json!({"id": o.id, "no": o.no, "status": o.status.as_str(), "status_label": status_label, "payable": yuan(o.payable_fen),
+    let waiting = o.status == OrderStatus::AwaitingBalance;
+    let presale = presale.map(|(p, now)| {
+        json!({"deposit": yuan(o.deposit_fen), "balance": yuan(o.payable_fen - o.deposit_fen), "forfeit": p.deposit_forfeit,
+            "final_start": p.windows.final_start.display_local(8), "final_end": p.windows.final_end.display_local(8),
+            "ship_from": p.ship_from.display_local(8), "balance_open": waiting && p.phase(now) == Phase::Balance,
+            "deposit_due": o.status == OrderStatus::PendingPayment})
+    });
+    json!({"presale": presale, "waiting": waiting,"id": o.id, "no": o.no, "status": o.status.as_str(), "status_label": status_label, "payable": yuan(o.payable_fen),
         "goods": yuan(o.goods_fen), "shipping": yuan(o.shipping_fen), "list": yuan(o.list_fen), "refunded": yuan(o.refunded_fen),
         "has_refund": o.refunded_fen > 0, "created": o.created_at.display_local(8), "expires": o.expires_at.display_local(8),
         "pending": o.status == OrderStatus::PendingPayment, "shipped": o.status == OrderStatus::Shipped,
-        "refundable": o.status.is_paid() && o.refunded_fen < o.paid_fen, "carrier": o.carrier, "tracking_no": o.tracking_no,
+        "refundable": o.status.is_paid() && !waiting && o.refunded_fen < o.paid_fen, "carrier": o.carrier, "tracking_no": o.tracking_no,
         "address": o.address,
         "lines": o.lines.iter().map(|l| json!({"line_no": l.line_no, "title": l.title, "spec": l.spec, "qty": l.qty,
             "paid": yuan(l.paid_fen), "left": l.qty - l.refunded_qty})).collect::<Vec<_>>()})
@@ -511,7 +561,7 @@ async fn orders_page(State(s): State<AppState>, pg: Page, Path(slug): Path<Strin
         Err(e) => return fail(pg.lang, e.into()),
     };
     let mut m = pg.ctx(&pg.t("mall.orders"));
-    m.insert("orders".into(), json!(list.items.iter().map(|o| order_view(&pg, o)).collect::<Vec<_>>()));
+    m.insert("orders".into(), json!(list.items.iter().map(|o| order_view(&pg, o, None)).collect::<Vec<_>>()));
     pg.render("mall_orders.html", m)
 }
 
@@ -543,8 +593,12 @@ async fn order_render(
         .await
         .map(|p| p.items)
         .unwrap_or_default();
+    let presale = match o.presale_id {
+        Some(id) => s.store.presale(pg.tenant, id).await.ok(),
+        None => None,
+    };
     let mut m = pg.ctx(&pg.t("mall.order"));
-    m.insert("order".into(), order_view(pg, o));
+    m.insert("order".into(), order_view(pg, o, presale.as_ref().map(|p| (p, s.store.now()))));
     m.insert(
         "refunds".into(),
         json!(refunds

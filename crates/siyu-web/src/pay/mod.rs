@@ -125,7 +125,7 @@ impl PayGateway {
                 let req = JsapiOrder {
                     description,
                     out_trade_no: prepay.out_trade_no.clone(),
-                    time_expire: Some(o.expires_at),
+                    time_expire: Some(prepay.expires_at),
                     attach: None,
                     notify_url: notify_url(&c.settings.notify_base, tenant),
                     total_fen: prepay.amount_fen,

@@ -285,7 +285,8 @@ pub struct OrderOut {
     pub buyer_openid: Option<String>,
     pub customer_id: Option<Uuid>,
     pub kind: String,
-    /// pending_payment, paid, awaiting_group, to_ship, shipped, received, completed, cancelled.
+    /// pending_payment, awaiting_balance (a presale's deposit paid), paid, awaiting_group, to_ship,
+    /// shipped, received, completed, cancelled.
     pub status: String,
     pub list_fen: i64,
     pub goods_fen: i64,
@@ -311,6 +312,11 @@ pub struct OrderOut {
     pub tracking_no: Option<String>,
     pub received_at: Option<String>,
     pub completed_at: Option<String>,
+    /// A presale order: its presale, the deposit (due, then paid) and the balance.
+    pub presale_id: Option<Uuid>,
+    pub deposit_fen: i64,
+    pub balance_fen: i64,
+    pub deposit_paid_at: Option<String>,
     pub lines: Vec<OrderLineOut>,
 }
 
@@ -344,6 +350,10 @@ impl From<Order> for OrderOut {
             tracking_no: o.tracking_no,
             received_at: o.received_at.map(ts),
             completed_at: o.completed_at.map(ts),
+            presale_id: o.presale_id.map(|p| p.0),
+            deposit_fen: o.deposit_fen,
+            balance_fen: if o.presale_id.is_some() { o.payable_fen - o.deposit_fen } else { 0 },
+            deposit_paid_at: o.deposit_paid_at.map(ts),
             lines: o.lines.into_iter().map(Into::into).collect(),
         }
     }
@@ -597,6 +607,8 @@ pub struct QuoteIn {
     pub items: Vec<CartItemIo>,
     /// One of the buyer's coupons to apply.
     pub coupon_id: Option<Uuid>,
+    /// A presale's deposit order: the items are that presale's SKUs.
+    pub presale_id: Option<Uuid>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -659,6 +671,8 @@ pub struct SubmitIn {
     pub expected_payable_fen: Option<i64>,
     /// One of the buyer's coupons: locked to the order now, used when it is paid.
     pub coupon_id: Option<Uuid>,
+    /// A presale's deposit order: the items are that presale's SKUs.
+    pub presale_id: Option<Uuid>,
 }
 
 // ---- coupons -----------------------------------------------------------------------------

@@ -10,6 +10,7 @@ pub mod catalogue;
 pub mod coupons;
 pub mod dto;
 pub mod orders;
+pub mod presales;
 pub mod promotions;
 pub mod settings;
 
@@ -18,6 +19,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(catalogue::router())
         .merge(coupons::router())
         .merge(orders::router())
+        .merge(presales::router())
         .merge(promotions::router())
         .merge(settings::router())
 }

@@ -132,7 +132,10 @@ pub async fn cancel(
 ) -> ApiResult<()> {
     let open = s.store.prepays(t, id).await?.into_iter().any(|p| p.status == "open");
     if open {
-        if s.pay.check_payment(t, id).await? != OrderStatus::PendingPayment {
+        // A presale order waiting for its balance may be closed too; a payment landing now
+        // moves it on, and then it cannot.
+        let before = s.store.order(t, id).await?.status;
+        if s.pay.check_payment(t, id).await? != before {
             return Err(ApiError::Conflict {
                 code: "order_not_cancellable",
                 field: None,
