@@ -14,6 +14,7 @@ use std::time::Duration;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
+use siyu_core::Clock as _;
 use siyu_store::testing::{fresh_config, url_for_child};
 use siyu_store::Backend;
 
@@ -572,8 +573,9 @@ async fn mall_walk(backend: Backend) {
     w.submit("#coupon-form").await;
     assert!(w.text("#coupons-table").await.contains("无门槛减 ¥10.00"));
 
-    // The customer browses the mall.
-    w.go("/m/demo").await;
+    // The customer browses the mall. The demo lists its own products in the background, maybe
+    // after this one, so the customer searches for it.
+    w.go("/m/demo?q=%E6%89%8B%E5%86%B2%E5%92%96%E5%95%A1%E5%A3%B6").await;
     assert!(w.text("#products").await.contains("手冲咖啡壶"));
     w.shot("mall-home").await;
     w.click_nav("#products a.m-card").await;
@@ -628,6 +630,47 @@ async fn mall_walk(backend: Backend) {
         w.body().await.contains("已保存") || w.body().await.contains("退款中") || w.body().await.contains("已退款")
     );
     w.shot("console-refunds").await;
+
+    // The operator puts the kettle on presale: a ¥20 deposit worth ¥50, "定金不退".
+    w.go("/console/presales").await;
+    w.fill("name", "咖啡壶预售").await;
+    w.c.find(Locator::Css("#f-product_id")).await.unwrap().select_by_label("手冲咖啡壶").await.unwrap();
+    let local = |hours: i64| {
+        let now = siyu_core::time::SystemClock.now();
+        siyu_core::Timestamp(now.0 + hours * 3_600_000_000).to_rfc3339(8)[..16].to_string()
+    };
+    // A datetime-local input takes its value from script (typing into it depends on the locale).
+    for (name, hours) in [("deposit_start", -1), ("deposit_end", 24), ("final_start", 48), ("final_end", 72)] {
+        let js = format!("document.querySelector(\"[name='{name}']\").value = '{}';", local(hours));
+        w.c.execute(&js, vec![]).await.unwrap();
+    }
+    w.fill("deposit", "20").await;
+    w.fill("deposit_value", "50").await;
+    w.fill("quota", "3").await;
+    w.c.find(Locator::Css("[name='deposit_forfeit']")).await.unwrap().click().await.unwrap();
+    w.submit("#presale-form").await;
+    assert!(w.text("#presales-table").await.contains("定金 ¥20.00 抵 ¥50.00"), "{}", w.body().await);
+    w.shot("console-presales").await;
+    // The customer pays the deposit, told up front that it is not refundable.
+    w.go("/m/demo?q=%E6%89%8B%E5%86%B2%E5%92%96%E5%95%A1%E5%A3%B6").await;
+    w.click_nav("#products a.m-card").await;
+    assert!(w.text("#presale").await.contains("定金不退"));
+    w.shot("mall-presale").await;
+    w.click_nav("#pay-deposit").await;
+    w.wait_path("/m/demo/checkout").await;
+    assert!(w.text("#presale-terms").await.contains("¥20.00"), "the deposit is due now");
+    w.fill("name", "张三").await;
+    w.fill("phone", "13800138000").await;
+    w.fill("region", "上海市 浦东新区").await;
+    w.fill("detail", "世纪大道 1 号").await;
+    w.submit("#checkout-form").await;
+    assert!(w.text("#presale-order").await.contains("尾款"));
+    w.click_nav("#pay").await;
+    assert!(w.body().await.contains("20.00"), "the cashier charges the deposit alone");
+    w.click_nav("button[type=submit]").await;
+    w.wait_path("/m/demo/orders/").await;
+    assert!(w.text("#order-status").await.contains("待付尾款"), "{}", w.body().await);
+    w.shot("mall-presale-deposit-paid").await;
     c.close().await.unwrap();
 }
 
