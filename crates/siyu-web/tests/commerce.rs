@@ -1091,3 +1091,50 @@ both!(the_console_runs_presales, |w| async move {
         (Some("cancelled"), Some(5000))
     );
 });
+
+both!(past_orders_are_imported_once, |w| async move {
+    use siyu_store::commerce::orders::{PastLine, PastOrder};
+    let p = w.product("陶瓷杯", &[("白", 1250, 10)], None).await;
+    let sku = siyu_core::SkuId(p["skus"][0]["id"].as_str().unwrap().parse().unwrap());
+    let product = siyu_core::ProductId(p["id"].as_str().unwrap().parse().unwrap());
+    let at = Timestamp::parse_rfc3339("2011-03-01T10:00:00+08:00").unwrap();
+    let line = |qty, unit_fen| PastLine { sku, product, title: "陶瓷杯".into(), qty, unit_fen };
+    let past = vec![
+        PastOrder {
+            no: "OR536365".into(),
+            openid: "online-retail-17850".into(),
+            customer: None,
+            at,
+            lines: vec![line(6, 255), line(2, 339)],
+        },
+        PastOrder {
+            no: "OR536366".into(),
+            openid: "online-retail-17850".into(),
+            customer: None,
+            at,
+            lines: vec![line(1, 185)],
+        },
+    ];
+    let store = &w.app.store;
+    assert_eq!(store.import_past_orders(w.seed.tenant, &past).await.unwrap(), 2);
+    assert_eq!(store.import_past_orders(w.seed.tenant, &past).await.unwrap(), 0, "by number, once");
+    let list = w.json(Method::GET, "/api/v1/orders?q=OR5363", None).await;
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    let first = items.iter().find(|o| o["no"] == "OR536365").unwrap();
+    assert_eq!((first["kind"].as_str(), first["status"].as_str()), (Some("import"), Some("completed")));
+    assert_eq!((first["payable_fen"].as_i64(), first["paid_fen"].as_i64()), (Some(6 * 255 + 2 * 339), Some(2208)));
+    assert_eq!(first["lines"][1]["paid_fen"], 678);
+    assert_eq!(first["buyer_id"], items[1]["buyer_id"], "one buyer per source customer");
+    let s = w.sku(&p["skus"][0]["id"]).await;
+    assert_eq!((s.on_hand, s.sold), (10, 9), "history counts as sold, not as stock taken");
+    // Money paid elsewhere is not refunded through WeChat Pay.
+    let r = w
+        .api(
+            Method::POST,
+            &format!("/api/v1/orders/{}/refunds", first["id"].as_str().unwrap()),
+            Some(&json!({"lines": [{"line_no": 0, "qty": 1}]})),
+        )
+        .await;
+    assert_eq!(problem(r, 409).await["code"], "order_not_paid");
+});

@@ -205,20 +205,29 @@ pub mod pay {
 pub mod mall {
     use siyu_core::auth::Actor;
     use siyu_core::commerce::catalogue::{CategoryInput, ProductDraft, ShippingTemplateInput, SkuInput};
-    use siyu_core::customers::retail::RetailProduct;
+    use std::collections::BTreeMap;
+
+    use siyu_core::commerce::pricing::MAX_QTY;
+    use siyu_core::customers::retail::{Invoice, RetailProduct};
+    use siyu_core::CustomerId;
+    use siyu_store::commerce::catalogue::Product;
+    use siyu_store::commerce::orders::{PastLine, PastOrder};
     use siyu_store::Store;
 
     /// How many of the best sellers the demo lists.
     pub const PRODUCTS: usize = 48;
 
+    /// Lists the best sellers; returns them by stock code (nothing when the mall has a
+    /// catalogue already).
     pub async fn ensure(
         store: &Store,
         tenant: siyu_core::TenantId,
         products: &[RetailProduct],
-    ) -> anyhow::Result<usize> {
+    ) -> anyhow::Result<BTreeMap<String, Product>> {
         let sys = Actor::system(tenant);
+        let mut listed = BTreeMap::new();
         if !store.categories(tenant).await?.is_empty() {
-            return Ok(0);
+            return Ok(listed);
         }
         let cat = store
             .create_category(
@@ -232,7 +241,6 @@ pub mod mall {
                 &ShippingTemplateInput::validate("满99包邮", 800, Some(9900)).map_err(|v| anyhow::anyhow!("{v:?}"))?,
             )
             .await?;
-        let mut n = 0;
         for p in products.iter().take(PRODUCTS) {
             let title: String = p.description.chars().take(60).collect();
             let draft = ProductDraft {
@@ -252,13 +260,47 @@ pub mod mall {
             };
             match draft.validate() {
                 Ok(input) => {
-                    store.create_product(&sys, &input).await?;
-                    n += 1;
+                    listed.insert(p.code.clone(), store.create_product(&sys, &input).await?);
                 }
                 Err(v) => tracing::warn!(code = %p.code, problems = ?v, "demo: product skipped"),
             }
         }
-        Ok(n)
+        Ok(listed)
+    }
+
+    /// The customers' invoices as completed mall orders: each invoice's lines of listed
+    /// products, at the prices they were bought at, so the mall has a real year of history.
+    pub fn past_orders(
+        invoices: &[Invoice],
+        listed: &BTreeMap<String, Product>,
+        customer_of: impl Fn(&str) -> Option<CustomerId>,
+    ) -> Vec<PastOrder> {
+        invoices
+            .iter()
+            .filter_map(|inv| {
+                let lines: Vec<PastLine> = inv
+                    .lines
+                    .iter()
+                    .filter_map(|l| {
+                        let p = listed.get(&l.code)?;
+                        Some(PastLine {
+                            sku: p.skus.first()?.id,
+                            product: p.id,
+                            title: p.title.clone(),
+                            qty: u32::try_from(l.qty).ok().filter(|q| *q <= MAX_QTY)?,
+                            unit_fen: l.unit_fen,
+                        })
+                    })
+                    .collect();
+                (!lines.is_empty()).then(|| PastOrder {
+                    no: format!("OR{}", inv.invoice),
+                    openid: format!("online-retail-{}", inv.customer),
+                    customer: customer_of(&inv.customer),
+                    at: inv.at,
+                    lines,
+                })
+            })
+            .collect()
     }
 }
 
@@ -365,7 +407,9 @@ pub mod customers {
             .collect();
         store.record_purchases(&sys, SOURCE, &purchases).await?;
         let listed = super::mall::ensure(&store, tenant.id, &data.products).await?;
-        tracing::info!(listed, "demo: mall products listed");
+        let past = super::mall::past_orders(&data.invoices, &listed, |c| id_of.get(&c.to_string()).copied());
+        let past_n = store.import_past_orders(tenant.id, &past).await?;
+        tracing::info!(listed = listed.len(), orders = past_n, "demo: mall products listed, past orders imported");
         let settings = RfmSettings { window_days: None, centre: Centre::Mean, ref_date: Some(REF_DATE.into()) };
         store.save_rfm_settings(&sys, &settings).await?;
         let today = store.now().local_day(8);

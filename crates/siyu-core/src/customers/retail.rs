@@ -20,6 +20,18 @@ pub struct Invoice {
     pub customer: String,
     pub at: Timestamp,
     pub paid_fen: i64,
+    /// Its product lines (see [`RetailProduct`]), in file order.
+    pub lines: Vec<InvoiceLine>,
+}
+
+/// A product line of an invoice: the unit price rounded half up to the fen once per unit, so
+/// an order built from these lines can differ from the invoice's total by the rounding and by
+/// the lines that are not products (postage, fees).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvoiceLine {
+    pub code: String,
+    pub qty: i64,
+    pub unit_fen: i64,
 }
 
 /// A product of the file: its stock code, first description, latest unit price (fen, the
@@ -95,8 +107,8 @@ pub fn parse(csv_text: &[u8], offset_hours: i8) -> Result<RetailData, String> {
     );
     let (c_code, c_desc) =
         (headers.iter().position(|h| h == "StockCode"), headers.iter().position(|h| h == "Description"));
-    // invoice → (customer, first time, total thousandths)
-    let mut by_invoice: BTreeMap<String, (String, Timestamp, i64)> = BTreeMap::new();
+    // invoice → (customer, first time, total thousandths, product lines)
+    let mut by_invoice: BTreeMap<String, (String, Timestamp, i64, Vec<InvoiceLine>)> = BTreeMap::new();
     // code → (description, latest time, its price, units)
     let mut by_code: BTreeMap<String, (String, Timestamp, i64, i64)> = BTreeMap::new();
     let mut out = RetailData::default();
@@ -122,7 +134,11 @@ pub fn parse(csv_text: &[u8], offset_hours: i8) -> Result<RetailData, String> {
         };
         out.countries.entry(cust.clone()).or_insert_with(|| rec.get(c_country).unwrap_or("").trim().to_string());
         let code = c_code.and_then(|c| rec.get(c)).unwrap_or("").trim();
+        let e = by_invoice.entry(inv.to_string()).or_insert((cust, at, 0, Vec::new()));
+        e.1 = e.1.min(at);
+        e.2 += qty * price;
         if code.starts_with(|c: char| c.is_ascii_digit()) && qty > 0 && price > 0 {
+            e.3.push(InvoiceLine { code: code.to_string(), qty, unit_fen: milli_to_fen(price).max(1) });
             let desc = c_desc.and_then(|c| rec.get(c)).unwrap_or("").trim();
             let p = by_code.entry(code.to_string()).or_insert((desc.to_string(), at, price, 0));
             if p.0.is_empty() {
@@ -133,13 +149,16 @@ pub fn parse(csv_text: &[u8], offset_hours: i8) -> Result<RetailData, String> {
             }
             p.3 += qty;
         }
-        let e = by_invoice.entry(inv.to_string()).or_insert((cust, at, 0));
-        e.1 = e.1.min(at);
-        e.2 += qty * price;
     }
     out.invoices = by_invoice
         .into_iter()
-        .map(|(invoice, (customer, at, milli))| Invoice { invoice, customer, at, paid_fen: milli_to_fen(milli) })
+        .map(|(invoice, (customer, at, milli, lines))| Invoice {
+            invoice,
+            customer,
+            at,
+            paid_fen: milli_to_fen(milli),
+            lines,
+        })
         .filter(|i| i.paid_fen > 0)
         .collect();
     out.products = by_code
@@ -201,5 +220,9 @@ mod tests {
         let got: Vec<_> =
             d.products.iter().map(|p| (p.code.as_str(), p.description.as_str(), p.unit_fen, p.units_sold)).collect();
         assert_eq!(got, vec![("85123A", "WHITE HEART", 295, 6), ("22423", "CAKESTAND", 1275, 1)]);
+        // Each invoice keeps its product lines at their own prices; postage is not one.
+        let lines: Vec<Vec<(&str, i64, i64)>> =
+            d.invoices.iter().map(|i| i.lines.iter().map(|l| (l.code.as_str(), l.qty, l.unit_fen)).collect()).collect();
+        assert_eq!(lines, vec![vec![("85123A", 2, 255)], vec![("85123A", 4, 295), ("22423", 1, 1275)], vec![]]);
     }
 }

@@ -1075,3 +1075,168 @@ impl Store {
             .collect())
     }
 }
+
+/// A finished order from elsewhere (the demo's Online Retail history): completed on `at`,
+/// paid outside WeChat Pay, priced by the one pipeline from its lines' unit prices.
+#[derive(Clone, Debug)]
+pub struct PastOrder {
+    /// Unique per tenant: a second import of the same number changes nothing.
+    pub no: String,
+    /// The buyer's openid in the source; a mall buyer is made for it once.
+    pub openid: String,
+    pub customer: Option<CustomerId>,
+    pub at: Timestamp,
+    pub lines: Vec<PastLine>,
+}
+
+#[derive(Clone, Debug)]
+pub struct PastLine {
+    pub sku: SkuId,
+    pub product: ProductId,
+    pub title: String,
+    pub qty: u32,
+    pub unit_fen: i64,
+}
+
+/// Orders a transaction inserts at once (its rows stay well under PostgreSQL's bind limit).
+const PAST_CHUNK: usize = 500;
+
+impl Store {
+    /// Imports finished orders (kind `import`, status `completed`), idempotent by number.
+    /// Their units count as sold. Returns how many were new.
+    pub async fn import_past_orders(&self, tenant: TenantId, orders: &[PastOrder]) -> Result<usize> {
+        let mut openids: Vec<(&str, Option<CustomerId>)> =
+            orders.iter().map(|o| (o.openid.as_str(), o.customer)).collect();
+        openids.sort();
+        openids.dedup_by(|a, b| a.0 == b.0);
+        let mut buyers: BTreeMap<String, Uuid> = BTreeMap::new();
+        let now = self.now();
+        for chunk in openids.chunks(PAST_CHUNK) {
+            let rows: Vec<(Uuid, String)> = in_tx!(self, |tx| {
+                let mut qb = sqlx::QueryBuilder::new(
+                    "INSERT INTO mall_buyers (tenant_id, id, openid, customer_id, created_at) ",
+                );
+                qb.push_values(chunk, |mut b, (openid, customer)| {
+                    b.push_bind(tenant.0)
+                        .push_bind(Uuid::now_v7())
+                        .push_bind(*openid)
+                        .push_bind(customer.map(|c| c.0))
+                        .push_bind(now.0);
+                });
+                qb.push(" ON CONFLICT (tenant_id, openid) DO NOTHING");
+                qb.build().execute(&mut *tx).await?;
+                let mut qb = sqlx::QueryBuilder::new("SELECT id, openid FROM mall_buyers WHERE tenant_id = ");
+                qb.push_bind(tenant.0).push(" AND openid IN (");
+                let mut sep = qb.separated(", ");
+                for (openid, _) in chunk {
+                    sep.push_bind(*openid);
+                }
+                qb.push(")");
+                qb.build_query_as::<(Uuid, String)>().fetch_all(&mut *tx).await?
+            });
+            buyers.extend(rows.into_iter().map(|(id, openid)| (openid, id)));
+        }
+        let mut added = 0;
+        for chunk in orders.chunks(PAST_CHUNK) {
+            // Price each order with the pipeline, so its lines carry units like any other.
+            let mut priced = Vec::with_capacity(chunk.len());
+            for o in chunk {
+                let cart = Cart {
+                    lines: o
+                        .lines
+                        .iter()
+                        .map(|l| Line {
+                            sku: l.sku.to_string(),
+                            product: l.product.to_string(),
+                            categories: Vec::new(),
+                            unit_list: l.unit_fen,
+                            qty: l.qty,
+                            paid_member_unit: None,
+                            activity: None,
+                        })
+                        .collect(),
+                    ..Default::default()
+                };
+                let Some(buyer) = buyers.get(&o.openid) else { continue };
+                match pricing::quote(&cart) {
+                    Ok(q) => priced.push((OrderId::new(), *buyer, o, q)),
+                    Err(e) => tracing::warn!(no = %o.no, error = %e, "past order skipped"),
+                }
+            }
+            if priced.is_empty() {
+                continue;
+            }
+            added += in_tx!(self, |tx| {
+                let mut qb = sqlx::QueryBuilder::new(
+                    "INSERT INTO orders (tenant_id, id, no, buyer_id, customer_id, kind, status, list_fen, goods_fen, \
+                     shipping_fen, payable_fen, paid_fen, quote, created_at, expires_at, paid_at, received_at, completed_at, \
+                     updated_at) ",
+                );
+                qb.push_values(&priced, |mut b, (id, buyer, o, q)| {
+                    b.push_bind(tenant.0)
+                        .push_bind(id.0)
+                        .push_bind(&o.no)
+                        .push_bind(*buyer)
+                        .push_bind(o.customer.map(|c| c.0))
+                        .push_bind("import")
+                        .push_bind("completed")
+                        .push_bind(q.list_total)
+                        .push_bind(q.goods)
+                        .push_bind(0_i64)
+                        .push_bind(q.payable)
+                        .push_bind(q.payable)
+                        .push_bind(Json(q))
+                        .push_bind(o.at.0)
+                        .push_bind(o.at.0)
+                        .push_bind(o.at.0)
+                        .push_bind(o.at.0)
+                        .push_bind(o.at.0)
+                        .push_bind(o.at.0);
+                });
+                qb.push(" ON CONFLICT (tenant_id, no) DO NOTHING RETURNING id");
+                let fresh: Vec<Uuid> = qb.build_query_scalar().fetch_all(&mut *tx).await?;
+                let lines: Vec<_> = priced
+                    .iter()
+                    .filter(|(id, ..)| fresh.contains(&id.0))
+                    .flat_map(|(id, _, o, q)| o.lines.iter().zip(&q.lines).enumerate().map(move |(i, l)| (id, i, l)))
+                    .collect();
+                for part in lines.chunks(PAST_CHUNK) {
+                    let mut qb = sqlx::QueryBuilder::new(
+                        "INSERT INTO order_lines (tenant_id, order_id, line_no, sku_id, product_id, title, spec, qty, \
+                         unit_list_fen, unit_price_fen, paid_fen, units, shares) ",
+                    );
+                    qb.push_values(part, |mut b, (id, i, (l, lq))| {
+                        b.push_bind(tenant.0)
+                            .push_bind(id.0)
+                            .push_bind(*i as i64)
+                            .push_bind(l.sku.0)
+                            .push_bind(l.product.0)
+                            .push_bind(&l.title)
+                            .push_bind("")
+                            .push_bind(i64::from(l.qty))
+                            .push_bind(lq.unit_list)
+                            .push_bind(lq.unit_price)
+                            .push_bind(lq.paid)
+                            .push_bind(Json(&lq.units))
+                            .push_bind(Json(Vec::<LineShare>::new()));
+                    });
+                    qb.build().execute(&mut *tx).await?;
+                }
+                let mut sold: BTreeMap<Uuid, i64> = BTreeMap::new();
+                for (_, _, (l, _)) in &lines {
+                    *sold.entry(l.sku.0).or_default() += i64::from(l.qty);
+                }
+                for (sku, n) in sold {
+                    sqlx::query("UPDATE skus SET sold = sold + $3 WHERE tenant_id = $1 AND id = $2")
+                        .bind(tenant.0)
+                        .bind(sku)
+                        .bind(n)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                fresh.len()
+            });
+        }
+        Ok(added)
+    }
+}
