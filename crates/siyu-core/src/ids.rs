@@ -94,6 +94,8 @@ id_type!(
     PromotionId,
     /// A presale with a deposit (预售).
     PresaleId,
+    /// An item promotion (限时折扣 or 第二件半价).
+    DiscountId,
 );
 
 #[cfg(test)]

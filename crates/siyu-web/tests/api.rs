@@ -220,7 +220,14 @@ both!(every_tenant_path_is_404_with_another_tenants_credentials, |app| async mov
             "skus": [{"sku_id": later["skus"][0]["id"], "price_fen": 1000, "deposit_fen": 100, "deposit_value_fen": 200, "quota": 5}]}),
     )
     .await;
+    let discount = post(
+        "/api/v1/discounts",
+        json!({"name": "第二件半价", "kind": "second_half", "starts_at": "2026-01-01T00:00:00+08:00",
+            "ends_at": "2026-01-02T00:00:00+08:00", "product_ids": [product["id"]]}),
+    )
+    .await;
     let fixtures: HashMap<&str, String> = HashMap::from([
+        ("discount_id", discount["id"].as_str().unwrap().to_string()),
         ("presale_id", presale["id"].as_str().unwrap().to_string()),
         ("promotion_id", promotion["id"].as_str().unwrap().to_string()),
         ("coupon_template_id", coupon["id"].as_str().unwrap().to_string()),

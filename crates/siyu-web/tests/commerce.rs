@@ -1138,3 +1138,94 @@ both!(past_orders_are_imported_once, |w| async move {
         .await;
     assert_eq!(problem(r, 409).await["code"], "order_not_paid");
 });
+
+both!(item_discounts_price_checkout_while_they_run, |w| async move {
+    let p = w.product("香薰蜡烛", &[("大", 12900, 20), ("小", 6900, 20)], None).await;
+    let (big, small) = (p["skus"][0]["id"].clone(), p["skus"][1]["id"].clone());
+    let t0 = w.clock.now();
+    let at = |secs: i64| Timestamp(t0.0 + secs * 1_000_000).to_rfc3339(8);
+    let limited = |name: &str, price: i64| {
+        json!({"name": name, "kind": "limited_price", "starts_at": at(-60), "ends_at": at(600),
+            "skus": [{"sku_id": big, "price_fen": price}]})
+    };
+    let r = w.api(Method::POST, "/api/v1/discounts", Some(&limited("不是折扣", 12900))).await;
+    assert_eq!(problem(r, 409).await["code"], "not_a_discount");
+    let d = w.json(Method::POST, "/api/v1/discounts", Some(&limited("限时折扣", 9900))).await;
+    assert_eq!(d["items"][0]["list_fen"], 12900);
+    // STK-1: one 限时折扣 per SKU at a time.
+    let r = w.api(Method::POST, "/api/v1/discounts", Some(&limited("又一个", 9000))).await;
+    assert_eq!(problem(r, 409).await["code"], "discount_overlaps");
+    let half = json!({"name": "第二件半价", "kind": "second_half", "starts_at": at(-60), "ends_at": at(600),
+        "product_ids": [p["id"]]});
+    w.json(Method::POST, "/api/v1/discounts", Some(&half)).await;
+    let buyer = w.buyer("o-discounts").await;
+    let quote = |items: Value| {
+        let (w, buyer) = (&w, &buyer);
+        async move {
+            let r = w.mall(buyer, Method::POST, "/quote", Some(&json!({"items": items}))).await;
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    // The big one at its limited price, which takes no item promotion besides; the two small
+    // ones pair up, and the second is half price.
+    let q = quote(json!([{"sku_id": big, "qty": 1}, {"sku_id": small, "qty": 2}])).await;
+    assert_eq!(q["payable_fen"], 9900 + 6900 + 3450, "{q}");
+    let kinds: Vec<&str> =
+        q["quote"]["steps"].as_array().unwrap().iter().map(|s| s["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["activity_price", "second_half"]);
+    // The order keeps the price it was quoted at, even paid after the discount ends (LD-1).
+    let o = w.order_with(&buyer, &json!({"items": [{"sku_id": big, "qty": 1}]})).await;
+    assert_eq!(o["payable_fen"], 9900);
+    w.clock.advance(Duration::from_secs(900));
+    w.pay(&buyer, &o).await;
+    assert_eq!(w.detail(&o).await["order"]["paid_fen"], 9900);
+    let q = quote(json!([{"sku_id": big, "qty": 1}, {"sku_id": small, "qty": 2}])).await;
+    assert_eq!(q["payable_fen"], 12900 + 6900 * 2, "both ended");
+    // Stopping one early ends it at once.
+    let mut later = limited("下一个", 9000);
+    later["starts_at"] = json!(at(1200));
+    later["ends_at"] = json!(at(3000));
+    let d2 = w.json(Method::POST, "/api/v1/discounts", Some(&later)).await;
+    assert_eq!(quote(json!([{"sku_id": big, "qty": 1}])).await["payable_fen"], 12900, "not started yet");
+    let mut now_on = limited("现在", 9000);
+    now_on["starts_at"] = json!(at(800));
+    now_on["ends_at"] = json!(at(7200));
+    let r = w.api(Method::POST, "/api/v1/discounts", Some(&now_on)).await;
+    assert_eq!(problem(r, 409).await["code"], "discount_overlaps");
+    w.json(Method::POST, &format!("/api/v1/discounts/{}/stop", d2["id"].as_str().unwrap()), None).await;
+    w.json(Method::POST, "/api/v1/discounts", Some(&now_on)).await;
+    assert_eq!(quote(json!([{"sku_id": big, "qty": 2}])).await["payable_fen"], 18000);
+
+    // The console sets a 8.5 折 limited price on every SKU of a product.
+    let owner = w.app.session("mall", "owner").await;
+    let other = w.product("茶具", &[("青", 10000, 5), ("白", 999, 5)], None).await;
+    let post = |form: Vec<(&'static str, String)>| {
+        let (owner, w) = (&owner, &w);
+        async move {
+            let mut f = vec![("_csrf", owner.csrf.clone())];
+            f.extend(form);
+            let r = owner.client.post(w.app.url("/console/discounts")).form(&f).send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let today = Timestamp(w.clock.now().0).to_rfc3339(8)[..10].to_string();
+    let form = |zhe: &str| {
+        vec![
+            ("name", "茶具特惠".into()),
+            ("kind", "limited_price".into()),
+            ("product_id", other["id"].as_str().unwrap().to_string()),
+            ("zhe", zhe.to_string()),
+            ("from", today.clone()),
+            ("to", today.clone()),
+        ]
+    };
+    let (code, page) = post(form("10")).await;
+    assert_eq!(code, 422, "{page}");
+    assert!(page.contains("0.1 to 9.9") || page.contains("折扣"), "{page}");
+    let (code, page) = post(form("8.5")).await;
+    assert_eq!(code, 200, "{page}");
+    assert!(page.contains("¥100.00 → ¥85.00") && page.contains("¥9.99 → ¥8.49"), "{page}");
+    let r = reqwest::get(w.app.url(&format!("/m/mall/p/{}", other["id"].as_str().unwrap()))).await.unwrap();
+    let page = r.text().await.unwrap();
+    assert!(page.contains("限时折扣 ¥85.00"), "{page}");
+});

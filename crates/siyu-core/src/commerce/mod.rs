@@ -4,6 +4,7 @@
 pub mod allocate;
 pub mod catalogue;
 pub mod coupon;
+pub mod discount;
 pub mod order;
 pub mod presale;
 pub mod pricing;

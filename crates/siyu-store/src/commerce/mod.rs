@@ -5,6 +5,7 @@
 
 pub mod catalogue;
 pub mod coupons;
+pub mod discounts;
 pub mod orders;
 pub mod payments;
 pub mod presales;

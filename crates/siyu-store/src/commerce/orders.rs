@@ -499,6 +499,14 @@ impl Store {
         // A line is in a category's scope when its category or any ancestor is.
         // Promotions running now are part of the price (their window is tested at submit).
         let promos = if presale.is_some() { Vec::new() } else { self.running_promotions(tenant, now).await? };
+        // Item promotions running now (限时折扣, 第二件半价); a presale's lines take none.
+        let running = if presale.is_some() {
+            super::discounts::RunningDiscounts::default()
+        } else {
+            let skus: Vec<SkuId> = items.iter().map(|it| it.sku_id).collect();
+            let products: Vec<ProductId> = facts.iter().map(|f| ProductId(f.1)).collect();
+            self.running_discounts(tenant, &skus, &products, now).await?
+        };
         // Only scopes look at categories; a cart with neither coupon nor promotion skips the read.
         let parents: BTreeMap<Uuid, Option<Uuid>> = if coupon.is_some() || !promos.is_empty() {
             self.categories(tenant).await?.into_iter().map(|c| (c.id.0, c.parent_id.map(|p| p.0))).collect()
@@ -535,12 +543,20 @@ impl Store {
                 unit_list: f.3,
                 qty: it.qty,
                 paid_member_unit: None,
-                // A presale unit costs its deposit plus its balance, all told.
-                activity: presale.and_then(|p| p.terms_of(it.sku_id)).map(|t| Activity {
-                    kind: ActivityKind::PresaleBalance,
-                    unit_price: t.terms.total_fen(),
-                    allow_coupon_and_points: false,
-                }),
+                // A presale unit costs its deposit plus its balance, all told; a 限时折扣
+                // price applies only while below the SKU's own (LD-1).
+                activity: match presale.and_then(|p| p.terms_of(it.sku_id)) {
+                    Some(t) => Some(Activity {
+                        kind: ActivityKind::PresaleBalance,
+                        unit_price: t.terms.total_fen(),
+                        allow_coupon_and_points: false,
+                    }),
+                    None => running.prices.get(&it.sku_id).filter(|(_, p)| *p < f.3).map(|(_, p)| Activity {
+                        kind: ActivityKind::LimitedDiscount,
+                        unit_price: *p,
+                        allow_coupon_and_points: true,
+                    }),
+                },
             });
             priced.push(PricedItem {
                 sku_id: it.sku_id,
@@ -558,7 +574,18 @@ impl Store {
             .into_iter()
             .collect();
         let promos = promos.iter().map(|p| p.as_promo()).collect();
-        let cart = Cart { lines, shipping, coupons, promos, ..Default::default() };
+        let second_half = running
+            .second_half
+            .into_iter()
+            .map(|(id, products)| pricing::SecondHalf {
+                id,
+                scope: pricing::Scope {
+                    products: products.iter().map(ToString::to_string).collect(),
+                    ..Default::default()
+                },
+            })
+            .collect();
+        let cart = Cart { lines, shipping, coupons, promos, second_half, ..Default::default() };
         let quote = pricing::quote(&cart).map_err(|e| rejected("pricing", None, e.to_string()))?;
         Ok(PricedCart { items: priced, quote })
     }

@@ -35,6 +35,7 @@ mod auth;
 mod catalogue;
 mod coupons;
 mod customers;
+mod discounts;
 mod imports;
 mod orders;
 mod org;
@@ -90,6 +91,7 @@ const TEMPLATES: &[(&str, &str)] = embed!(
     "coupons.html",
     "promotions.html",
     "presales.html",
+    "discounts.html",
     "mall_base.html",
     "mall_quote.html",
     "mall_home.html",
@@ -164,6 +166,7 @@ pub fn router() -> Router<AppState> {
         .merge(coupons::router())
         .merge(promotions::router())
         .merge(presales::router())
+        .merge(discounts::router())
         .merge(orders::router())
         .merge(admin::router())
         .merge(wecom::router())
@@ -473,6 +476,7 @@ fn nav(ctx: &Ctx) -> serde_json::Value {
                 item("orders.title", "/console/orders", "orders", Some(Scope::CommerceRead)),
                 item("coupons.title", "/console/coupons", "coupons", Some(Scope::CommerceRead)),
                 item("promotions.title", "/console/promotions", "promotions", Some(Scope::CommerceRead)),
+                item("discounts.title", "/console/discounts", "discounts", Some(Scope::CommerceRead)),
                 item("presales.title", "/console/presales", "presales", Some(Scope::CommerceRead)),
                 item("refunds.title", "/console/refunds", "refunds", Some(Scope::CommerceRead)),
                 item("pay.title", "/console/pay", "pay", Some(Scope::SettingsRead)),

@@ -109,7 +109,7 @@ async fn page(State(s): State<AppState>, ctx: Ctx, Query(q): Query<HashMap<Strin
 }
 
 /// A local day (`YYYY-MM-DD`) to the instant it starts, as RFC 3339 for the API's input.
-fn day(ctx: &Ctx, s: &str, plus_days: i64) -> String {
+pub(super) fn day(ctx: &Ctx, s: &str, plus_days: i64) -> String {
     match siyu_core::time::parse_day(s.trim()) {
         Some(d) => Timestamp::from_unix_secs((d + plus_days) * 86_400 - i64::from(ctx.offset()) * 3600)
             .to_rfc3339(ctx.offset()),

@@ -254,16 +254,20 @@ async fn product(State(s): State<AppState>, pg: Page, Path((_, id)): Path<(Strin
         Ok(p) => p,
         Err(e) => return fail(pg.lang, e),
     };
+    let now = s.store.now();
+    let sku_ids: Vec<SkuId> = p.skus.iter().map(|k| SkuId(k.id)).collect();
+    let running = s.store.running_discounts(pg.tenant, &sku_ids, &[ProductId(id)], now).await.unwrap_or_default();
     let skus: Vec<Value> = p
         .skus
         .iter()
         .map(|k| {
+            // A 限时折扣 shows its price beside the struck-through one.
+            let deal = running.prices.get(&SkuId(k.id)).filter(|(_, d)| *d < k.price_fen).map(|(_, d)| yuan(*d));
             json!({"id": k.id, "label": if k.spec.is_empty() { pg.t("mall.default_spec") } else { k.spec.join(" / ") },
-            "price": yuan(k.price_fen), "available": k.available, "sold_out": k.available <= 0})
+            "price": yuan(k.price_fen), "deal": deal, "available": k.available, "sold_out": k.available <= 0})
         })
         .collect();
     let first = p.skus.iter().position(|k| k.available > 0).unwrap_or(0);
-    let now = s.store.now();
     let presale = s.store.presale_of_product(pg.tenant, ProductId(id), now).await.ok().flatten();
     let paragraphs: Vec<&str> =
         p.detail.as_deref().unwrap_or("").split("\n\n").filter(|x| !x.trim().is_empty()).collect();
@@ -275,6 +279,7 @@ async fn product(State(s): State<AppState>, pg: Page, Path((_, id)): Path<(Strin
     );
     m.insert("skus".into(), json!(skus));
     m.insert("first".into(), json!(first));
+    m.insert("second_half".into(), json!(!running.second_half.is_empty()));
     if let Some(ps) = presale {
         let at = |t: siyu_core::Timestamp| t.display_local(8);
         let phase = serde_json::to_value(ps.phase(now)).unwrap_or_default();

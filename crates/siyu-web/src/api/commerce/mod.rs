@@ -8,6 +8,7 @@ use crate::AppState;
 
 pub mod catalogue;
 pub mod coupons;
+pub mod discounts;
 pub mod dto;
 pub mod orders;
 pub mod presales;
@@ -18,6 +19,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(catalogue::router())
         .merge(coupons::router())
+        .merge(discounts::router())
         .merge(orders::router())
         .merge(presales::router())
         .merge(promotions::router())

@@ -1,0 +1,174 @@
+//! Console page for item promotions: 限时折扣 (a product's SKUs at N 折 for some days) and
+//! 第二件半价 (on a product), each stoppable; an item takes one of each kind at a time.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
+
+use siyu_core::auth::Scope;
+use siyu_core::commerce::catalogue::ProductStatus;
+use siyu_core::commerce::discount::{price_at, DiscountKind};
+use siyu_core::paging::PageRequest;
+use siyu_core::{DiscountId, Fen, ProductId};
+use siyu_store::commerce::catalogue::ProductFilter;
+
+use super::promotions::day;
+use super::{Ctx, FormData};
+use crate::api::commerce::discounts::{DiscountIn, DiscountSkuIn};
+use crate::error::ApiError;
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/console/discounts", get(page).post(create)).route("/console/discounts/{id}/stop", post(stop))
+}
+
+async fn view(
+    s: &AppState,
+    ctx: &Ctx,
+    values: Value,
+    errors: Map<String, Value>,
+    msg: Option<String>,
+    status: StatusCode,
+) -> Response {
+    let list = match s.store.discounts(ctx.tenant.id).await {
+        Ok(l) => l,
+        Err(e) => return ctx.fail(e),
+    };
+    let now = s.store.now();
+    let yuan = |f: i64| Fen(f).to_string();
+    let rows: Vec<Value> = list
+        .iter()
+        .map(|d| {
+            let phase = if d.status != "active" {
+                "stopped"
+            } else if now < d.starts_at {
+                "upcoming"
+            } else if now < d.ends_at {
+                "running"
+            } else {
+                "ended"
+            };
+            let items: Vec<String> = d
+                .items
+                .iter()
+                .map(|i| match (i.list_fen, i.price_fen) {
+                    (Some(l), Some(p)) => format!("{} {} → {}", i.label, yuan(l), yuan(p)),
+                    _ => i.label.clone(),
+                })
+                .collect();
+            json!({"id": d.id, "name": d.name, "kind": ctx.t(&format!("discounts.kind.{}", d.kind.as_str())),
+                "items": items, "from": ctx.when(d.starts_at), "to": ctx.when(d.ends_at),
+                "phase": ctx.t(&format!("promotions.phase.{phase}")), "stoppable": matches!(phase, "upcoming" | "running")})
+        })
+        .collect();
+    let filter = ProductFilter { status: Some(ProductStatus::Listed), ..Default::default() };
+    let products = s.store.products(ctx.tenant.id, &filter, &PageRequest { limit: 200, before: None }).await;
+    let products: Vec<Value> = products
+        .map(|p| p.items)
+        .unwrap_or_default()
+        .iter()
+        .map(|p| json!({"value": p.id, "label": p.title}))
+        .collect();
+    let mut m = ctx.base("discounts", "discounts.title");
+    m.insert("rows".into(), json!(rows));
+    m.insert("products".into(), json!(products));
+    m.insert(
+        "kinds".into(),
+        json!(["limited_price", "second_half"]
+            .iter()
+            .map(|k| json!({"value": k, "label": ctx.t(&format!("discounts.kind.{k}"))}))
+            .collect::<Vec<_>>()),
+    );
+    m.insert("values".into(), values);
+    m.insert("errors".into(), json!(errors));
+    m.insert("error".into(), json!(msg));
+    m.insert("can_write".into(), json!(ctx.can(Scope::CommerceWrite)));
+    ctx.render_with(status, "discounts.html", m)
+}
+
+async fn page(State(s): State<AppState>, ctx: Ctx, Query(q): Query<HashMap<String, String>>) -> Response {
+    if let Some(r) = ctx.require(Scope::CommerceRead) {
+        return r;
+    }
+    let msg = super::flag(&q, "saved").then(|| ctx.t("common.saved"));
+    view(&s, &ctx, json!({"kind": "limited_price"}), Map::new(), msg, StatusCode::OK).await
+}
+
+async fn create(State(s): State<AppState>, ctx: Ctx, body: Bytes) -> Response {
+    let f = FormData::parse(&body);
+    if let Some(r) = ctx.deny(&f, Scope::CommerceWrite) {
+        return r;
+    }
+    let res = async {
+        let product = f
+            .get("product_id")
+            .parse::<Uuid>()
+            .map_err(|_| ApiError::validation("product_id", "required", "choose a product"))?;
+        let p = s
+            .store
+            .product(ctx.tenant.id, ProductId(product))
+            .await
+            .map_err(|_| ApiError::validation("product_id", "unknown_reference", "no such product"))?;
+        let kind = f.get("kind").to_string();
+        let mut skus = Vec::new();
+        if DiscountKind::parse(&kind) == Some(DiscountKind::LimitedPrice) {
+            // N 折 of each SKU's own price, floored to the fen.
+            let bp = Fen::parse_yuan(f.get("zhe")).map(|z| z.0 * 10).unwrap_or(-1);
+            for k in p.skus.iter().filter(|k| k.active) {
+                let price = price_at(k.price_fen, bp)
+                    .ok_or_else(|| ApiError::validation("zhe", "out_of_range", "a discount is 0.1 to 9.9 折"))?;
+                skus.push(DiscountSkuIn { sku_id: k.id.0, price_fen: price });
+            }
+        }
+        let b = DiscountIn {
+            name: f.get("name").into(),
+            kind,
+            starts_at: day(&ctx, f.get("from"), 0),
+            ends_at: day(&ctx, f.get("to"), 1),
+            skus,
+            product_ids: vec![product],
+        };
+        let input = crate::api::commerce::discounts::discount_input(b)?;
+        s.store.create_discount(&ctx.actor, &input).await?;
+        Ok::<(), ApiError>(())
+    }
+    .await;
+    let res = res.map_err(|e| {
+        super::rename_fields(
+            e,
+            &[
+                ("starts_at", "from"),
+                ("ends_at", "to"),
+                ("skus", "product_id"),
+                ("skus.0.sku_id", "product_id"),
+                ("product_ids.0", "product_id"),
+                ("product_ids", "product_id"),
+            ],
+        )
+    });
+    match res {
+        Ok(()) => Redirect::to("/console/discounts?saved=1").into_response(),
+        Err(e) => match ctx.form_error(e) {
+            Ok((errors, msg)) => view(&s, &ctx, f.values(), errors, msg, StatusCode::UNPROCESSABLE_ENTITY).await,
+            Err(r) => *r,
+        },
+    }
+}
+
+async fn stop(State(s): State<AppState>, ctx: Ctx, Path(id): Path<Uuid>, body: Bytes) -> Response {
+    let f = FormData::parse(&body);
+    if let Some(r) = ctx.deny(&f, Scope::CommerceWrite) {
+        return r;
+    }
+    match s.store.stop_discount(&ctx.actor, DiscountId(id)).await {
+        Ok(_) => Redirect::to("/console/discounts?saved=1").into_response(),
+        Err(e) => ctx.fail(e),
+    }
+}
