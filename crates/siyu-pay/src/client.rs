@@ -358,6 +358,18 @@ impl PayClient {
             .base
             .join(&format!("{}{}", self.base.path().trim_end_matches('/'), path_and_query))
             .map_err(|e| PayError::Config(format!("bad request path {path_and_query:?}: {e}")))?;
+        self.send(method, url, body, true).await
+    }
+
+    /// Signs and sends one request; `verify` checks the answer's signature (a bill download
+    /// is not signed: its hash is checked instead).
+    async fn send(
+        &self,
+        method: Method,
+        url: reqwest::Url,
+        body: Option<&Value>,
+        verify: bool,
+    ) -> Result<Vec<u8>, PayError> {
         // The signature covers the path as the server receives it, so it is read back from the
         // parsed URL rather than from our own string.
         let canonical = match url.query() {
@@ -393,10 +405,37 @@ impl PayClient {
         if !(200..300).contains(&status) {
             return Err(api_error(status, &body, &method, &canonical));
         }
-        let h =
-            Headers::from_pairs(headers.iter().map(|(k, v)| (k.as_str(), v.as_str()))).map_err(PayError::Signature)?;
-        self.cfg.verifier.verify(&h, &body, self.clock.now().unix_secs()).map_err(PayError::Signature)?;
+        if verify {
+            let h = Headers::from_pairs(headers.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                .map_err(PayError::Signature)?;
+            self.cfg.verifier.verify(&h, &body, self.clock.now().unix_secs()).map_err(PayError::Signature)?;
+        }
         Ok(body)
+    }
+
+    /// `GET /v3/bill/tradebill?bill_date=…&bill_type=ALL`, then the file at its
+    /// `download_url`, whose SHA1 must be the announced one; returns the bill's text.
+    pub async fn trade_bill(&self, bill_date: &str) -> Result<String, PayError> {
+        #[derive(serde::Deserialize)]
+        struct Link {
+            hash_type: String,
+            hash_value: String,
+            download_url: String,
+        }
+        let path = format!("/v3/bill/tradebill?bill_date={}&bill_type=ALL", path_segment(bill_date));
+        let link: Link = decode(&self.call(Method::GET, &path, None).await?)?;
+        let url = reqwest::Url::parse(&link.download_url)
+            .map_err(|e| PayError::Decode(format!("bad download_url {:?}: {e}", link.download_url)))?;
+        let file = self.send(Method::GET, url, None, false).await?;
+        use sha1::Digest as _;
+        let got = hex::encode(sha1::Sha1::digest(&file));
+        if !link.hash_type.eq_ignore_ascii_case("SHA1") || !got.eq_ignore_ascii_case(&link.hash_value) {
+            return Err(PayError::Decode(format!(
+                "the bill's {} hash is {got}, not the announced {}",
+                link.hash_type, link.hash_value
+            )));
+        }
+        String::from_utf8(file).map_err(|e| PayError::Decode(format!("the bill is not UTF-8: {e}")))
     }
 }
 

@@ -12,6 +12,7 @@
 //! Like `siyu-wecom`, this crate knows the provider's wire formats and nothing of siyu's storage
 //! or order rules: deciding what a payment means for an order is the caller's job.
 
+pub mod bill;
 pub mod client;
 pub mod fixtures;
 pub mod notify;

@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use siyu_core::time::{Clock, Timestamp};
 
+use crate::bill;
 use crate::client::{nonce32, parse_authorization, request_message, rfc3339_cst};
 use crate::notify::{
     self, public_key_from_pem, verify_rsa, Notification, Resource, Signer, Verifier, SIGNTEST_PREFIX,
@@ -205,6 +206,8 @@ struct Books {
     by_transaction: HashMap<String, usize>,
     refunds: Vec<RefundRec>,
     by_refund_no: HashMap<String, usize>,
+    /// Bill files by download token.
+    bills: HashMap<String, String>,
 }
 
 impl Books {
@@ -451,6 +454,8 @@ impl PaySandbox {
             .route("/v3/pay/transactions/out-trade-no/{out_trade_no}/close", post(api_close))
             .route("/v3/refund/domestic/refunds", post(api_refund))
             .route("/v3/refund/domestic/refunds/{out_refund_no}", get(api_query_refund))
+            .route("/v3/bill/tradebill", get(api_trade_bill))
+            .route("/v3/billdownload/file", get(api_bill_file))
             .route("/sandbox/cashier", get(cashier_page))
             .route("/sandbox/cashier/pay", post(cashier_pay))
             .with_state(Arc::clone(self))
@@ -1195,6 +1200,127 @@ async fn api_query_refund(
     body: Bytes,
 ) -> Response {
     sb.respond(sb.authenticate(&method, &uri, &headers, &body).and_then(|()| sb.query_refund(&out_refund_no)))
+}
+
+#[derive(Deserialize)]
+struct BillQuery {
+    bill_date: String,
+    #[serde(default)]
+    bill_type: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct TokenQuery {
+    token: String,
+}
+
+impl PaySandbox {
+    /// The ALL bill of one Beijing day: every successful payment (duplicates included) and
+    /// every successful refund whose success time falls on it.
+    pub fn bill(&self, bill_date: &str) -> String {
+        let books = lock(&self.books);
+        let on_day = |t: &Option<String>| t.as_deref().is_some_and(|t| t.get(..10) == Some(bill_date));
+        let time =
+            |t: &Option<String>| t.as_deref().unwrap_or_default().replacen('T', " ", 1).chars().take(19).collect();
+        let mut lines = Vec::new();
+        for o in &books.orders {
+            for tx in std::iter::once(&o.tx).chain(&o.duplicates) {
+                if tx.transaction_id.is_some() && on_day(&tx.success_time) {
+                    lines.push(bill::BillLine {
+                        kind: bill::BillKind::Payment,
+                        time: time(&tx.success_time),
+                        appid: tx.appid.clone(),
+                        mchid: tx.mchid.clone(),
+                        transaction_id: tx.transaction_id.clone().unwrap_or_default(),
+                        out_trade_no: tx.out_trade_no.clone(),
+                        openid: tx.payer.as_ref().map(|p| p.openid.clone()).unwrap_or_default(),
+                        amount_fen: tx.amount.total,
+                        refund_id: String::new(),
+                        out_refund_no: String::new(),
+                        refund_fen: 0,
+                        description: o.request.description.clone(),
+                    });
+                }
+            }
+        }
+        for r in &books.refunds {
+            let i = &r.info;
+            if i.status == RefundStatus::Success && on_day(&i.success_time) {
+                lines.push(bill::BillLine {
+                    kind: bill::BillKind::Refund,
+                    time: time(&i.success_time),
+                    appid: self.cfg.appid.clone(),
+                    mchid: self.cfg.mchid.clone(),
+                    transaction_id: i.transaction_id.clone(),
+                    out_trade_no: i.out_trade_no.clone(),
+                    openid: String::new(),
+                    amount_fen: i.amount.total,
+                    refund_id: i.refund_id.clone(),
+                    out_refund_no: i.out_refund_no.clone(),
+                    refund_fen: i.amount.refund,
+                    description: String::new(),
+                });
+            }
+        }
+        lines.sort_by(|a, b| a.time.cmp(&b.time));
+        bill::render(&lines)
+    }
+
+    fn trade_bill(&self, q: &BillQuery, uri: &Uri, headers: &HeaderMap) -> ApiResult {
+        let valid = q.bill_date.len() == 10
+            && q.bill_date
+                .bytes()
+                .enumerate()
+                .all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() });
+        if !valid {
+            return Err(ApiError::new(400, "PARAM_ERROR", "bill_date 格式应为 yyyy-MM-DD"));
+        }
+        if q.bill_type.as_deref().is_some_and(|t| t != "ALL") {
+            return Err(ApiError::new(400, "PARAM_ERROR", "沙箱仅支持 bill_type=ALL"));
+        }
+        let text = self.bill(&q.bill_date);
+        use sha1::Digest as _;
+        let hash = hex::encode(sha1::Sha1::digest(text.as_bytes()));
+        let token = Alphanumeric.sample_string(&mut rand::thread_rng(), 32);
+        lock(&self.books).bills.insert(token.clone(), text);
+        // The file is served beside this endpoint, wherever the sandbox is mounted.
+        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
+        let prefix = uri.path().strip_suffix("/v3/bill/tradebill").unwrap_or("");
+        Ok(Reply::Json(
+            StatusCode::OK,
+            json!({"hash_type": "SHA1", "hash_value": hash,
+                "download_url": format!("http://{host}{prefix}/v3/billdownload/file?token={token}")}),
+        ))
+    }
+}
+
+async fn api_trade_bill(
+    State(sb): State<Arc<PaySandbox>>,
+    Query(q): Query<BillQuery>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    sb.respond(sb.authenticate(&method, &uri, &headers, &body).and_then(|()| sb.trade_bill(&q, &uri, &headers)))
+}
+
+/// The bill file: plain bytes, unsigned (the client checks the announced hash).
+async fn api_bill_file(
+    State(sb): State<Arc<PaySandbox>>,
+    Query(q): Query<TokenQuery>,
+    method: Method,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(e) = sb.authenticate(&method, &uri, &headers, &body) {
+        return sb.respond(Err(e));
+    }
+    match lock(&sb.books).bills.get(&q.token) {
+        Some(text) => ([(header::CONTENT_TYPE, "application/octet-stream")], text.clone()).into_response(),
+        None => sb.respond(Err(ApiError::new(404, "RESOURCE_NOT_EXISTS", "账单文件不存在或已过期"))),
+    }
 }
 
 // ---- the cashier page (H5 flow) ----

@@ -1229,3 +1229,59 @@ both!(item_discounts_price_checkout_while_they_run, |w| async move {
     let page = r.text().await.unwrap();
     assert!(page.contains("限时折扣 ¥85.00"), "{page}");
 });
+
+both!(the_daily_bill_is_reconciled, |w| async move {
+    let p = w.product("花瓶", &[("蓝", 4500, 10)], None).await;
+    let sku = p["skus"][0]["id"].clone();
+    let buyer = w.buyer("o-bill").await;
+    let kept = w.order(&buyer, &sku, 1).await;
+    w.pay(&buyer, &kept).await;
+    let back = w.order(&buyer, &sku, 2).await;
+    w.pay(&buyer, &back).await;
+    let full = json!({"lines": [{"line_no": 0, "qty": 2}]});
+    w.json(Method::POST, &format!("/api/v1/orders/{}/refunds", back["id"].as_str().unwrap()), Some(&full)).await;
+    let gw = siyu_web::pay::PayGateway::new(w.app.store.store.clone());
+    gw.push_refunds(10).await.unwrap();
+    w.sb.settle_refunds().await;
+    // A payment siyu never heard of: its notification went nowhere and nothing here asked.
+    let store = &w.app.store;
+    let creds = store.pay_credentials(w.seed.tenant).await.unwrap();
+    let client = siyu_web::pay::client(store, &creds).unwrap();
+    let stray = siyu_pay::JsapiOrder {
+        description: "别处的订单".into(),
+        out_trade_no: "ELSEWHERE1".into(),
+        time_expire: None,
+        attach: None,
+        notify_url: "http://127.0.0.1:9/pay/notify".into(),
+        total_fen: 777,
+        openid: "o-bill".into(),
+    };
+    client.jsapi_prepay(&stray).await.unwrap();
+    w.sb.pay("ELSEWHERE1").await.unwrap();
+    let day = w.clock.now().to_rfc3339(8)[..10].to_string();
+    // Today's bill does not exist yet.
+    let r = w.api(Method::POST, "/api/v1/pay/reconciliations", Some(&json!({"bill_date": day}))).await;
+    assert_eq!(problem(r, 422).await["errors"][0]["field"], "bill_date");
+    // The next Beijing day at 11:00 the job reconciles yesterday's bill, once.
+    let now = w.clock.now().unix_secs();
+    let next_11 = ((now + 8 * 3600) / 86_400 + 1) * 86_400 + 11 * 3600 - 8 * 3600;
+    w.clock.advance(Duration::from_secs((next_11 - now) as u64));
+    assert_eq!(gw.reconcile_due().await.unwrap(), 1);
+    assert_eq!(gw.reconcile_due().await.unwrap(), 0, "a day runs once");
+    let runs = w.json(Method::GET, "/api/v1/pay/reconciliations", None).await;
+    let run = &runs[0];
+    assert_eq!((run["bill_date"].as_str(), run["status"].as_str()), (Some(day.as_str()), Some("unmatched")));
+    assert_eq!((run["lines"].as_i64(), run["matched"].as_i64()), (Some(4), Some(3)), "{run}");
+    assert_eq!(run["problems"][0]["code"], "unknown_payment");
+    assert!(run["problems"][0]["detail"].as_str().unwrap().contains("ELSEWHERE1"));
+    // Run again by hand: the same answer; the console lists the difference.
+    let again = w.json(Method::POST, "/api/v1/pay/reconciliations", Some(&json!({"bill_date": day}))).await;
+    assert_eq!((again["matched"].as_i64(), again["problems"].as_array().map(Vec::len)), (Some(3), Some(1)));
+    let owner = w.app.session("mall", "owner").await;
+    let page = owner.send(&w.app, Method::GET, "/console/pay", None).await.text().await.unwrap();
+    assert!(page.contains("账单有、系统无的支付") && page.contains("3 / 4"), "{page}");
+    // A day without trade reconciles clean.
+    let before = Timestamp(w.clock.now().0 - 5 * 86_400_000_000).to_rfc3339(8)[..10].to_string();
+    let quiet = w.json(Method::POST, "/api/v1/pay/reconciliations", Some(&json!({"bill_date": before}))).await;
+    assert_eq!((quiet["status"].as_str(), quiet["lines"].as_i64()), (Some("matched"), Some(0)));
+});

@@ -278,6 +278,7 @@ async fn serve(cfg: Config, demo: bool) -> Result<()> {
             .await
             .context("scheduling housekeeping")?;
         runner::schedule_commerce_sweep(&store, false).await.context("scheduling the commerce sweep")?;
+        runner::schedule_reconciliation(&store, false).await.context("scheduling the bill reconciliation")?;
         let r = runner::Runner {
             store: store.clone(),
             registry: runner::builtin_registry(),

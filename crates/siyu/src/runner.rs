@@ -216,6 +216,7 @@ pub fn builtin_registry() -> Registry {
     r.register(siyu_web::imports::IMPORT_JOB, customer_import);
     r.register(REMINDERS_JOB, follow_up_reminders);
     r.register(siyu_web::pay::SWEEP_JOB, commerce_sweep);
+    r.register(siyu_web::pay::RECONCILE_JOB, commerce_reconcile);
     r
 }
 
@@ -245,6 +246,30 @@ async fn commerce_sweep(ctx: JobCtx) -> Result<(), String> {
             advanced = rep.advanced,
             "commerce sweep"
         );
+    }
+    Ok(())
+}
+
+/// The bill reconciliation looks every hour (a day's bill is fetched once, after 10:30).
+const RECONCILE_PERIOD_SECS: i64 = 3600;
+
+/// Schedules the reconciliation for the hour after `now` (`next`) or this one, once however
+/// many processes ask.
+pub async fn schedule_reconciliation(store: &Store, next: bool) -> Result<(), siyu_store::StoreError> {
+    let slot = store.now().unix_secs() / RECONCILE_PERIOD_SECS + i64::from(next);
+    let job = siyu_store::jobs::NewJob::new(siyu_web::pay::RECONCILE_JOB, serde_json::json!({}))
+        .at(siyu_core::Timestamp::from_unix_secs(slot * RECONCILE_PERIOD_SECS))
+        .dedupe(format!("commerce.reconcile:{slot}"));
+    store.enqueue(job).await.map(|_| ())
+}
+
+/// Reconciles yesterday's WeChat Pay bill of every tenant once it is out; then schedules the
+/// next look.
+async fn commerce_reconcile(ctx: JobCtx) -> Result<(), String> {
+    schedule_reconciliation(&ctx.store, true).await.map_err(|e| e.to_string())?;
+    let ran = siyu_web::pay::PayGateway::new(ctx.store.clone()).reconcile_due().await.map_err(|e| format!("{e:?}"))?;
+    if ran > 0 {
+        tracing::info!(ran, "WeChat Pay bills reconciled");
     }
     Ok(())
 }
@@ -413,6 +438,7 @@ async fn housekeeping(ctx: JobCtx) -> Result<(), String> {
     let metrics = schedule_customer_metrics(&ctx.store).await.map_err(|e| e.to_string())?;
     // The sweep reschedules itself; this restarts one that stopped.
     schedule_commerce_sweep(&ctx.store, false).await.map_err(|e| e.to_string())?;
+    schedule_reconciliation(&ctx.store, false).await.map_err(|e| e.to_string())?;
     // Each tenant's reminder run reschedules itself; this restarts one that stopped.
     for t in ctx.store.list_tenants().await.map_err(|e| e.to_string())? {
         schedule_reminders(&ctx.store, t.id, false).await.map_err(|e| e.to_string())?;

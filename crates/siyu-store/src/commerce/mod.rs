@@ -10,3 +10,4 @@ pub mod orders;
 pub mod payments;
 pub mod presales;
 pub mod promotions;
+pub mod reconcile;

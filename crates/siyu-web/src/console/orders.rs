@@ -34,6 +34,7 @@ pub fn router() -> Router<AppState> {
         .route("/console/refunds", get(refunds_page))
         .route("/console/refunds/{id}/{decision}", post(refund_decide))
         .route("/console/pay", get(pay_page).post(pay_submit))
+        .route("/console/pay/reconcile", post(pay_reconcile))
 }
 
 type Q = Query<HashMap<String, String>>;
@@ -411,6 +412,18 @@ async fn pay_view(
     m.insert("errors".into(), json!(errors));
     m.insert("error".into(), json!(msg));
     m.insert("can_write".into(), json!(ctx.can(Scope::SettingsWrite)));
+    m.insert("can_reconcile".into(), json!(ctx.can(Scope::CommerceWrite)));
+    let recons = s.store.reconciliations(ctx.tenant.id, 30).await.unwrap_or_default();
+    m.insert(
+        "recons".into(),
+        json!(recons
+            .iter()
+            .map(|r| json!({"date": r.bill_date, "status": ctx.t(&format!("pay.recon.status.{}", r.status)),
+                "lines": r.lines, "matched": r.matched, "detail": r.detail,
+                "problems": r.problems.iter().map(|p| json!({"label": ctx.t(&format!("pay.recon.code.{}", p.code)),
+                    "reference": p.reference, "detail": p.detail})).collect::<Vec<_>>()}))
+            .collect::<Vec<_>>()),
+    );
     ctx.render_with(status, "pay.html", m)
 }
 
@@ -430,6 +443,40 @@ async fn pay_page(State(s): State<AppState>, ctx: Ctx, Query(q): Q) -> Response 
     };
     let msg = super::flag(&q, "saved").then(|| ctx.t("common.saved"));
     pay_view(&s, &ctx, values, Map::new(), msg, StatusCode::OK).await
+}
+
+/// Reconciles one day's bill now, and shows the outcome on the pay page.
+async fn pay_reconcile(State(s): State<AppState>, ctx: Ctx, body: Bytes) -> Response {
+    let f = FormData::parse(&body);
+    if let Some(r) = ctx.deny(&f, Scope::CommerceWrite) {
+        return r;
+    }
+    let res = match crate::api::commerce::settings::bill_date(&s, f.get("bill_date")) {
+        Ok(day) => match s.pay.reconcile(ctx.tenant.id, &day, true).await {
+            Ok(Some(r)) => Ok(r),
+            Ok(None) => Err(ApiError::Conflict {
+                code: "reconciliation_running",
+                field: None,
+                message: "this day's bill is being reconciled right now".into(),
+            }),
+            Err(e) => Err(e),
+        },
+        Err(e) => Err(e),
+    };
+    match res {
+        Ok(r) => {
+            let msg = crate::i18n::tf(
+                ctx.lang,
+                "pay.recon.done",
+                &[("d", &r.bill_date), ("m", &r.matched.to_string()), ("p", &r.problems.len().to_string())],
+            );
+            pay_view(&s, &ctx, json!({}), Map::new(), Some(msg), StatusCode::OK).await
+        }
+        Err(e) => match ctx.form_error(e) {
+            Ok((errors, msg)) => pay_view(&s, &ctx, f.values(), errors, msg, StatusCode::UNPROCESSABLE_ENTITY).await,
+            Err(r) => *r,
+        },
+    }
 }
 
 async fn pay_submit(State(s): State<AppState>, ctx: Ctx, body: Bytes) -> Response {

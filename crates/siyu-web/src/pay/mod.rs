@@ -340,6 +340,72 @@ impl PayGateway {
     }
 }
 
+/// The reconciliation job's kind: hourly, it reconciles yesterday's bill once it exists.
+pub const RECONCILE_JOB: &str = "commerce.reconcile";
+/// WeChat Pay makes the previous Beijing day's bill after 10:00; siyu asks from 10:30.
+const BILL_READY_SECS: i64 = 10 * 3600 + 30 * 60;
+
+impl PayGateway {
+    /// Fetches one Beijing day's trade bill and reconciles it (PAY-7). `force` runs again a
+    /// date already reconciled; otherwise a date runs once (a failed run after an hour).
+    /// `None` when another run holds the date.
+    pub async fn reconcile(
+        &self,
+        tenant: TenantId,
+        bill_date: &str,
+        force: bool,
+    ) -> Result<Option<siyu_store::commerce::reconcile::Reconciliation>, ApiError> {
+        let (client, _) = self.tenant_client(tenant).await?;
+        if !self.store.claim_reconciliation(tenant, bill_date, force).await? {
+            return Ok(None);
+        }
+        let bill = match client
+            .trade_bill(bill_date)
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|text| siyu_pay::bill::parse(&text).map_err(|e| format!("the bill could not be read: {e}")))
+        {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(%tenant, bill_date, error = %e, "ALERT: the WeChat Pay bill could not be reconciled");
+                self.store.fail_reconciliation(tenant, bill_date, &e).await?;
+                return Err(ApiError::Upstream(e));
+            }
+        };
+        let lines: Vec<_> = bill
+            .into_iter()
+            .map(|l| siyu_store::commerce::reconcile::ProviderLine {
+                refund: l.kind == siyu_pay::bill::BillKind::Refund,
+                amount_fen: if l.kind == siyu_pay::bill::BillKind::Refund { l.refund_fen } else { l.amount_fen },
+                transaction_id: l.transaction_id,
+                out_trade_no: l.out_trade_no,
+                out_refund_no: l.out_refund_no,
+            })
+            .collect();
+        Ok(Some(self.store.reconcile(tenant, bill_date, &lines).await?))
+    }
+
+    /// Reconciles yesterday's bill (Beijing day) of every tenant with payments, once it is
+    /// due. Returns how many ran.
+    pub async fn reconcile_due(&self) -> Result<usize, ApiError> {
+        let now = self.store.now();
+        let local = now.unix_secs() + 8 * 3600;
+        if local.rem_euclid(86_400) < BILL_READY_SECS {
+            return Ok(0);
+        }
+        let yesterday = siyu_core::Timestamp::from_unix_secs(now.unix_secs() - 86_400).to_rfc3339(8)[..10].to_string();
+        let mut ran = 0;
+        for (tenant, _) in self.store.pay_tenants().await? {
+            match self.reconcile(tenant, &yesterday, false).await {
+                Ok(Some(_)) => ran += 1,
+                Ok(None) => {}
+                Err(e) => tracing::warn!(%tenant, error = ?e, "reconciliation deferred"),
+            }
+        }
+        Ok(ran)
+    }
+}
+
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct SweepReport {
     pub timed_out: usize,

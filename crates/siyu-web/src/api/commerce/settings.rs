@@ -139,6 +139,95 @@ async fn notifications(State(s): State<AppState>, auth: Auth) -> ApiResult<axum:
     Ok(axum::Json(s.store.pay_notifications(auth.tenant_id, 200).await?.into_iter().map(Into::into).collect()))
 }
 
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct MismatchOut {
+    /// unknown_payment, payment_amount, unknown_refund, refund_amount, refund_not_final,
+    /// duplicate_line or missing_in_bill.
+    pub code: String,
+    pub reference: String,
+    pub detail: String,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ReconciliationOut {
+    /// The Beijing day of the bill (yyyy-MM-DD).
+    pub bill_date: String,
+    /// running, matched, unmatched or failed.
+    pub status: String,
+    pub lines: i64,
+    pub matched: i64,
+    pub problems: Vec<MismatchOut>,
+    pub detail: Option<String>,
+    pub updated_at: String,
+}
+
+impl From<siyu_store::commerce::reconcile::Reconciliation> for ReconciliationOut {
+    fn from(r: siyu_store::commerce::reconcile::Reconciliation) -> Self {
+        ReconciliationOut {
+            bill_date: r.bill_date,
+            status: r.status,
+            lines: r.lines,
+            matched: r.matched,
+            problems: r
+                .problems
+                .into_iter()
+                .map(|m| MismatchOut { code: m.code, reference: m.reference, detail: m.detail })
+                .collect(),
+            detail: r.detail,
+            updated_at: crate::api::dto::ts(r.updated_at),
+        }
+    }
+}
+
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"bill_date": "2026-11-22"}))]
+pub struct ReconcileIn {
+    /// The Beijing day to reconcile, yyyy-MM-DD (WeChat Pay keeps three months of bills).
+    pub bill_date: String,
+}
+
+/// Checks a bill date: a real day, before today in Beijing.
+pub fn bill_date(s: &AppState, v: &str) -> ApiResult<String> {
+    let v = v.trim();
+    let today = s.store.now().to_rfc3339(8)[..10].to_string();
+    match siyu_core::time::parse_day(v) {
+        Some(_) if v.len() == 10 && v < today.as_str() => Ok(v.to_string()),
+        Some(_) => Err(ApiError::validation("bill_date", "out_of_range", "a day's bill exists from the next day on")),
+        None => Err(ApiError::validation("bill_date", "invalid_format", "bill_date is yyyy-MM-DD")),
+    }
+}
+
+/// The latest bill reconciliations, newest day first, with what did not match.
+#[utoipa::path(get, path = "/api/v1/pay/reconciliations", tag = "orders", security(("bearer" = []), ("session" = [])),
+    responses((status = 200, body = Vec<ReconciliationOut>), (status = 403, body = Problem)))]
+async fn reconciliations(State(s): State<AppState>, auth: Auth) -> ApiResult<axum::Json<Vec<ReconciliationOut>>> {
+    auth.require(Scope::CommerceRead)?;
+    Ok(axum::Json(s.store.reconciliations(auth.tenant_id, 90).await?.into_iter().map(Into::into).collect()))
+}
+
+/// Reconcile one day's WeChat Pay bill now (again, if it ran before).
+#[utoipa::path(post, path = "/api/v1/pay/reconciliations", tag = "orders", request_body = ReconcileIn, security(("bearer" = []), ("session" = [])),
+    responses((status = 200, body = ReconciliationOut), (status = 409, description = "Running, or payments not set up", body = Problem), (status = 422, body = Problem), (status = 502, body = Problem)))]
+async fn reconcile(
+    State(s): State<AppState>,
+    auth: Auth,
+    Json(b): Json<ReconcileIn>,
+) -> ApiResult<axum::Json<ReconciliationOut>> {
+    auth.require(Scope::CommerceWrite)?;
+    let day = bill_date(&s, &b.bill_date)?;
+    match s.pay.reconcile(auth.tenant_id, &day, true).await? {
+        Some(r) => Ok(axum::Json(r.into())),
+        None => Err(ApiError::Conflict {
+            code: "reconciliation_running",
+            field: None,
+            message: "this day's bill is being reconciled right now".into(),
+        }),
+    }
+}
+
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(get_settings, put_settings)).routes(routes!(notifications))
+    OpenApiRouter::new()
+        .routes(routes!(get_settings, put_settings))
+        .routes(routes!(notifications))
+        .routes(routes!(reconciliations, reconcile))
 }
