@@ -168,8 +168,11 @@ pub async fn run(a: BenchArgs) -> Result<()> {
                 "order-create" => rows.extend(
                     order_create(&a, backend, &pg_url).await.with_context(|| format!("order-create on {b}"))?,
                 ),
+                "bill-reconcile" => rows.extend(
+                    bill_reconcile(&a, backend, &pg_url).await.with_context(|| format!("bill-reconcile on {b}"))?,
+                ),
                 other => bail!(
-                    "unknown scenario {other}: use http-get, bulk-insert, wecom-callbacks, segment-count, transfer-plan, group-transfer, customer-import, rule-tags or order-create"
+                    "unknown scenario {other}: use http-get, bulk-insert, wecom-callbacks, segment-count, transfer-plan, group-transfer, customer-import, rule-tags, order-create or bill-reconcile"
                 ),
             }
         }
@@ -1058,4 +1061,100 @@ async fn order_create(a: &BenchArgs, backend: Backend, pg_url: &str) -> Result<V
             ratio: percentile(&lat, 0.99) / percentile(&lat, 0.50).max(f64::MIN_POSITIVE),
         },
     ])
+}
+
+/// A day's WeChat Pay bill of `orders` payments (one in ten refunded) read and reconciled,
+/// beside the same number of bare point lookups by transaction id in the same run.
+async fn bill_reconcile(a: &BenchArgs, backend: Backend, pg_url: &str) -> Result<Vec<Row>> {
+    use siyu_pay::bill::{self, BillKind, BillLine};
+
+    let n = a.orders;
+    let (cfg, _cleanup) = fresh_config_at(backend, pg_url).await;
+    let store = Store::connect(&cfg).await?;
+    store.migrate().await?;
+    let tenant = store.create_tenant("bench", "Bench", "Asia/Shanghai").await?;
+    let day = "2026-11-22";
+    let mut lines = Vec::with_capacity(n + n / 10);
+    for chunk in (0..n).collect::<Vec<_>>().chunks(500) {
+        siyu_store::on_write!(store, |p| {
+            let mut qb = sqlx::QueryBuilder::new(
+                "INSERT INTO payments (tenant_id, id, order_id, out_trade_no, transaction_id, amount_fen, disposition, \
+                 success_time, created_at) ",
+            );
+            qb.push_values(chunk, |mut b, i| {
+                b.push_bind(tenant.id.0)
+                    .push_bind(uuid::Uuid::now_v7())
+                    .push_bind(uuid::Uuid::now_v7())
+                    .push_bind(format!("B{i}P1"))
+                    .push_bind(format!("42000{i:010}"))
+                    .push_bind(1_000 + *i as i64)
+                    .push_bind("applied")
+                    .push_bind(format!("{day}T10:00:00+08:00"))
+                    .push_bind(0_i64);
+            });
+            qb.build().execute(p).await?.rows_affected()
+        });
+    }
+    for i in 0..n {
+        let line = |kind, refund_fen| BillLine {
+            kind,
+            time: format!("{day} 10:00:00"),
+            appid: "wxbench".into(),
+            mchid: "1900000109".into(),
+            transaction_id: format!("42000{i:010}"),
+            out_trade_no: format!("B{i}P1"),
+            openid: String::new(),
+            amount_fen: 1_000 + i as i64,
+            refund_id: String::new(),
+            out_refund_no: if kind == BillKind::Refund { format!("R{i}") } else { String::new() },
+            refund_fen,
+            description: "热卖单品".into(),
+        };
+        lines.push(line(BillKind::Payment, 0));
+        // A refund here is unknown to the store: the run also builds its list of differences.
+        if i % 10 == 0 {
+            lines.push(line(BillKind::Refund, 500));
+        }
+    }
+    let text = bill::render(&lines);
+    let started = Instant::now();
+    let parsed = bill::parse(&text)?;
+    let provider: Vec<_> = parsed
+        .into_iter()
+        .map(|l| siyu_store::commerce::reconcile::ProviderLine {
+            refund: l.kind == BillKind::Refund,
+            amount_fen: if l.kind == BillKind::Refund { l.refund_fen } else { l.amount_fen },
+            transaction_id: l.transaction_id,
+            out_trade_no: l.out_trade_no,
+            out_refund_no: l.out_refund_no,
+        })
+        .collect();
+    store.claim_reconciliation(tenant.id, day, true).await?;
+    let run = store.reconcile(tenant.id, day, &provider).await?;
+    let siyu_secs = started.elapsed().as_secs_f64();
+    if run.matched as usize != n {
+        bail!("{} of {n} payments matched", run.matched);
+    }
+    let started = Instant::now();
+    for i in 0..provider.len() {
+        let tx = format!("42000{:010}", i % n);
+        let _: Option<i64> = siyu_store::on_read!(store, |p| sqlx::query_scalar(
+            "SELECT amount_fen FROM payments WHERE tenant_id = $1 AND transaction_id = $2"
+        )
+        .bind(tenant.id.0)
+        .bind(&tx)
+        .fetch_optional(p)
+        .await?);
+    }
+    let bare_secs = started.elapsed().as_secs_f64();
+    store.close().await;
+    Ok(vec![Row {
+        scenario: "bill-reconcile".into(),
+        backend: backend.as_str().to_string(),
+        metric: format!("bill lines/s, {} lines", provider.len()),
+        siyu: Figure { value: provider.len() as f64 / siyu_secs, unit: "l/s" },
+        baseline_name: "point SELECT by transaction id".into(),
+        baseline: Figure { value: provider.len() as f64 / bare_secs, unit: "q/s" },
+        ratio: bare_secs / siyu_secs,
+    }])
 }
