@@ -1285,3 +1285,69 @@ both!(the_daily_bill_is_reconciled, |w| async move {
     let quiet = w.json(Method::POST, "/api/v1/pay/reconciliations", Some(&json!({"bill_date": before}))).await;
     assert_eq!((quiet["status"].as_str(), quiet["lines"].as_i64()), (Some("matched"), Some(0)));
 });
+
+both!(bundles_price_their_products_together, |w| async move {
+    let tea = w.product("龙井", &[("50g", 12800, 20)], None).await;
+    let cup = w.product("茶杯", &[("白", 3900, 20)], None).await;
+    let t0 = w.clock.now();
+    let at = |secs: i64| Timestamp(t0.0 + secs * 1_000_000).to_rfc3339(8);
+    let bundle = |price: i64| {
+        json!({"name": "一茶两杯", "kind": "bundle", "starts_at": at(-60), "ends_at": at(3600),
+            "components": [{"product_id": tea["id"], "qty": 1}, {"product_id": cup["id"], "qty": 2}],
+            "bundle_price_fen": price})
+    };
+    // BD-1: the bundle must cost less than its parts (128 + 2 × 39 = 206 yuan).
+    let r = w.api(Method::POST, "/api/v1/discounts", Some(&bundle(20600))).await;
+    assert_eq!(problem(r, 409).await["code"], "not_a_discount");
+    let r = w.api(Method::POST, "/api/v1/discounts", Some(&json!({"name": "x", "kind": "bundle",
+        "starts_at": at(0), "ends_at": at(60), "components": [{"product_id": tea["id"], "qty": 1}], "bundle_price_fen": 1}))).await;
+    assert_eq!(problem(r, 422).await["errors"][0]["field"], "components");
+    let d = w.json(Method::POST, "/api/v1/discounts", Some(&bundle(18000))).await;
+    assert_eq!((d["bundle_price_fen"].as_i64(), d["items"].as_array().map(Vec::len)), (Some(18000), Some(2)));
+    let buyer = w.buyer("o-bundle").await;
+    let quote = |items: Value| {
+        let (w, buyer) = (&w, &buyer);
+        async move {
+            w.mall(buyer, Method::POST, "/quote", Some(&json!({"items": items}))).await.json::<Value>().await.unwrap()
+        }
+    };
+    let (tea_sku, cup_sku) = (tea["skus"][0]["id"].clone(), cup["skus"][0]["id"].clone());
+    // Only the tea and one cup: not the whole bundle, no discount.
+    let q = quote(json!([{"sku_id": tea_sku, "qty": 1}, {"sku_id": cup_sku, "qty": 1}])).await;
+    assert_eq!(q["payable_fen"], 12800 + 3900);
+    // The whole bundle and one cup more: 180 yuan for the bundle, the third cup at its price,
+    // and the discount split over the bundle's units pro rata.
+    let q = quote(json!([{"sku_id": tea_sku, "qty": 1}, {"sku_id": cup_sku, "qty": 3}])).await;
+    assert_eq!(q["payable_fen"], 18000 + 3900, "{q}");
+    let step = &q["quote"]["steps"][0];
+    assert_eq!((step["kind"].as_str(), step["discount"].as_i64()), (Some("bundle"), Some(2600)));
+    let o =
+        w.order_with(&buyer, &json!({"items": [{"sku_id": tea_sku, "qty": 1}, {"sku_id": cup_sku, "qty": 3}]})).await;
+    let paid: i64 = o["lines"].as_array().unwrap().iter().map(|l| l["paid_fen"].as_i64().unwrap()).sum();
+    assert_eq!((o["payable_fen"].as_i64(), paid), (Some(21900), 21900));
+    let page = reqwest::get(w.app.url(&format!("/m/mall/p/{}", cup["id"].as_str().unwrap()))).await.unwrap();
+    assert!(page.text().await.unwrap().contains("组合套餐 · 一茶两杯 ¥180.00"));
+    // The console makes one of a product and a second one.
+    let owner = w.app.session("mall", "owner").await;
+    let today = Timestamp(w.clock.now().0).to_rfc3339(8)[..10].to_string();
+    let form = |price: &str| {
+        vec![
+            ("_csrf", owner.csrf.clone()),
+            ("name", "茶配杯".to_string()),
+            ("kind", "bundle".into()),
+            ("product_id", tea["id"].as_str().unwrap().to_string()),
+            ("product2_id", cup["id"].as_str().unwrap().to_string()),
+            ("q2", "1".into()),
+            ("bundle_price", price.into()),
+            ("from", today.clone()),
+            ("to", today.clone()),
+        ]
+    };
+    let r = owner.client.post(w.app.url("/console/discounts")).form(&form("200")).send().await.unwrap();
+    let (code, page) = (r.status().as_u16(), r.text().await.unwrap());
+    assert_eq!(code, 422, "{page}");
+    assert!(page.contains("a bundle must cost less") || page.contains("折扣价必须低于原价"), "{page}");
+    let r = owner.client.post(w.app.url("/console/discounts")).form(&form("150")).send().await.unwrap();
+    let page = r.text().await.unwrap();
+    assert!(page.contains("茶配杯") && page.contains("套餐价 ¥150.00") && page.contains("茶杯 ×1"), "{page}");
+});

@@ -18,6 +18,8 @@ pub enum DiscountKind {
     LimitedPrice,
     /// 第二件半价 among the products.
     SecondHalf,
+    /// 组合套餐: these products in these quantities together cost one price (BD-1).
+    Bundle,
 }
 
 impl DiscountKind {
@@ -25,19 +27,32 @@ impl DiscountKind {
         match self {
             DiscountKind::LimitedPrice => "limited_price",
             DiscountKind::SecondHalf => "second_half",
+            DiscountKind::Bundle => "bundle",
         }
     }
     pub fn parse(s: &str) -> Option<DiscountKind> {
-        [DiscountKind::LimitedPrice, DiscountKind::SecondHalf].into_iter().find(|k| k.as_str() == s)
+        [DiscountKind::LimitedPrice, DiscountKind::SecondHalf, DiscountKind::Bundle]
+            .into_iter()
+            .find(|k| k.as_str() == s)
     }
 }
 
-/// One item of a discount: a SKU with its price (限时折扣) or a product (第二件半价).
+/// One item of a discount: a SKU with its price (限时折扣), a product (第二件半价), or a
+/// product with its quantity (组合套餐).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DiscountItem {
     pub id: String,
     pub price_fen: Option<i64>,
+    #[serde(default = "one")]
+    pub qty: u32,
 }
+
+fn one() -> u32 {
+    1
+}
+
+/// The most units of one product a bundle asks for.
+pub const MAX_BUNDLE_QTY: u32 = 99;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct DiscountInput {
@@ -46,6 +61,8 @@ pub struct DiscountInput {
     pub starts_at: Timestamp,
     pub ends_at: Timestamp,
     pub items: Vec<DiscountItem>,
+    /// For a bundle: what its components cost together.
+    pub bundle_price_fen: Option<i64>,
 }
 
 /// What the API and console send.
@@ -61,6 +78,10 @@ pub struct DiscountDraft {
     /// For 第二件半价: product ids.
     #[serde(default)]
     pub products: Vec<String>,
+    /// For 组合套餐: (product id, quantity), and the bundle's price.
+    #[serde(default)]
+    pub components: Vec<(String, u32)>,
+    pub bundle_price_fen: Option<i64>,
 }
 
 impl DiscountDraft {
@@ -81,7 +102,7 @@ impl DiscountDraft {
                         v.push(&format!("skus.{i}.sku_id"), "duplicate", "each SKU appears once");
                     }
                 }
-                self.skus.iter().map(|(id, p)| DiscountItem { id: id.clone(), price_fen: Some(*p) }).collect()
+                self.skus.iter().map(|(id, p)| DiscountItem { id: id.clone(), price_fen: Some(*p), qty: 1 }).collect()
             }
             Some(DiscountKind::SecondHalf) => {
                 if self.products.is_empty() || self.products.len() > MAX_ITEMS {
@@ -90,10 +111,31 @@ impl DiscountDraft {
                 let mut ids = self.products.clone();
                 ids.sort();
                 ids.dedup();
-                ids.into_iter().map(|id| DiscountItem { id, price_fen: None }).collect()
+                ids.into_iter().map(|id| DiscountItem { id, price_fen: None, qty: 1 }).collect()
+            }
+            Some(DiscountKind::Bundle) => {
+                let units: u32 = self.components.iter().map(|c| c.1).sum();
+                if self.components.is_empty() || self.components.len() > MAX_ITEMS || units < 2 {
+                    v.push("components", "out_of_range", "a bundle is at least two units of its products");
+                }
+                for (i, (id, qty)) in self.components.iter().enumerate() {
+                    if !(1..=MAX_BUNDLE_QTY).contains(qty) {
+                        v.push(&format!("components.{i}.qty"), "out_of_range", "a quantity is 1 to 99");
+                    }
+                    if self.components[..i].iter().any(|x| &x.0 == id) {
+                        v.push(&format!("components.{i}.product_id"), "duplicate", "each product appears once");
+                    }
+                }
+                if !self.bundle_price_fen.is_some_and(|p| (1..=MAX_UNIT_FEN).contains(&p)) {
+                    v.push("bundle_price_fen", "out_of_range", "a bundle's price is at least 0.01 yuan");
+                }
+                self.components
+                    .iter()
+                    .map(|(id, q)| DiscountItem { id: id.clone(), price_fen: None, qty: *q })
+                    .collect()
             }
             None => {
-                v.push("kind", "invalid_value", "kind must be one of: limited_price, second_half");
+                v.push("kind", "invalid_value", "kind must be one of: limited_price, second_half, bundle");
                 Vec::new()
             }
         };
@@ -109,7 +151,15 @@ impl DiscountDraft {
             }
         };
         v.into_result()?;
-        Ok(DiscountInput { name, kind: kind.unwrap_or(DiscountKind::LimitedPrice), starts_at, ends_at, items })
+        let bundle_price_fen = if kind == Some(DiscountKind::Bundle) { self.bundle_price_fen } else { None };
+        Ok(DiscountInput {
+            name,
+            kind: kind.unwrap_or(DiscountKind::LimitedPrice),
+            starts_at,
+            ends_at,
+            items,
+            bundle_price_fen,
+        })
     }
 }
 
@@ -135,6 +185,8 @@ mod tests {
             ends_at: Some(Timestamp(20)),
             skus: vec![("a".into(), 8000), ("b".into(), 9900)],
             products: Vec::new(),
+            components: Vec::new(),
+            bundle_price_fen: None,
         }
     }
 
@@ -145,7 +197,7 @@ mod tests {
     #[test]
     fn limited_prices_are_checked_per_sku() {
         let ok = draft().validate().unwrap();
-        assert_eq!(ok.items[0], DiscountItem { id: "a".into(), price_fen: Some(8000) });
+        assert_eq!(ok.items[0], DiscountItem { id: "a".into(), price_fen: Some(8000), qty: 1 });
         let mut d = draft();
         d.skus = vec![("a".into(), 0), ("a".into(), 100)];
         assert_eq!(fields(&d), ["skus.0.price_fen", "skus.1.sku_id"]);
@@ -168,6 +220,22 @@ mod tests {
         assert_eq!(fields(&d), ["product_ids"]);
         d.kind = "bogo".into();
         assert_eq!(fields(&d), ["kind"]);
+    }
+
+    #[test]
+    fn bundles_need_two_units_and_a_price() {
+        let mut d = draft();
+        d.kind = "bundle".into();
+        d.components = vec![("cup".into(), 2), ("saucer".into(), 1)];
+        d.bundle_price_fen = Some(5_000);
+        let ok = d.validate().unwrap();
+        assert_eq!((ok.items.len(), ok.items[0].qty, ok.bundle_price_fen), (2, 2, Some(5_000)));
+        d.components = vec![("cup".into(), 1)];
+        d.bundle_price_fen = Some(0);
+        assert_eq!(fields(&d), ["components", "bundle_price_fen"]);
+        d.components = vec![("cup".into(), 100), ("cup".into(), 1)];
+        d.bundle_price_fen = Some(1);
+        assert_eq!(fields(&d), ["components.0.qty", "components.1.product_id"]);
     }
 
     #[test]

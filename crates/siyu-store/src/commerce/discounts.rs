@@ -22,6 +22,7 @@ pub struct DiscountItemView {
     pub label: String,
     pub list_fen: Option<i64>,
     pub price_fen: Option<i64>,
+    pub qty: i64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -33,6 +34,8 @@ pub struct Discount {
     pub ends_at: Timestamp,
     /// `active` or `stopped`.
     pub status: String,
+    /// A bundle's price.
+    pub price_fen: Option<i64>,
     pub items: Vec<DiscountItemView>,
     pub created_at: Timestamp,
 }
@@ -43,10 +46,12 @@ pub struct Discount {
 pub struct RunningDiscounts {
     pub prices: BTreeMap<SkuId, (String, i64)>,
     pub second_half: BTreeMap<String, Vec<ProductId>>,
+    /// Bundles any of whose products is in the cart, whole.
+    pub bundles: Vec<siyu_core::commerce::pricing::Bundle>,
 }
 
-type Row = (Uuid, String, String, i64, i64, String, i64);
-const SELECT: &str = "SELECT id, name, kind, starts_at, ends_at, status, created_at FROM discounts";
+type Row = (Uuid, String, String, i64, i64, String, i64, Option<i64>);
+const SELECT: &str = "SELECT id, name, kind, starts_at, ends_at, status, created_at, price_fen FROM discounts";
 
 fn rejected(code: &'static str, field: Option<String>, message: impl Into<String>) -> StoreError {
     StoreError::Rejected { code, field, message: message.into() }
@@ -61,7 +66,10 @@ impl Store {
         let field = |i: usize| match d.kind {
             DiscountKind::LimitedPrice => format!("skus.{i}.sku_id"),
             DiscountKind::SecondHalf => format!("product_ids.{i}"),
+            DiscountKind::Bundle => format!("components.{i}.product_id"),
         };
+        // BD-1: a bundle costs less than its cheapest combination at list prices.
+        let mut cheapest = 0_i64;
         let mut ids = Vec::with_capacity(d.items.len());
         for (i, item) in d.items.iter().enumerate() {
             let id: Uuid = item.id.parse().map_err(|_| rejected("bad_reference", Some(field(i)), "no such item"))?;
@@ -78,8 +86,12 @@ impl Store {
                     Err(StoreError::NotFound) => false,
                     Err(e) => return Err(e),
                 },
-                DiscountKind::SecondHalf => match self.product(tenant, ProductId(id)).await {
-                    Ok(_) => true,
+                DiscountKind::SecondHalf | DiscountKind::Bundle => match self.product(tenant, ProductId(id)).await {
+                    Ok(p) => {
+                        let min = p.skus.iter().filter(|k| k.active).map(|k| k.price_fen).min().unwrap_or(0);
+                        cheapest += min * i64::from(item.qty);
+                        true
+                    }
                     Err(StoreError::NotFound) => false,
                     Err(e) => return Err(e),
                 },
@@ -89,6 +101,13 @@ impl Store {
             }
             ids.push(id);
         }
+        if d.kind == DiscountKind::Bundle && d.bundle_price_fen.is_none_or(|p| p >= cheapest) {
+            return Err(rejected(
+                "not_a_discount",
+                Some("bundle_price_fen".into()),
+                format!("a bundle must cost less than its products at their prices ({cheapest} fen)"),
+            ));
+        }
         let id = DiscountId::new();
         let now = self.now();
         in_tx!(self, |tx| {
@@ -96,7 +115,9 @@ impl Store {
                 .bind(tenant.0)
                 .execute(&mut *tx)
                 .await?;
-            for (i, item) in ids.iter().enumerate() {
+            // Several bundles may share a product: the pipeline gives each unit to at most one.
+            let exclusive = if d.kind == DiscountKind::Bundle { &[][..] } else { &ids[..] };
+            for (i, item) in exclusive.iter().enumerate() {
                 let clash: Option<String> = sqlx::query_scalar(
                     "SELECT d.name FROM discount_items x JOIN discounts d ON d.tenant_id = x.tenant_id \
                      AND d.id = x.discount_id WHERE x.tenant_id = $1 AND x.ref_id = $2 AND d.kind = $3 \
@@ -120,8 +141,8 @@ impl Store {
                 }
             }
             sqlx::query(
-                "INSERT INTO discounts (tenant_id, id, name, kind, starts_at, ends_at, status, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $7)",
+                "INSERT INTO discounts (tenant_id, id, name, kind, starts_at, ends_at, status, created_at, updated_at, \
+                 price_fen) VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $7, $8)",
             )
             .bind(tenant.0)
             .bind(id.0)
@@ -130,16 +151,18 @@ impl Store {
             .bind(d.starts_at.0)
             .bind(d.ends_at.0)
             .bind(now.0)
+            .bind(d.bundle_price_fen)
             .execute(&mut *tx)
             .await?;
             for (item, ref_id) in d.items.iter().zip(&ids) {
                 sqlx::query(
-                    "INSERT INTO discount_items (tenant_id, discount_id, ref_id, price_fen) VALUES ($1, $2, $3, $4)",
+                    "INSERT INTO discount_items (tenant_id, discount_id, ref_id, price_fen, qty) VALUES ($1, $2, $3, $4, $5)",
                 )
                 .bind(tenant.0)
                 .bind(id.0)
                 .bind(ref_id)
                 .bind(item.price_fen)
+                .bind(i64::from(item.qty))
                 .execute(&mut *tx)
                 .await?;
             }
@@ -166,11 +189,11 @@ impl Store {
     async fn with_items(&self, tenant: TenantId, rows: Vec<Row>) -> Result<Vec<Discount>> {
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
-            type ItemRow = (Uuid, Option<i64>, Option<String>, Option<String>, Option<i64>);
+            type ItemRow = (Uuid, Option<i64>, Option<String>, Option<String>, Option<i64>, i64);
             // A SKU item joins its SKU and product; a product item its product.
             let items: Vec<ItemRow> = on_read!(self, |p| sqlx::query_as(
                 "SELECT x.ref_id, x.price_fen, COALESCE(sp.title, p.title), \
-                 CASE WHEN k.id IS NULL THEN NULL ELSE CAST(k.spec AS TEXT) END, k.price_fen \
+                 CASE WHEN k.id IS NULL THEN NULL ELSE CAST(k.spec AS TEXT) END, k.price_fen, x.qty \
                  FROM discount_items x LEFT JOIN skus k ON k.tenant_id = x.tenant_id AND k.id = x.ref_id \
                  LEFT JOIN products sp ON sp.tenant_id = k.tenant_id AND sp.id = k.product_id \
                  LEFT JOIN products p ON p.tenant_id = x.tenant_id AND p.id = x.ref_id \
@@ -187,6 +210,7 @@ impl Store {
                 starts_at: Timestamp(r.3),
                 ends_at: Timestamp(r.4),
                 status: r.5,
+                price_fen: r.7,
                 items: items
                     .into_iter()
                     .map(|x| {
@@ -198,6 +222,7 @@ impl Store {
                             label: if spec.is_empty() { title } else { format!("{title} {}", spec.join(" / ")) },
                             list_fen: x.4,
                             price_fen: x.1,
+                            qty: x.5,
                         }
                     })
                     .collect(),
@@ -215,9 +240,9 @@ impl Store {
         products: &[ProductId],
         at: Timestamp,
     ) -> Result<RunningDiscounts> {
-        let rows: Vec<(String, String, Uuid, Option<i64>)> = on_read!(self, |p| {
+        let rows: Vec<(String, String, Uuid, Option<i64>, Uuid)> = on_read!(self, |p| {
             let mut qb = sqlx::QueryBuilder::new(
-                "SELECT d.kind, d.name, x.ref_id, x.price_fen FROM discount_items x JOIN discounts d \
+                "SELECT d.kind, d.name, x.ref_id, x.price_fen, d.id FROM discount_items x JOIN discounts d \
                  ON d.tenant_id = x.tenant_id AND d.id = x.discount_id WHERE d.status = 'active' AND d.starts_at <= ",
             );
             qb.push_bind(at.0).push(" AND d.ends_at > ").push_bind(at.0);
@@ -230,17 +255,30 @@ impl Store {
                 sep.push_bind(p.0);
             }
             qb.push(")");
-            qb.build_query_as::<(String, String, Uuid, Option<i64>)>().fetch_all(p).await?
+            qb.build_query_as::<(String, String, Uuid, Option<i64>, Uuid)>().fetch_all(p).await?
         });
         let mut out = RunningDiscounts::default();
-        for (kind, name, ref_id, price) in rows {
+        let mut bundles = std::collections::BTreeSet::new();
+        for (kind, name, ref_id, price, id) in rows {
             match (DiscountKind::parse(&kind), price) {
                 (Some(DiscountKind::LimitedPrice), Some(p)) => {
                     out.prices.insert(SkuId(ref_id), (name, p));
                 }
                 (Some(DiscountKind::SecondHalf), _) => out.second_half.entry(name).or_default().push(ProductId(ref_id)),
+                (Some(DiscountKind::Bundle), _) => {
+                    bundles.insert(id);
+                }
                 _ => {}
             }
+        }
+        // A bundle applies only whole, so each is read with all its products.
+        for id in bundles {
+            let d = self.discount(tenant, DiscountId(id)).await?;
+            out.bundles.push(siyu_core::commerce::pricing::Bundle {
+                id: d.name,
+                components: d.items.iter().map(|i| (i.ref_id.to_string(), u32::try_from(i.qty).unwrap_or(1))).collect(),
+                price: d.price_fen.unwrap_or(0),
+            });
         }
         Ok(out)
     }

@@ -585,7 +585,8 @@ impl Store {
                 },
             })
             .collect();
-        let cart = Cart { lines, shipping, coupons, promos, second_half, ..Default::default() };
+        let bundles = running.bundles;
+        let cart = Cart { lines, shipping, coupons, promos, second_half, bundles, ..Default::default() };
         let quote = pricing::quote(&cart).map_err(|e| rejected("pricing", None, e.to_string()))?;
         Ok(PricedCart { items: priced, quote })
     }

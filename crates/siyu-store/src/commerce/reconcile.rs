@@ -148,16 +148,15 @@ impl Store {
             }
         }
         // Payments recorded here whose provider time is on that day must be in the bill.
-        let ours: Vec<String> =
-            on_read!(self, |p| {
-                sqlx::query_scalar(
+        let ours: Vec<String> = on_read!(self, |p| {
+            sqlx::query_scalar(
             "SELECT transaction_id FROM payments WHERE tenant_id = $1 AND success_time LIKE $2 ORDER BY transaction_id"
         )
         .bind(tenant.0)
         .bind(format!("{bill_date}T%"))
         .fetch_all(p)
         .await?
-            });
+        });
         for tx in ours.iter().filter(|t| !seen.contains(&(false, t.as_str()))) {
             push("missing_in_bill", tx, "recorded here as paid that day, absent from the bill".into());
         }

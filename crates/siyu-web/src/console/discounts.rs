@@ -21,7 +21,7 @@ use siyu_store::commerce::catalogue::ProductFilter;
 
 use super::promotions::day;
 use super::{Ctx, FormData};
-use crate::api::commerce::discounts::{DiscountIn, DiscountSkuIn};
+use crate::api::commerce::discounts::{BundleComponentIn, DiscountIn, DiscountSkuIn};
 use crate::error::ApiError;
 use crate::AppState;
 
@@ -60,8 +60,10 @@ async fn view(
                 .iter()
                 .map(|i| match (i.list_fen, i.price_fen) {
                     (Some(l), Some(p)) => format!("{} {} → {}", i.label, yuan(l), yuan(p)),
+                    _ if d.kind == DiscountKind::Bundle => format!("{} ×{}", i.label, i.qty),
                     _ => i.label.clone(),
                 })
+                .chain(d.price_fen.map(|p| crate::i18n::tf(ctx.lang, "discounts.bundle_for", &[("p", &yuan(p))])))
                 .collect();
             json!({"id": d.id, "name": d.name, "kind": ctx.t(&format!("discounts.kind.{}", d.kind.as_str())),
                 "items": items, "from": ctx.when(d.starts_at), "to": ctx.when(d.ends_at),
@@ -81,7 +83,7 @@ async fn view(
     m.insert("products".into(), json!(products));
     m.insert(
         "kinds".into(),
-        json!(["limited_price", "second_half"]
+        json!(["limited_price", "second_half", "bundle"]
             .iter()
             .map(|k| json!({"value": k, "label": ctx.t(&format!("discounts.kind.{k}"))}))
             .collect::<Vec<_>>()),
@@ -127,6 +129,15 @@ async fn create(State(s): State<AppState>, ctx: Ctx, body: Bytes) -> Response {
                 skus.push(DiscountSkuIn { sku_id: k.id.0, price_fen: price });
             }
         }
+        // A bundle: this product and a second one, each in its quantity.
+        let mut components = Vec::new();
+        if DiscountKind::parse(&kind) == Some(DiscountKind::Bundle) {
+            let qty = |k: &str| f.opt(k).map_or(Ok(1), |q| q.trim().parse::<u32>()).unwrap_or(0);
+            components.push(BundleComponentIn { product_id: product, qty: qty("q1") });
+            if let Ok(second) = f.get("product2_id").parse::<Uuid>() {
+                components.push(BundleComponentIn { product_id: second, qty: qty("q2") });
+            }
+        }
         let b = DiscountIn {
             name: f.get("name").into(),
             kind,
@@ -134,6 +145,8 @@ async fn create(State(s): State<AppState>, ctx: Ctx, body: Bytes) -> Response {
             ends_at: day(&ctx, f.get("to"), 1),
             skus,
             product_ids: vec![product],
+            components,
+            bundle_price_fen: f.opt("bundle_price").map(|v| Fen::parse_yuan(v).map(|x| x.0).unwrap_or(-1)),
         };
         let input = crate::api::commerce::discounts::discount_input(b)?;
         s.store.create_discount(&ctx.actor, &input).await?;
@@ -150,6 +163,11 @@ async fn create(State(s): State<AppState>, ctx: Ctx, body: Bytes) -> Response {
                 ("skus.0.sku_id", "product_id"),
                 ("product_ids.0", "product_id"),
                 ("product_ids", "product_id"),
+                ("components", "product2_id"),
+                ("components.0.qty", "q1"),
+                ("components.1.qty", "q2"),
+                ("components.1.product_id", "product2_id"),
+                ("bundle_price_fen", "bundle_price"),
             ],
         )
     });

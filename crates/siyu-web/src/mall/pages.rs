@@ -280,6 +280,10 @@ async fn product(State(s): State<AppState>, pg: Page, Path((_, id)): Path<(Strin
     m.insert("skus".into(), json!(skus));
     m.insert("first".into(), json!(first));
     m.insert("second_half".into(), json!(!running.second_half.is_empty()));
+    m.insert(
+        "bundles".into(),
+        json!(running.bundles.iter().map(|b| json!({"name": b.id, "price": yuan(b.price)})).collect::<Vec<_>>()),
+    );
     if let Some(ps) = presale {
         let at = |t: siyu_core::Timestamp| t.display_local(8);
         let phase = serde_json::to_value(ps.phase(now)).unwrap_or_default();

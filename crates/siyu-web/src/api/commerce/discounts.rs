@@ -27,12 +27,18 @@ pub struct DiscountSkuIn {
     pub price_fen: i64,
 }
 
+#[derive(Deserialize, ToSchema, Clone, Copy)]
+pub struct BundleComponentIn {
+    pub product_id: Uuid,
+    pub qty: u32,
+}
+
 #[derive(Deserialize, ToSchema)]
 #[schema(example = json!({"name": "周末限时折扣", "kind": "limited_price", "starts_at": "2026-11-28T00:00:00+08:00",
     "ends_at": "2026-11-30T00:00:00+08:00", "skus": [{"sku_id": "0194f8e0-0000-7000-8000-000000000001", "price_fen": 9900}]}))]
 pub struct DiscountIn {
     pub name: String,
-    /// `limited_price` (限时折扣) or `second_half` (第二件半价).
+    /// `limited_price` (限时折扣), `second_half` (第二件半价) or `bundle` (组合套餐).
     pub kind: String,
     /// RFC 3339; the window is half-open.
     pub starts_at: String,
@@ -43,6 +49,10 @@ pub struct DiscountIn {
     /// For `second_half`.
     #[serde(default)]
     pub product_ids: Vec<Uuid>,
+    /// For `bundle`: its products with their quantities, and what they cost together.
+    #[serde(default)]
+    pub components: Vec<BundleComponentIn>,
+    pub bundle_price_fen: Option<i64>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -52,6 +62,7 @@ pub struct DiscountItemOut {
     pub label: String,
     pub list_fen: Option<i64>,
     pub price_fen: Option<i64>,
+    pub qty: i64,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -63,6 +74,8 @@ pub struct DiscountOut {
     pub ends_at: String,
     /// `active` or `stopped`.
     pub status: String,
+    /// A bundle's price.
+    pub bundle_price_fen: Option<i64>,
     pub items: Vec<DiscountItemOut>,
 }
 
@@ -75,10 +88,17 @@ impl From<Discount> for DiscountOut {
             starts_at: ts(d.starts_at),
             ends_at: ts(d.ends_at),
             status: d.status,
+            bundle_price_fen: d.price_fen,
             items: d
                 .items
                 .into_iter()
-                .map(|i| DiscountItemOut { id: i.ref_id, label: i.label, list_fen: i.list_fen, price_fen: i.price_fen })
+                .map(|i| DiscountItemOut {
+                    id: i.ref_id,
+                    label: i.label,
+                    list_fen: i.list_fen,
+                    price_fen: i.price_fen,
+                    qty: i.qty,
+                })
                 .collect(),
         }
     }
@@ -96,6 +116,8 @@ pub fn discount_input(b: DiscountIn) -> ApiResult<DiscountInput> {
         ends_at: Some(time("ends_at", &b.ends_at)?),
         skus: b.skus.iter().map(|s| (s.sku_id.to_string(), s.price_fen)).collect(),
         products: b.product_ids.iter().map(Uuid::to_string).collect(),
+        components: b.components.iter().map(|c| (c.product_id.to_string(), c.qty)).collect(),
+        bundle_price_fen: b.bundle_price_fen,
     };
     Ok(draft.validate()?)
 }
