@@ -1351,3 +1351,73 @@ both!(bundles_price_their_products_together, |w| async move {
     let page = r.text().await.unwrap();
     assert!(page.contains("茶配杯") && page.contains("套餐价 ¥150.00") && page.contains("茶杯 ×1"), "{page}");
 });
+
+both!(a_gift_comes_with_the_order_while_in_stock, |w| async move {
+    let vase = w.product("花瓶", &[("大", 6000, 20)], None).await;
+    let gift = w.product("干花", &[("一束", 1500, 1)], None).await;
+    let (vase_sku, gift_sku) = (vase["skus"][0]["id"].clone(), gift["skus"][0]["id"].clone());
+    let t0 = w.clock.now();
+    let at = |secs: i64| Timestamp(t0.0 + secs * 1_000_000).to_rfc3339(8);
+    let r = w
+        .api(
+            Method::POST,
+            "/api/v1/promotions",
+            Some(&json!({"name": "满100送干花", "kind": "gift", "threshold_fen": 10000, "gift_qty": 1,
+                "gift_sku_id": "0194f8e0-0000-7000-8000-000000000001", "starts_at": at(-60), "ends_at": at(3600)})),
+        )
+        .await;
+    assert_eq!(problem(r, 422).await["errors"][0]["field"], "gift_sku_id");
+    w.json(
+        Method::POST,
+        "/api/v1/promotions",
+        Some(&json!({"name": "满100送干花", "kind": "gift", "threshold_fen": 10000, "gift_qty": 1,
+            "gift_sku_id": gift_sku, "starts_at": at(-60), "ends_at": at(3600)})),
+    )
+    .await;
+    let buyer = w.buyer("o-gift").await;
+    let quote = |qty: u32| {
+        let (w, buyer, vase_sku) = (&w, &buyer, &vase_sku);
+        async move {
+            let body = json!({"items": [{"sku_id": vase_sku, "qty": qty}]});
+            w.mall(buyer, Method::POST, "/quote", Some(&body)).await.json::<Value>().await.unwrap()
+        }
+    };
+    // Below the threshold: no gift; at exactly ¥120 ≥ ¥100: the gift, free.
+    assert!(quote(1).await["gifts"].as_array().unwrap().is_empty());
+    let q = quote(2).await;
+    assert_eq!((q["gifts"][0]["title"].as_str(), q["payable_fen"].as_i64()), (Some("干花"), Some(12000)));
+    let first = w.order(&buyer, &vase_sku, 2).await;
+    let lines = first["lines"].as_array().unwrap();
+    assert_eq!(lines.len(), 2);
+    assert_eq!((lines[1]["gift"].as_bool(), lines[1]["paid_fen"].as_i64()), (Some(true), Some(0)));
+    assert_eq!(first["payable_fen"], 12000);
+    let g = w.sku(&gift_sku).await;
+    assert_eq!((g.on_hand, g.reserved), (1, 1), "the gift is reserved with the order");
+    // The only gift is held: the next order qualifies but goes without.
+    assert!(quote(2).await["gifts"].as_array().unwrap().is_empty());
+    let second = w.order(&buyer, &vase_sku, 2).await;
+    assert_eq!(second["lines"].as_array().unwrap().len(), 1);
+    // Cancelled, the first order gives the gift back; paid, the other one's is taken.
+    w.mall(&buyer, Method::POST, &format!("/orders/{}/cancel", first["id"].as_str().unwrap()), None).await;
+    assert_eq!(w.sku(&gift_sku).await.reserved, 0);
+    let third = w.order(&buyer, &vase_sku, 2).await;
+    w.pay(&buyer, &third).await;
+    let g = w.sku(&gift_sku).await;
+    assert_eq!((g.on_hand, g.reserved, g.sold), (0, 0, 1));
+    // The console sets one up for later days, naming the gift by its product.
+    let owner = w.app.session("mall", "owner").await;
+    let day = |d: i64| Timestamp(w.clock.now().0 + d * 86_400_000_000).to_rfc3339(8)[..10].to_string();
+    let form = vec![
+        ("_csrf", owner.csrf.clone()),
+        ("name", "周末满送".to_string()),
+        ("kind", "gift".into()),
+        ("threshold", "80".into()),
+        ("gift_product", gift["id"].as_str().unwrap().to_string()),
+        ("gift_qty", "2".into()),
+        ("from", day(3)),
+        ("to", day(4)),
+    ];
+    let r = owner.client.post(w.app.url("/console/promotions")).form(&form).send().await.unwrap();
+    let page = r.text().await.unwrap();
+    assert!(page.contains("满 ¥80.00 送 干花 ×2"), "{page}");
+});

@@ -10,6 +10,8 @@ use crate::validate::{Violation, Violations};
 
 /// At most this many tiers: more is a price list, not a promotion.
 pub const MAX_TIERS: usize = 5;
+/// At most this many units of a 满送 gift per order.
+pub const MAX_GIFT_QTY: u32 = 10;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct PromotionInput {
@@ -39,6 +41,10 @@ pub struct PromotionDraft {
     pub threshold_fen: i64,
     #[serde(default)]
     pub off_bp: i64,
+    /// For `gift` (满送): from `threshold_fen`, this SKU in this quantity at no charge.
+    pub gift_sku: Option<String>,
+    #[serde(default)]
+    pub gift_qty: u32,
     #[serde(default)]
     pub scope: Scope,
     pub starts_at: Option<Timestamp>,
@@ -87,8 +93,21 @@ impl PromotionDraft {
                 }
                 PromoRule::Percent { threshold: self.threshold_fen, off_bp: self.off_bp }
             }
+            "gift" => {
+                if !money(self.threshold_fen) {
+                    v.push("threshold_fen", "out_of_range", "the threshold is at least 1 fen");
+                }
+                if !(1..=MAX_GIFT_QTY).contains(&self.gift_qty) {
+                    v.push("gift_qty", "out_of_range", format!("a gift is 1 to {MAX_GIFT_QTY} units"));
+                }
+                let sku = self.gift_sku.clone().filter(|s| !s.trim().is_empty());
+                if sku.is_none() {
+                    v.push("gift_sku_id", "required", "choose the gift");
+                }
+                PromoRule::Gift { threshold: self.threshold_fen, sku: sku.unwrap_or_default(), qty: self.gift_qty }
+            }
             _ => {
-                v.push("kind", "invalid_value", "kind must be one of: tiers, every, percent");
+                v.push("kind", "invalid_value", "kind must be one of: tiers, every, percent, gift");
                 PromoRule::Tiers { tiers: Vec::new() }
             }
         };
@@ -155,10 +174,18 @@ mod tests {
         let f: Vec<String> = d.validate().unwrap_err().into_iter().map(|v| v.field).collect();
         assert_eq!(f, vec!["threshold_fen", "off_bp"]);
         let mut d = draft();
-        d.kind = "gift".into();
+        d.kind = "bogo".into();
         d.ends_at = Some(Timestamp(10));
         let f: Vec<String> = d.validate().unwrap_err().into_iter().map(|v| v.field).collect();
         assert_eq!(f, vec!["kind", "ends_at"]);
+        let mut d = draft();
+        d.kind = "gift".into();
+        d.threshold_fen = 9_900;
+        let f: Vec<String> = d.validate().unwrap_err().into_iter().map(|v| v.field).collect();
+        assert_eq!(f, vec!["gift_qty", "gift_sku_id"]);
+        d.gift_qty = 1;
+        d.gift_sku = Some("sku-1".into());
+        assert_eq!(d.validate().unwrap().rule, PromoRule::Gift { threshold: 9_900, sku: "sku-1".into(), qty: 1 });
     }
 
     #[test]

@@ -141,6 +141,22 @@ pub struct PricedItem {
 pub struct PricedCart {
     pub items: Vec<PricedItem>,
     pub quote: Quote,
+    /// 满送 gifts the order gets (MS-1): only those in stock now; each is reserved with it.
+    pub gifts: Vec<PricedGift>,
+}
+
+/// A gift line: a SKU at no charge.
+#[derive(Clone, Debug, Serialize)]
+pub struct PricedGift {
+    pub sku_id: SkuId,
+    pub product_id: ProductId,
+    pub title: String,
+    pub spec: String,
+    pub qty: u32,
+    /// The SKU's own price: its reservation is taken at it, like any line's.
+    pub unit_list_fen: i64,
+    /// The promotion that gives it.
+    pub promo: String,
 }
 
 /// One step's share of a line.
@@ -588,7 +604,28 @@ impl Store {
         let bundles = running.bundles;
         let cart = Cart { lines, shipping, coupons, promos, second_half, bundles, ..Default::default() };
         let quote = pricing::quote(&cart).map_err(|e| rejected("pricing", None, e.to_string()))?;
-        Ok(PricedCart { items: priced, quote })
+        // A gift is given only while it is in stock (MS-1); one out of stock is left out.
+        let mut gifts = Vec::new();
+        for g in &quote.gifts {
+            let Ok(id) = g.sku.parse::<Uuid>() else { continue };
+            match self.sku(tenant, SkuId(id)).await {
+                Ok(k) if k.active && k.available >= i64::from(g.qty) => {
+                    let product = self.product(tenant, k.product_id).await?;
+                    gifts.push(PricedGift {
+                        sku_id: k.id,
+                        product_id: k.product_id,
+                        title: product.title,
+                        spec: k.spec.join(" / "),
+                        qty: g.qty,
+                        unit_list_fen: k.price_fen,
+                        promo: g.promo.clone(),
+                    });
+                }
+                Ok(_) | Err(StoreError::NotFound) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(PricedCart { items: priced, quote, gifts })
     }
 
     /// Submits an order: prices it, then inserts it and reserves its stock in one transaction.
@@ -666,6 +703,11 @@ impl Store {
         for (i, it) in priced.items.iter().enumerate() {
             let e = demand.entry(it.sku_id.0).or_insert((0, it.unit_list_fen, i));
             e.0 += i64::from(it.qty);
+        }
+        // Gifts are reserved with the order (INV-4); their lines follow the items'.
+        for (j, g) in priced.gifts.iter().enumerate() {
+            let e = demand.entry(g.sku_id.0).or_insert((0, g.unit_list_fen, priced.items.len() + j));
+            e.0 += i64::from(g.qty);
         }
         let mut draws = 0;
         loop {
@@ -767,6 +809,26 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                 }
+                for (j, g) in priced.gifts.iter().enumerate() {
+                    sqlx::query(
+                        "INSERT INTO order_lines (tenant_id, order_id, line_no, sku_id, product_id, title, spec, qty, \
+                         unit_list_fen, unit_price_fen, paid_fen, units, shares, gift) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, 0, $10, $11, TRUE)",
+                    )
+                    .bind(tenant.0)
+                    .bind(id.0)
+                    .bind((priced.items.len() + j) as i64)
+                    .bind(g.sku_id.0)
+                    .bind(g.product_id.0)
+                    .bind(&g.title)
+                    .bind(&g.spec)
+                    .bind(i64::from(g.qty))
+                    .bind(g.unit_list_fen)
+                    .bind(Json(vec![0_i64; g.qty as usize]))
+                    .bind(Json(vec![LineShare { kind: "gift".into(), source: Some(g.promo.clone()), fen: 0 }]))
+                    .execute(&mut *tx)
+                    .await?;
+                }
                 for (sku, (qty, _, _)) in &demand {
                     sqlx::query(
                     "INSERT INTO stock_reservations (tenant_id, order_id, sku_id, pool_id, qty, status, updated_at) \
@@ -827,6 +889,13 @@ impl Store {
                 if let Some((line, sku)) = short {
                     // Roll back the reservations made, and free the connection before explaining.
                     tx.rollback().await?;
+                    if line >= priced.items.len() {
+                        return Err(rejected(
+                            "gift_out_of_stock",
+                            None,
+                            "the gift has just run out; review the new quote and submit again",
+                        ));
+                    }
                     return Err(self.why_not_reserved(tenant, line, SkuId(sku), &priced).await);
                 }
             });

@@ -31,8 +31,8 @@ fn yuan(f: i64) -> String {
     Fen(f).to_string()
 }
 
-/// What a rule does, in the operator's words.
-fn describe(ctx: &Ctx, r: &PromoRule) -> String {
+/// What a rule does, in the operator's words; `gift_name` names a 满送 gift's SKU.
+fn describe(ctx: &Ctx, r: &PromoRule, gift_name: &dyn Fn(&str) -> String) -> String {
     let tf = |k: &str, a: &[(&str, &str)]| crate::i18n::tf(ctx.lang, k, a);
     match r {
         PromoRule::Tiers { tiers } => tiers
@@ -50,7 +50,9 @@ fn describe(ctx: &Ctx, r: &PromoRule) -> String {
         PromoRule::Percent { threshold, off_bp } => {
             tf("promotions.desc.percent", &[("t", &yuan(*threshold)), ("z", &crate::mall::pages::zhe(*off_bp))])
         }
-        PromoRule::Gift { .. } => String::new(),
+        PromoRule::Gift { threshold, sku, qty } => {
+            tf("promotions.desc.gift", &[("t", &yuan(*threshold)), ("g", &gift_name(sku)), ("q", &qty.to_string())])
+        }
     }
 }
 
@@ -67,6 +69,23 @@ async fn view(
         Err(e) => return ctx.fail(e),
     };
     let now = s.store.now();
+    // Listed products, for the gift's choice and names (a gift is a product's first SKU).
+    let filter = siyu_store::commerce::catalogue::ProductFilter {
+        status: Some(siyu_core::commerce::catalogue::ProductStatus::Listed),
+        ..Default::default()
+    };
+    let products = s
+        .store
+        .products(ctx.tenant.id, &filter, &siyu_core::paging::PageRequest { limit: 200, before: None })
+        .await
+        .map(|p| p.items)
+        .unwrap_or_default();
+    let gift_name = |sku: &str| {
+        products
+            .iter()
+            .find_map(|p| p.skus.iter().find(|k| k.id.to_string() == sku).map(|_| p.title.clone()))
+            .unwrap_or_else(|| ctx.t("promotions.gift.gone"))
+    };
     let rows: Vec<Value> = list
         .iter()
         .map(|p| {
@@ -79,7 +98,7 @@ async fn view(
             } else {
                 "ended"
             };
-            json!({"id": p.id, "name": p.name, "what": describe(ctx, &p.rule), "from": ctx.when(p.starts_at),
+            json!({"id": p.id, "name": p.name, "what": describe(ctx, &p.rule, &gift_name), "from": ctx.when(p.starts_at),
                 "to": ctx.when(p.ends_at), "phase": ctx.t(&format!("promotions.phase.{phase}")),
                 "stoppable": matches!(phase, "upcoming" | "running")})
         })
@@ -91,9 +110,17 @@ async fn view(
     m.insert("error".into(), json!(msg));
     m.insert(
         "kinds".into(),
-        json!(["tiers", "every", "percent"]
+        json!(["tiers", "every", "percent", "gift"]
             .iter()
             .map(|k| json!({"value": k, "label": ctx.t(&format!("promotions.kind.{k}"))}))
+            .collect::<Vec<_>>()),
+    );
+    m.insert(
+        "gift_products".into(),
+        json!(products
+            .iter()
+            .filter(|p| p.skus.iter().any(|k| k.active))
+            .map(|p| json!({"value": p.id, "label": p.title}))
             .collect::<Vec<_>>()),
     );
     m.insert("can_write".into(), json!(ctx.can(Scope::CommerceWrite)));
@@ -128,6 +155,16 @@ async fn create(State(s): State<AppState>, ctx: Ctx, body: Bytes) -> Response {
             Some(TierIn { threshold_fen: money(&format!("t{i}"))?, off_fen: money(&format!("o{i}")).unwrap_or(-1) })
         })
         .collect();
+    // The gift is the chosen product's first SKU on sale.
+    let gift_sku_id = match f.opt("gift_product").and_then(|p| p.parse::<Uuid>().ok()) {
+        Some(p) => s
+            .store
+            .product(ctx.tenant.id, siyu_core::ProductId(p))
+            .await
+            .ok()
+            .and_then(|p| p.skus.iter().find(|k| k.active).map(|k| k.id.0)),
+        None => None,
+    };
     let b = PromotionIn {
         name: f.get("name").into(),
         kind: f.get("kind").into(),
@@ -137,6 +174,8 @@ async fn create(State(s): State<AppState>, ctx: Ctx, body: Bytes) -> Response {
         max_off_fen: money("max_off"),
         threshold_fen: money("threshold").unwrap_or(0),
         off_bp: f.opt("zhe").map(|z| Fen::parse_yuan(z).map(|x| 10_000 - x.0 * 10).unwrap_or(-1)).unwrap_or(0),
+        gift_sku_id,
+        gift_qty: f.opt("gift_qty").map_or(1, |q| q.trim().parse().unwrap_or(0)),
         product_ids: Vec::new(),
         category_ids: Vec::new(),
         exclude_product_ids: Vec::new(),
@@ -161,6 +200,7 @@ async fn create(State(s): State<AppState>, ctx: Ctx, body: Bytes) -> Response {
                 ("max_off_fen", "max_off"),
                 ("threshold_fen", "threshold"),
                 ("off_bp", "zhe"),
+                ("gift_sku_id", "gift_product"),
                 ("starts_at", "from"),
                 ("ends_at", "to"),
             ],

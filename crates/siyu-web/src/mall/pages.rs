@@ -376,6 +376,7 @@ async fn quote_view(
             Ok(json!({"lines": lines, "steps": steps, "list": yuan(q.list_total), "goods": yuan(q.goods),
                 "shipping": yuan(q.shipping_fee - q.shipping_discount), "payable": yuan(q.payable), "payable_fen": q.payable,
                 "any_short": p.items.iter().any(|i| i.available < i64::from(i.qty)),
+                "gifts": p.gifts.iter().map(|g| json!({"title": g.title, "spec": g.spec, "qty": g.qty})).collect::<Vec<_>>(),
                 "presale": presale.map(|ps| json!({"id": ps.id, "deposit": yuan(deposit), "balance": yuan(q.payable - deposit),
                     "final_start": ps.windows.final_start.display_local(8), "final_end": ps.windows.final_end.display_local(8),
                     "forfeit": ps.deposit_forfeit}))}))

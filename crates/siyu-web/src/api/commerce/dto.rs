@@ -633,6 +633,18 @@ pub struct QuoteOut {
     pub goods_fen: i64,
     pub shipping_fen: i64,
     pub payable_fen: i64,
+    /// 满送 gifts in stock that come with the order at no charge.
+    pub gifts: Vec<GiftOut>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct GiftOut {
+    pub sku_id: Uuid,
+    pub title: String,
+    pub spec: String,
+    pub qty: u32,
+    /// The promotion that gives it.
+    pub promotion: String,
 }
 
 impl From<PricedCart> for QuoteOut {
@@ -644,6 +656,11 @@ impl From<PricedCart> for QuoteOut {
             shipping_fen: q.shipping_fee - q.shipping_discount,
             payable_fen: q.payable,
             quote: serde_json::to_value(q).unwrap_or_default(),
+            gifts: p
+                .gifts
+                .into_iter()
+                .map(|g| GiftOut { sku_id: g.sku_id.0, title: g.title, spec: g.spec, qty: g.qty, promotion: g.promo })
+                .collect(),
             items: p
                 .items
                 .into_iter()

@@ -31,7 +31,8 @@ pub struct TierIn {
     "starts_at": "2026-11-11T00:00:00+08:00", "ends_at": "2026-11-12T00:00:00+08:00"}))]
 pub struct PromotionIn {
     pub name: String,
-    /// `tiers` (满减: the highest tier met applies), `every` (每满减) or `percent` (满折).
+    /// `tiers` (满减: the highest tier met applies), `every` (每满减), `percent` (满折) or
+    /// `gift` (满送).
     pub kind: String,
     #[serde(default)]
     pub tiers: Vec<TierIn>,
@@ -46,6 +47,11 @@ pub struct PromotionIn {
     pub threshold_fen: i64,
     #[serde(default)]
     pub off_bp: i64,
+    /// For `gift` (满送): from `threshold_fen`, this SKU in `gift_qty` units at no charge,
+    /// while it is in stock.
+    pub gift_sku_id: Option<Uuid>,
+    #[serde(default)]
+    pub gift_qty: u32,
     #[serde(default)]
     pub product_ids: Vec<Uuid>,
     #[serde(default)]
@@ -100,6 +106,8 @@ pub async fn promotion_input(s: &AppState, tenant: TenantId, b: PromotionIn) -> 
         max_off_fen: b.max_off_fen,
         threshold_fen: b.threshold_fen,
         off_bp: b.off_bp,
+        gift_sku: b.gift_sku_id.map(|u| u.to_string()),
+        gift_qty: b.gift_qty,
         scope: pricing::Scope {
             products: b.product_ids.iter().map(Uuid::to_string).collect(),
             categories: b.category_ids.iter().map(Uuid::to_string).collect(),
@@ -109,6 +117,15 @@ pub async fn promotion_input(s: &AppState, tenant: TenantId, b: PromotionIn) -> 
         ends_at: Some(time("ends_at", &b.ends_at)?),
     };
     let input = draft.validate()?;
+    if let Some(sku) = b.gift_sku_id {
+        match s.store.sku(tenant, siyu_core::SkuId(sku)).await {
+            Ok(_) => {}
+            Err(siyu_store::StoreError::NotFound) => {
+                return Err(ApiError::validation("gift_sku_id", "unknown_reference", "no such SKU"))
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
     super::coupons::check_scope(s, tenant, &b.product_ids, &b.category_ids, &b.exclude_product_ids).await?;
     Ok(input)
 }
