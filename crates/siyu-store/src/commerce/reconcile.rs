@@ -162,7 +162,9 @@ impl Store {
         }
         let status = if problems.is_empty() { "matched" } else { "unmatched" };
         if !problems.is_empty() {
-            tracing::warn!(%tenant, bill_date, problems = problems.len(), ?problems, "ALERT: the WeChat Pay bill does not match");
+            // The first few name the kind of trouble; the run keeps them all.
+            let first: Vec<_> = problems.iter().take(5).collect();
+            tracing::warn!(%tenant, bill_date, problems = problems.len(), ?first, "ALERT: the WeChat Pay bill does not match");
         }
         on_write!(self, |p| sqlx::query(
             "UPDATE pay_reconciliations SET status = $3, lines = $4, matched = $5, problems = $6, detail = NULL, \
