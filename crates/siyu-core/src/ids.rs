@@ -96,6 +96,8 @@ id_type!(
     PresaleId,
     /// An item promotion (限时折扣 or 第二件半价).
     DiscountId,
+    /// A flash sale (秒杀).
+    FlashSaleId,
 );
 
 #[cfg(test)]

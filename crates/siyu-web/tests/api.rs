@@ -226,7 +226,14 @@ both!(every_tenant_path_is_404_with_another_tenants_credentials, |app| async mov
             "ends_at": "2026-01-02T00:00:00+08:00", "product_ids": [product["id"]]}),
     )
     .await;
+    let flash = post(
+        "/api/v1/flash-sales",
+        json!({"name": "秒杀", "starts_at": "2026-02-01T00:00:00+08:00", "ends_at": "2026-02-01T01:00:00+08:00",
+            "skus": [{"sku_id": later["skus"][0]["id"], "price_fen": 100, "quota": 1}]}),
+    )
+    .await;
     let fixtures: HashMap<&str, String> = HashMap::from([
+        ("flash_sale_id", flash["id"].as_str().unwrap().to_string()),
         ("discount_id", discount["id"].as_str().unwrap().to_string()),
         ("presale_id", presale["id"].as_str().unwrap().to_string()),
         ("promotion_id", promotion["id"].as_str().unwrap().to_string()),

@@ -1421,3 +1421,71 @@ both!(a_gift_comes_with_the_order_while_in_stock, |w| async move {
     let page = r.text().await.unwrap();
     assert!(page.contains("满 ¥80.00 送 干花 ×2"), "{page}");
 });
+
+both!(a_flash_sale_never_oversells, |w| async move {
+    let p = w.product("秒杀耳机", &[("黑", 19900, 300)], None).await;
+    let sku = p["skus"][0]["id"].clone();
+    let t0 = w.clock.now();
+    let at = |secs: i64| Timestamp(t0.0 + secs * 1_000_000).to_rfc3339(8);
+    let sale = |quota: i64| {
+        json!({"name": "整点秒杀", "starts_at": at(-1), "ends_at": at(1800), "per_order": 1, "per_user": 1,
+            "timeout_minutes": 5, "skus": [{"sku_id": sku, "price_fen": 990, "quota": quota}]})
+    };
+    let r = w.api(Method::POST, "/api/v1/flash-sales", Some(&sale(301))).await;
+    assert_eq!(problem(r, 409).await["code"], "flash_short_of_stock");
+    let fs = w.json(Method::POST, "/api/v1/flash-sales", Some(&sale(50))).await;
+    let r = w.api(Method::POST, "/api/v1/flash-sales", Some(&sale(10))).await;
+    assert_eq!(problem(r, 409).await["code"], "activity_overlaps");
+    assert_eq!((w.sku(&sku).await.reserved, w.sku(&sku).await.available), (50, 250), "the quota left the shelf");
+    let path = format!("/flash-sales/{}/orders", fs["id"].as_str().unwrap());
+    // 200 buyers at once for 50 units: exactly 50 orders at the sale's price.
+    let mut buyers = Vec::new();
+    for i in 0..200 {
+        buyers.push(w.buyer(&format!("o-flash-{i}")).await);
+    }
+    let w = &w;
+    let results = futures::future::join_all(buyers.iter().map(|b| {
+        let path = path.clone();
+        let sku = sku.clone();
+        async move {
+            let r = w.mall(b, Method::POST, &path, Some(&json!({"sku_id": sku, "qty": 1}))).await;
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap())
+        }
+    }))
+    .await;
+    let ok: Vec<&Value> = results.iter().filter(|r| r.0 == 201).map(|r| &r.1).collect();
+    assert_eq!(ok.len(), 50);
+    assert!(
+        results.iter().filter(|r| r.0 != 201).all(|r| r.1["code"] == "sold_out"),
+        "{:?}",
+        results.iter().find(|r| r.0 != 201)
+    );
+    assert!(ok.iter().all(|o| o["payable_fen"] == 990 && o["kind"] == "flash"));
+    let got = w.json(Method::GET, &format!("/api/v1/flash-sales/{}", fs["id"].as_str().unwrap()), None).await;
+    assert_eq!(got["skus"][0]["remaining"], 0);
+    // One buyer, one unit: a winner's second order is refused.
+    let winner = results.iter().position(|r| r.0 == 201).unwrap();
+    let r = w.mall(&buyers[winner], Method::POST, &path, Some(&json!({"sku_id": sku}))).await;
+    assert!(matches!(problem(r, 409).await["code"].as_str(), Some("over_user_limit") | Some("sold_out")));
+    // An unpaid order cancelled gives its unit back to the pool, and the buyer's allowance.
+    let o = ok[0];
+    let owner_of = results.iter().position(|r| r.0 == 201 && &r.1 == o).unwrap();
+    w.mall(&buyers[owner_of], Method::POST, &format!("/orders/{}/cancel", o["id"].as_str().unwrap()), None).await;
+    let got = w.json(Method::GET, &format!("/api/v1/flash-sales/{}", fs["id"].as_str().unwrap()), None).await;
+    assert_eq!(got["skus"][0]["remaining"], 1);
+    let again = w.mall(&buyers[owner_of], Method::POST, &path, Some(&json!({"sku_id": sku}))).await;
+    assert_eq!(again.status(), 201, "the allowance came back with the unit");
+    // Paid orders take their units off the shelf; when the sale ends, what is left returns.
+    let paid = ok[1];
+    let payer = results.iter().position(|r| r.0 == 201 && &r.1 == paid).unwrap();
+    w.pay(&buyers[payer], paid).await;
+    w.clock.advance(Duration::from_secs(1800));
+    let gw = siyu_web::pay::PayGateway::new(w.app.store.store.clone());
+    let rep = gw.sweep().await.unwrap();
+    assert_eq!(rep.sales_ended, 1);
+    assert_eq!(rep.timed_out, 49, "the other unpaid orders time out");
+    let s = w.sku(&sku).await;
+    assert_eq!((s.on_hand, s.reserved, s.sold), (299, 0, 1), "one sold; the rest is back on the shelf");
+    assert_eq!(gw.sweep().await.unwrap().sales_ended, 0);
+});

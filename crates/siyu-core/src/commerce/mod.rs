@@ -5,6 +5,7 @@ pub mod allocate;
 pub mod catalogue;
 pub mod coupon;
 pub mod discount;
+pub mod flash;
 pub mod order;
 pub mod presale;
 pub mod pricing;

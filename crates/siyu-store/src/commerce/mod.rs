@@ -6,6 +6,7 @@
 pub mod catalogue;
 pub mod coupons;
 pub mod discounts;
+pub mod flash;
 pub mod orders;
 pub mod payments;
 pub mod presales;

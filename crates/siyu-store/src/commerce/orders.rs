@@ -55,7 +55,45 @@ macro_rules! compensate {
             .execute(&mut *$tx)
             .await?
             .rows_affected();
-            if n == 1 {
+            // A flash sale's units ("{sale}:{bucket}") go back to their bucket while the sale
+            // runs (its row taken first, as ending it does), and to the SKU once it has ended;
+            // the buyer's allowance comes back with them.
+            let flash = pool.split_once(':').and_then(|(s, b)| Some((s.parse::<uuid::Uuid>().ok()?, b.parse::<i64>().ok()?)));
+            let mut to_bucket = false;
+            if let (1, Some((sale, bucket))) = (n, flash) {
+                let status: Option<String> = sqlx::query_scalar(
+                    "UPDATE flash_sales SET updated_at = updated_at WHERE tenant_id = $1 AND id = $2 RETURNING status",
+                )
+                .bind($tenant.0)
+                .bind(sale)
+                .fetch_optional(&mut *$tx)
+                .await?;
+                if status.as_deref() == Some("active") {
+                    sqlx::query(
+                        "UPDATE flash_buckets SET remaining = remaining + $5 WHERE tenant_id = $1 AND sale_id = $2 \
+                         AND sku_id = $3 AND bucket = $4",
+                    )
+                    .bind($tenant.0)
+                    .bind(sale)
+                    .bind(sku)
+                    .bind(bucket)
+                    .bind(qty)
+                    .execute(&mut *$tx)
+                    .await?;
+                    to_bucket = true;
+                }
+                sqlx::query(
+                    "UPDATE flash_buyers SET bought = bought - $4 WHERE tenant_id = $1 AND sale_id = $2 AND buyer_id = \
+                     (SELECT buyer_id FROM orders WHERE tenant_id = $1 AND id = $3)",
+                )
+                .bind($tenant.0)
+                .bind(sale)
+                .bind($order.0)
+                .bind(qty)
+                .execute(&mut *$tx)
+                .await?;
+            }
+            if n == 1 && !to_bucket {
                 sqlx::query(
                     "UPDATE skus SET reserved = reserved - $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2",
                 )
@@ -65,6 +103,8 @@ macro_rules! compensate {
                 .bind($now.0)
                 .execute(&mut *$tx)
                 .await?;
+            }
+            if n == 1 {
                 // A presale's quota gets the units back with the shelf.
                 sqlx::query(
                     "UPDATE presale_skus SET taken = taken - $4 WHERE tenant_id = $1 AND sku_id = $3 AND presale_id = \
@@ -134,6 +174,21 @@ pub struct PricedItem {
     pub qty: u32,
     pub unit_list_fen: i64,
     pub available: i64,
+}
+
+/// Which play prices a cart: none, a presale's deposit order, or a flash sale's order.
+#[derive(Clone, Copy, Debug)]
+pub enum Play<'a> {
+    Plain,
+    Presale(&'a Presale),
+    Flash(&'a FlashTerms),
+}
+
+/// A flash sale's price for its SKU.
+#[derive(Clone, Copy, Debug)]
+pub struct FlashTerms {
+    pub sku: SkuId,
+    pub price_fen: i64,
 }
 
 /// A priced cart: the quote and its lines, in the cart's order.
@@ -421,6 +476,16 @@ fn order_no(now: Timestamp, offset_hours: i8) -> String {
     )
 }
 
+/// A fresh order number in the tenant's zone.
+pub(crate) async fn order_no_for(store: &Store, tenant: TenantId, now: Timestamp) -> Result<String> {
+    let zone: Option<String> = on_read!(store, |p| sqlx::query_scalar("SELECT timezone FROM tenants WHERE id = $1")
+        .bind(tenant.0)
+        .fetch_optional(p)
+        .await?);
+    let off = zone.as_deref().and_then(siyu_core::time::zone_offset_hours).unwrap_or(8);
+    Ok(order_no(now, off))
+}
+
 /// The insert collided with another order's number (not with a client key).
 fn is_number_collision(e: &sqlx::Error) -> bool {
     match e {
@@ -439,8 +504,13 @@ impl Store {
         tenant: TenantId,
         items: &[CartItem],
         coupon: Option<&super::coupons::UserCoupon>,
-        presale: Option<&Presale>,
+        play: Play<'_>,
     ) -> Result<PricedCart> {
+        let (presale, flash) = match play {
+            Play::Plain => (None, None),
+            Play::Presale(p) => (Some(p), None),
+            Play::Flash(f) => (None, Some(f)),
+        };
         if items.is_empty() {
             return Err(rejected("empty_cart", Some("items".into()), "the cart is empty"));
         }
@@ -500,6 +570,23 @@ impl Store {
                     ));
                 }
             }
+            None if flash.is_some() => {
+                // A flash-sale order is its one SKU at the sale's price, nothing else (FS-6).
+                if coupon.is_some() {
+                    return Err(rejected(
+                        "coupon_not_allowed",
+                        Some("coupon_id".into()),
+                        "flash-sale orders take no coupon",
+                    ));
+                }
+                if items.len() != 1 || flash.is_some_and(|f| f.sku != items[0].sku_id) {
+                    return Err(rejected(
+                        "sku_not_in_sale",
+                        Some("items".into()),
+                        "a flash-sale order is one of its items",
+                    ));
+                }
+            }
             None => {
                 let skus: Vec<SkuId> = items.iter().map(|it| it.sku_id).collect();
                 let held = self.skus_in_presale(tenant, &skus, now).await?;
@@ -514,9 +601,10 @@ impl Store {
         }
         // A line is in a category's scope when its category or any ancestor is.
         // Promotions running now are part of the price (their window is tested at submit).
-        let promos = if presale.is_some() { Vec::new() } else { self.running_promotions(tenant, now).await? };
+        let plain = presale.is_none() && flash.is_none();
+        let promos = if plain { self.running_promotions(tenant, now).await? } else { Vec::new() };
         // Item promotions running now (限时折扣, 第二件半价); a presale's lines take none.
-        let running = if presale.is_some() {
+        let running = if !plain {
             super::discounts::RunningDiscounts::default()
         } else {
             let skus: Vec<SkuId> = items.iter().map(|it| it.sku_id).collect();
@@ -562,6 +650,11 @@ impl Store {
                 // A presale unit costs its deposit plus its balance, all told; a 限时折扣
                 // price applies only while below the SKU's own (LD-1).
                 activity: match presale.and_then(|p| p.terms_of(it.sku_id)) {
+                    _ if flash.is_some() => flash.map(|f| Activity {
+                        kind: ActivityKind::Flash,
+                        unit_price: f.price_fen,
+                        allow_coupon_and_points: false,
+                    }),
                     Some(t) => Some(Activity {
                         kind: ActivityKind::PresaleBalance,
                         unit_price: t.terms.total_fen(),
@@ -660,7 +753,8 @@ impl Store {
             })?),
             None => None,
         };
-        let priced = self.price_cart(tenant, &n.items, coupon.as_ref(), presale.as_ref()).await?;
+        let play = presale.as_ref().map_or(Play::Plain, Play::Presale);
+        let priced = self.price_cart(tenant, &n.items, coupon.as_ref(), play).await?;
         let q = &priced.quote;
         // The deposit due now, and the presale's quota each SKU draws on.
         let deposit: i64 = presale.as_ref().map_or(0, |p| {
@@ -920,6 +1014,15 @@ impl Store {
             ),
             Err(e) => e,
         }
+    }
+
+    pub(crate) async fn order_id_by_client_key(
+        &self,
+        tenant: TenantId,
+        buyer: BuyerId,
+        key: &str,
+    ) -> Result<Option<OrderId>> {
+        self.order_by_client_key(tenant, buyer, key).await
     }
 
     async fn order_by_client_key(&self, tenant: TenantId, buyer: BuyerId, key: &str) -> Result<Option<OrderId>> {

@@ -19,7 +19,7 @@ use siyu_core::commerce::order::{Address, OrderEvent};
 use siyu_core::paging::PageRequest;
 use siyu_core::{CategoryId, OrderId, ProductId, SkuId, TenantId};
 use siyu_store::commerce::catalogue::ProductFilter;
-use siyu_store::commerce::orders::{CartItem, NewOrder, OrderFilter};
+use siyu_store::commerce::orders::{CartItem, NewOrder, OrderFilter, Play};
 use siyu_store::commerce::payments::{Buyer, RefundKind};
 
 use crate::api::commerce::dto::{
@@ -46,6 +46,7 @@ pub fn router() -> Router<AppState> {
         .route("/mall/{tenant}/api/quote", post(quote))
         .route("/mall/{tenant}/api/orders", get(my_orders).post(submit))
         .route("/mall/{tenant}/api/orders/{order_id}", get(my_order))
+        .route("/mall/{tenant}/api/flash-sales/{sale_id}/orders", post(flash_submit))
         .route("/mall/{tenant}/api/orders/{order_id}/pay", post(pay))
         .route("/mall/{tenant}/api/orders/{order_id}/cancel", post(cancel))
         .route("/mall/{tenant}/api/orders/{order_id}/receive", post(receive))
@@ -180,7 +181,8 @@ async fn quote(
         })?),
         None => None,
     };
-    Ok(axum::Json(s.store.price_cart(t, &cart(&b.items), coupon.as_ref(), presale.as_ref()).await?.into()))
+    let play = presale.as_ref().map_or(Play::Plain, Play::Presale);
+    Ok(axum::Json(s.store.price_cart(t, &cart(&b.items), coupon.as_ref(), play).await?.into()))
 }
 
 /// Validates and submits a buyer's order (the H5 checkout and the API share it).
@@ -207,6 +209,37 @@ pub async fn submit_order(
         presale: b.presale_id.map(siyu_core::PresaleId),
     };
     Ok(s.store.create_order(t, &n).await?)
+}
+
+#[derive(serde::Deserialize)]
+struct FlashSubmitIn {
+    sku_id: Uuid,
+    #[serde(default = "one")]
+    qty: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// A flash-sale order: one SKU of the sale, at its price. The `Idempotency-Key` header makes a
+/// retry return the first order (FS-4).
+async fn flash_submit(
+    State(s): State<AppState>,
+    Path((slug, sale)): Path<(String, Uuid)>,
+    headers: HeaderMap,
+    Json(b): Json<FlashSubmitIn>,
+) -> ApiResult<Response> {
+    let t = tenant_of(&s, &slug).await?;
+    let buyer = buyer(&s, t, &headers).await?;
+    let key = headers
+        .get(crate::middleware::IDEMPOTENCY_KEY)
+        .and_then(|v| v.to_str().ok())
+        .filter(|k| !k.is_empty() && k.len() <= 255);
+    let item = CartItem { sku_id: SkuId(b.sku_id), qty: b.qty };
+    let o = s.store.create_flash_order(t, buyer.id, siyu_core::FlashSaleId(sale), item, key).await?;
+    let out: crate::api::commerce::dto::OrderOut = o.into();
+    Ok((axum::http::StatusCode::CREATED, axum::Json(out)).into_response())
 }
 
 async fn submit(

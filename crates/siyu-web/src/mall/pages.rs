@@ -341,7 +341,8 @@ async fn quote_view(
     coupon: Option<&siyu_store::commerce::coupons::UserCoupon>,
     presale: Option<&Presale>,
 ) -> Result<Value, String> {
-    match s.store.price_cart(pg.tenant, items, coupon, presale).await {
+    let play = presale.map_or(siyu_store::commerce::orders::Play::Plain, siyu_store::commerce::orders::Play::Presale);
+    match s.store.price_cart(pg.tenant, items, coupon, play).await {
         Ok(p) => {
             let q = &p.quote;
             // A presale's deposit is due now and the rest in the balance window.

@@ -331,6 +331,7 @@ impl PayGateway {
             }
         }
         rep.refunds = self.push_refunds(200).await?;
+        rep.sales_ended = self.store.end_due_flash_sales().await?;
         for (tenant, order, event) in self.store.due_order_steps(AUTO_RECEIVE_SECS, AFTER_SALE_SECS, 200).await? {
             if self.store.advance_order(tenant, order, event, None, None).await.is_ok() {
                 rep.advanced += 1;
@@ -413,4 +414,6 @@ pub struct SweepReport {
     pub found_paid: usize,
     pub refunds: usize,
     pub advanced: usize,
+    /// Flash sales whose window closed, their unsold units back on the shelf.
+    pub sales_ended: usize,
 }

@@ -10,6 +10,7 @@ pub mod catalogue;
 pub mod coupons;
 pub mod discounts;
 pub mod dto;
+pub mod flash;
 pub mod orders;
 pub mod presales;
 pub mod promotions;
@@ -20,6 +21,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(catalogue::router())
         .merge(coupons::router())
         .merge(discounts::router())
+        .merge(flash::router())
         .merge(orders::router())
         .merge(presales::router())
         .merge(promotions::router())

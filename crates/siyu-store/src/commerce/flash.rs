@@ -1,0 +1,437 @@
+//! Flash sales (秒杀) on the database alone (FS-8.2, stock buckets). Creating a sale carves
+//! each SKU's quota out of its stock (the SKU's `reserved` holds it) and splits it over bucket
+//! rows. An order takes its units from one bucket by a conditional update, probing the others
+//! from a random start, and counts them against the buyer's limit in the same transaction
+//! (FS-2), with the window checked against the server clock inside it (FS-3). Its reservation
+//! names the bucket (`pool_id = "{sale}:{bucket}"`), so cancelling gives the units back to
+//! that bucket once; when the sale has ended they go back to the SKU instead. Ending a sale
+//! returns what its buckets still hold to the SKU, once.
+
+use serde::Serialize;
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use siyu_core::auth::Actor;
+use siyu_core::commerce::flash::{probe_order, split_quota, FlashInput};
+use siyu_core::{BuyerId, FlashSaleId, OrderId, SkuId, TenantId, Timestamp};
+
+use super::orders::{order_no_for, CartItem, FlashTerms, Order, Play};
+use crate::audit::snapshot;
+use crate::{audit, in_tx, on_read, Result, Store, StoreError};
+
+#[derive(Clone, Debug, Serialize)]
+pub struct FlashSku {
+    pub sku_id: SkuId,
+    pub price_fen: i64,
+    pub quota: i64,
+    /// What the buckets still hold (units in unpaid orders are not here).
+    pub remaining: i64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct FlashSale {
+    pub id: FlashSaleId,
+    pub name: String,
+    pub starts_at: Timestamp,
+    pub ends_at: Timestamp,
+    pub per_order: i64,
+    pub per_user: i64,
+    pub timeout_secs: i64,
+    pub buckets: i64,
+    /// `active` or `ended`.
+    pub status: String,
+    pub skus: Vec<FlashSku>,
+}
+
+fn rejected(code: &'static str, field: Option<&str>, message: impl Into<String>) -> StoreError {
+    StoreError::Rejected { code, field: field.map(str::to_string), message: message.into() }
+}
+
+type Row = (Uuid, String, i64, i64, i64, i64, i64, i64, String);
+
+impl Store {
+    /// Creates a sale and carves its quotas out of stock; a SKU short of stock, or already in
+    /// a presale or another flash sale over an overlapping window (STK-1), is refused.
+    pub async fn create_flash_sale(&self, actor: &Actor, f: &FlashInput) -> Result<FlashSale> {
+        let tenant = actor.tenant_id;
+        let mut skus = Vec::with_capacity(f.skus.len());
+        for (i, s) in f.skus.iter().enumerate() {
+            let field = format!("skus.{i}.sku_id");
+            let id: SkuId = s.sku_id.parse().map_err(|_| rejected("bad_reference", Some(&field), "no such SKU"))?;
+            match self.sku(tenant, id).await {
+                Ok(k) if k.active => skus.push((id, s)),
+                Ok(_) => return Err(rejected("sku_unavailable", Some(&field), "this SKU is not on sale")),
+                Err(StoreError::NotFound) => return Err(rejected("bad_reference", Some(&field), "no such SKU")),
+                Err(e) => return Err(e),
+            }
+        }
+        let id = FlashSaleId::new();
+        let now = self.now();
+        in_tx!(self, |tx| {
+            sqlx::query("UPDATE tenants SET updated_at = updated_at WHERE id = $1")
+                .bind(tenant.0)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO flash_sales (tenant_id, id, name, starts_at, ends_at, per_order, per_user, timeout_secs, \
+                 buckets, status, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'active', $10, $10)",
+            )
+            .bind(tenant.0)
+            .bind(id.0)
+            .bind(&f.name)
+            .bind(f.starts_at.0)
+            .bind(f.ends_at.0)
+            .bind(f.per_order)
+            .bind(f.per_user)
+            .bind(f.timeout_secs)
+            .bind(i64::from(f.buckets))
+            .bind(now.0)
+            .execute(&mut *tx)
+            .await?;
+            for (i, (sku, s)) in skus.iter().enumerate() {
+                let field = format!("skus.{i}.sku_id");
+                let clash: Option<String> = sqlx::query_scalar(
+                    "SELECT f.name FROM flash_sale_skus k JOIN flash_sales f ON f.tenant_id = k.tenant_id \
+                     AND f.id = k.sale_id WHERE k.tenant_id = $1 AND k.sku_id = $2 AND f.status = 'active' \
+                     AND f.id <> $5 AND f.starts_at < $4 AND $3 < f.ends_at \
+                     UNION ALL SELECT p.name FROM presale_skus k JOIN presales p ON p.tenant_id = k.tenant_id \
+                     AND p.id = k.presale_id WHERE k.tenant_id = $1 AND k.sku_id = $2 AND p.status = 'active' \
+                     AND p.deposit_start < $4 AND $3 < p.final_end",
+                )
+                .bind(tenant.0)
+                .bind(sku.0)
+                .bind(f.starts_at.0)
+                .bind(f.ends_at.0)
+                .bind(id.0)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some(name) = clash {
+                    return Err(rejected(
+                        "activity_overlaps",
+                        Some(&field),
+                        format!("this SKU is in “{name}” at the same time; a SKU is in one such activity at a time"),
+                    ));
+                }
+                // The quota leaves the shelf for the sale: held as reserved until sold or returned.
+                let carved = sqlx::query(
+                    "UPDATE skus SET reserved = reserved + $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2 \
+                     AND on_hand - reserved >= $3",
+                )
+                .bind(tenant.0)
+                .bind(sku.0)
+                .bind(s.quota)
+                .bind(now.0)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if carved == 0 {
+                    return Err(rejected(
+                        "flash_short_of_stock",
+                        Some(&format!("skus.{i}.quota")),
+                        "the SKU has less stock available than this quota",
+                    ));
+                }
+                sqlx::query(
+                    "INSERT INTO flash_sale_skus (tenant_id, sale_id, sku_id, price_fen, quota) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(tenant.0)
+                .bind(id.0)
+                .bind(sku.0)
+                .bind(s.price_fen)
+                .bind(s.quota)
+                .execute(&mut *tx)
+                .await?;
+                for (b, part) in split_quota(s.quota, f.buckets).into_iter().enumerate() {
+                    sqlx::query(
+                        "INSERT INTO flash_buckets (tenant_id, sale_id, sku_id, bucket, remaining) VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(tenant.0)
+                    .bind(id.0)
+                    .bind(sku.0)
+                    .bind(b as i64)
+                    .bind(part)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+            audit!(tx, self, actor, "flash.create", "flash_sale", id, None, snapshot(f));
+        });
+        self.flash_sale(tenant, id).await
+    }
+
+    pub async fn flash_sale(&self, tenant: TenantId, id: FlashSaleId) -> Result<FlashSale> {
+        let r: Option<Row> = on_read!(self, |p| {
+            sqlx::query_as(
+            "SELECT id, name, starts_at, ends_at, per_order, per_user, timeout_secs, buckets, status FROM flash_sales \
+             WHERE tenant_id = $1 AND id = $2"
+        )
+        .bind(tenant.0)
+        .bind(id.0)
+        .fetch_optional(p)
+        .await?
+        });
+        let r = r.ok_or(StoreError::NotFound)?;
+        let skus: Vec<(Uuid, i64, i64, i64)> = on_read!(self, |p| sqlx::query_as(
+            "SELECT k.sku_id, k.price_fen, k.quota, CAST(COALESCE((SELECT SUM(b.remaining) FROM flash_buckets b \
+             WHERE b.tenant_id = k.tenant_id AND b.sale_id = k.sale_id AND b.sku_id = k.sku_id), 0) AS BIGINT) \
+             FROM flash_sale_skus k WHERE k.tenant_id = $1 AND k.sale_id = $2 ORDER BY k.sku_id"
+        )
+        .bind(tenant.0)
+        .bind(id.0)
+        .fetch_all(p)
+        .await?);
+        Ok(FlashSale {
+            id: FlashSaleId(r.0),
+            name: r.1,
+            starts_at: Timestamp(r.2),
+            ends_at: Timestamp(r.3),
+            per_order: r.4,
+            per_user: r.5,
+            timeout_secs: r.6,
+            buckets: r.7,
+            status: r.8,
+            skus: skus
+                .into_iter()
+                .map(|k| FlashSku { sku_id: SkuId(k.0), price_fen: k.1, quota: k.2, remaining: k.3 })
+                .collect(),
+        })
+    }
+
+    /// Places a flash-sale order: the window, the buyer's limit and one bucket's units are
+    /// checked and taken in one transaction; anything refused changes nothing. A retry with
+    /// the same client key returns the first order (FS-4).
+    pub async fn create_flash_order(
+        &self,
+        tenant: TenantId,
+        buyer: BuyerId,
+        sale: FlashSaleId,
+        item: CartItem,
+        client_key: Option<&str>,
+    ) -> Result<Order> {
+        if let Some(k) = client_key {
+            if let Some(id) = self.order_id_by_client_key(tenant, buyer, k).await? {
+                return self.order(tenant, id).await;
+            }
+        }
+        let s = self.flash_sale(tenant, sale).await?;
+        let terms = s
+            .skus
+            .iter()
+            .find(|k| k.sku_id == item.sku_id)
+            .ok_or_else(|| rejected("sku_not_in_sale", Some("items.0.sku_id"), "this item is not in the sale"))?;
+        let qty = i64::from(item.qty);
+        if qty < 1 || qty > s.per_order {
+            return Err(rejected(
+                "over_order_limit",
+                Some("items.0.qty"),
+                format!("an order takes at most {}", s.per_order),
+            ));
+        }
+        let priced = self
+            .price_cart(
+                tenant,
+                &[item],
+                None,
+                Play::Flash(&FlashTerms { sku: item.sku_id, price_fen: terms.price_fen }),
+            )
+            .await?;
+        let q = &priced.quote;
+        let line = &priced.items[0];
+        let lq = &q.lines[0];
+        let now = self.now();
+        let id = OrderId::new();
+        let start = rand::random::<u32>();
+        let no = order_no_for(self, tenant, now).await?;
+        let result: std::result::Result<(), StoreError> = in_tx!(self, |tx| {
+            // FS-3: the window against the server clock, inside the transaction.
+            let open: Option<i64> = sqlx::query_scalar(
+                "SELECT timeout_secs FROM flash_sales WHERE tenant_id = $1 AND id = $2 AND status = 'active' \
+                 AND starts_at <= $3 AND $3 < ends_at",
+            )
+            .bind(tenant.0)
+            .bind(sale.0)
+            .bind(now.0)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(timeout) = open else {
+                tx.rollback().await?;
+                return Err(rejected("sale_not_open", None, "the sale is not on now"));
+            };
+            let inserted = sqlx::query(
+                "INSERT INTO orders (tenant_id, id, no, buyer_id, customer_id, kind, status, list_fen, goods_fen, \
+                 shipping_fen, payable_fen, quote, client_key, created_at, expires_at, updated_at) \
+                 SELECT $1, $2, $3, $4, b.customer_id, 'flash', 'pending_payment', $5, $6, $7, $8, $9, $10, $11, $12, $11 \
+                 FROM mall_buyers b WHERE b.tenant_id = $1 AND b.id = $4",
+            )
+            .bind(tenant.0)
+            .bind(id.0)
+            .bind(&no)
+            .bind(buyer.0)
+            .bind(q.list_total)
+            .bind(q.goods)
+            .bind(q.shipping_fee - q.shipping_discount)
+            .bind(q.payable)
+            .bind(Json(q))
+            .bind(client_key)
+            .bind(now.0)
+            .bind(now.0 + timeout * 1_000_000)
+            .execute(&mut *tx)
+            .await;
+            match inserted {
+                Ok(r) if r.rows_affected() == 1 => {}
+                Ok(_) => {
+                    tx.rollback().await?;
+                    return Err(StoreError::NotFound);
+                }
+                Err(e) => {
+                    tx.rollback().await?;
+                    return match StoreError::constraint(e, "client_key") {
+                        StoreError::Duplicate("client_key") => {
+                            let k = client_key.unwrap_or_default();
+                            let first =
+                                self.order_id_by_client_key(tenant, buyer, k).await?.ok_or(StoreError::NotFound)?;
+                            return self.order(tenant, first).await;
+                        }
+                        other => Err(other),
+                    };
+                }
+            }
+            // FS-2: the buyer's units in the same step as the stock.
+            let counted = sqlx::query(
+                "INSERT INTO flash_buyers (tenant_id, sale_id, buyer_id, bought) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (tenant_id, sale_id, buyer_id) DO UPDATE SET bought = flash_buyers.bought + $4 \
+                 WHERE flash_buyers.bought + $4 <= $5",
+            )
+            .bind(tenant.0)
+            .bind(sale.0)
+            .bind(buyer.0)
+            .bind(qty)
+            .bind(s.per_user)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if counted == 0 || qty > s.per_user {
+                tx.rollback().await?;
+                return Err(rejected(
+                    "over_user_limit",
+                    Some("items.0.qty"),
+                    format!("each buyer may take {} in this sale", s.per_user),
+                ));
+            }
+            let mut taken = None;
+            for b in probe_order(start, s.buckets as u32) {
+                let n = sqlx::query(
+                    "UPDATE flash_buckets SET remaining = remaining - $5 WHERE tenant_id = $1 AND sale_id = $2 \
+                     AND sku_id = $3 AND bucket = $4 AND remaining >= $5",
+                )
+                .bind(tenant.0)
+                .bind(sale.0)
+                .bind(item.sku_id.0)
+                .bind(i64::from(b))
+                .bind(qty)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if n == 1 {
+                    taken = Some(b);
+                    break;
+                }
+            }
+            let Some(bucket) = taken else {
+                tx.rollback().await?;
+                return Err(rejected("sold_out", Some("items.0.sku_id"), "sold out"));
+            };
+            sqlx::query(
+                "INSERT INTO order_lines (tenant_id, order_id, line_no, sku_id, product_id, title, spec, qty, \
+                 unit_list_fen, unit_price_fen, paid_fen, units, shares) VALUES ($1, $2, 0, $3, $4, $5, $6, $7, $8, $9, \
+                 $10, $11, '[]')",
+            )
+            .bind(tenant.0)
+            .bind(id.0)
+            .bind(item.sku_id.0)
+            .bind(line.product_id.0)
+            .bind(&line.title)
+            .bind(&line.spec)
+            .bind(qty)
+            .bind(lq.unit_list)
+            .bind(lq.unit_price)
+            .bind(lq.paid)
+            .bind(Json(&lq.units))
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO stock_reservations (tenant_id, order_id, sku_id, pool_id, qty, status, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, 'reserved', $6)",
+            )
+            .bind(tenant.0)
+            .bind(id.0)
+            .bind(item.sku_id.0)
+            .bind(format!("{}:{bucket}", sale.0))
+            .bind(qty)
+            .bind(now.0)
+            .execute(&mut *tx)
+            .await?;
+            Ok(())
+        });
+        result?;
+        self.order(tenant, id).await
+    }
+
+    /// Ends the sales whose window closed: what their buckets still hold goes back to the
+    /// SKU, once (the status moves conditionally). Returns how many ended.
+    pub async fn end_due_flash_sales(&self) -> Result<usize> {
+        let now = self.now();
+        let due: Vec<(Uuid, Uuid)> = on_read!(self, |p| {
+            sqlx::query_as(
+            "SELECT tenant_id, id FROM flash_sales WHERE status = 'active' AND ends_at <= $1 ORDER BY ends_at LIMIT 100"
+        )
+        .bind(now.0)
+        .fetch_all(p)
+        .await?
+        });
+        let mut ended = 0;
+        for (tenant, sale) in due {
+            let moved = in_tx!(self, |tx| {
+                let n = sqlx::query(
+                    "UPDATE flash_sales SET status = 'ended', updated_at = $3 WHERE tenant_id = $1 AND id = $2 \
+                     AND status = 'active'",
+                )
+                .bind(tenant)
+                .bind(sale)
+                .bind(now.0)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if n == 1 {
+                    // The sale row is taken first, so a cancel (which takes it too) either
+                    // returned its units to a bucket before this or sees the sale ended.
+                    let left: Vec<(Uuid, i64)> = sqlx::query_as(
+                        "SELECT sku_id, CAST(SUM(remaining) AS BIGINT) FROM flash_buckets WHERE tenant_id = $1 \
+                         AND sale_id = $2 GROUP BY sku_id",
+                    )
+                    .bind(tenant)
+                    .bind(sale)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    sqlx::query("UPDATE flash_buckets SET remaining = 0 WHERE tenant_id = $1 AND sale_id = $2")
+                        .bind(tenant)
+                        .bind(sale)
+                        .execute(&mut *tx)
+                        .await?;
+                    for (sku, units) in left.into_iter().filter(|x| x.1 > 0) {
+                        sqlx::query("UPDATE skus SET reserved = reserved - $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2")
+                            .bind(tenant)
+                            .bind(sku)
+                            .bind(units)
+                            .bind(now.0)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
+                n
+            });
+            ended += moved as usize;
+        }
+        Ok(ended)
+    }
+}
