@@ -1488,4 +1488,31 @@ both!(a_flash_sale_never_oversells, |w| async move {
     let s = w.sku(&sku).await;
     assert_eq!((s.on_hand, s.reserved, s.sold), (299, 0, 1), "one sold; the rest is back on the shelf");
     assert_eq!(gw.sweep().await.unwrap().sales_ended, 0);
+    // The console starts one on another product; the mall lists it with a countdown.
+    let other = w.product("秒杀茶具", &[("青", 8800, 30)], None).await;
+    let owner = w.app.session("mall", "owner").await;
+    let local = Timestamp(w.clock.now().0 - 60_000_000).to_rfc3339(8)[..16].to_string();
+    let form = |quota: &str| {
+        vec![
+            ("_csrf", owner.csrf.clone()),
+            ("name", "茶具秒杀".to_string()),
+            ("product_id", other["id"].as_str().unwrap().to_string()),
+            ("starts_at", local.clone()),
+            ("minutes", "30".into()),
+            ("price", "9.90".into()),
+            ("quota", quota.into()),
+            ("per_user", "2".into()),
+        ]
+    };
+    let r = owner.client.post(w.app.url("/console/flash-sales")).form(&form("31")).send().await.unwrap();
+    let (code, page) = (r.status().as_u16(), r.text().await.unwrap());
+    assert_eq!(code, 422);
+    assert!(page.contains("库存不足以划出该名额"), "{page}");
+    let r = owner.client.post(w.app.url("/console/flash-sales")).form(&form("20")).send().await.unwrap();
+    let page = r.text().await.unwrap();
+    assert!(page.contains("茶具秒杀") && page.contains("剩余 20&#x2f;20") && page.contains("每人 2 件"), "{page}");
+    let page = reqwest::get(w.app.url("/m/mall/flash")).await.unwrap().text().await.unwrap();
+    assert!(page.contains("茶具秒杀") && page.contains("¥9.90") && page.contains("m-countdown"), "{page}");
+    let home = reqwest::get(w.app.url("/m/mall")).await.unwrap().text().await.unwrap();
+    assert!(home.contains("flash-banner"));
 });

@@ -87,6 +87,9 @@ pub struct BenchArgs {
     /// Concurrent buyers of the order-create scenario.
     #[arg(long, default_value_t = 200)]
     order_clients: usize,
+    /// Purchase attempts of the flash-sale scenario (its quota is a twentieth of them).
+    #[arg(long, default_value_t = 20_000)]
+    flash_attempts: usize,
     /// Python with the `duckdb` package (scripts/bench sets it) [default: python3].
     #[arg(long, env = "SIYU_BENCH_PYTHON", default_value = "python3")]
     python: String,
@@ -168,11 +171,14 @@ pub async fn run(a: BenchArgs) -> Result<()> {
                 "order-create" => rows.extend(
                     order_create(&a, backend, &pg_url).await.with_context(|| format!("order-create on {b}"))?,
                 ),
+                "flash-sale" => rows.extend(
+                    flash_sale(&a, backend, &pg_url).await.with_context(|| format!("flash-sale on {b}"))?,
+                ),
                 "bill-reconcile" => rows.extend(
                     bill_reconcile(&a, backend, &pg_url).await.with_context(|| format!("bill-reconcile on {b}"))?,
                 ),
                 other => bail!(
-                    "unknown scenario {other}: use http-get, bulk-insert, wecom-callbacks, segment-count, transfer-plan, group-transfer, customer-import, rule-tags, order-create or bill-reconcile"
+                    "unknown scenario {other}: use http-get, bulk-insert, wecom-callbacks, segment-count, transfer-plan, group-transfer, customer-import, rule-tags, order-create, flash-sale or bill-reconcile"
                 ),
             }
         }
@@ -1155,6 +1161,140 @@ async fn bill_reconcile(a: &BenchArgs, backend: Backend, pg_url: &str) -> Result
         siyu: Figure { value: provider.len() as f64 / siyu_secs, unit: "l/s" },
         baseline_name: "point SELECT by transaction id".into(),
         baseline: Figure { value: provider.len() as f64 / bare_secs, unit: "q/s" },
+        ratio: bare_secs / siyu_secs,
+    }])
+}
+
+/// A flash sale of `flash_attempts / 20` units under `flash_attempts` purchase attempts from
+/// `order_clients` buyers over HTTP; it must end with exactly the quota in orders. Beside it,
+/// as many bare conditional UPDATEs on one row holding the same units, from as many tasks.
+async fn flash_sale(a: &BenchArgs, backend: Backend, pg_url: &str) -> Result<Vec<Row>> {
+    use siyu_core::commerce::catalogue::{ProductDraft, SkuInput};
+    use siyu_core::commerce::flash::{FlashDraft, FlashSkuInput};
+
+    let (n, c) = (a.flash_attempts, a.order_clients.max(1));
+    let units = (n / 20).max(1) as i64;
+    let (cfg, _cleanup) = fresh_config_at(backend, pg_url).await;
+    let store = Store::connect(&cfg).await?;
+    store.migrate().await?;
+    let tenant = store.create_tenant("bench", "Bench", "Asia/Shanghai").await?;
+    let actor = Actor::system(tenant.id);
+    let product = ProductDraft {
+        title: "秒杀单品".into(),
+        status: Some("listed".into()),
+        skus: vec![SkuInput { id: None, spec: Vec::new(), code: None, price_fen: 19_900, on_hand: units * 2 }],
+        ..Default::default()
+    };
+    let p = store.create_product(&actor, &product.validate().map_err(|v| anyhow::anyhow!("{v:?}"))?).await?;
+    let sku = p.skus[0].id;
+    let now = store.now();
+    let draft = FlashDraft {
+        name: "整点秒杀".into(),
+        starts_at: Some(siyu_core::Timestamp(now.0 - 1_000_000)),
+        ends_at: Some(siyu_core::Timestamp(now.0 + 3_600_000_000)),
+        per_order: Some(1),
+        per_user: Some(999),
+        timeout_secs: None,
+        buckets: None,
+        skus: vec![FlashSkuInput { sku_id: sku.to_string(), price_fen: 990, quota: units }],
+    };
+    let sale = store.create_flash_sale(&actor, &draft.validate().map_err(|v| anyhow::anyhow!("{v:?}"))?).await?;
+    let mut sessions = Vec::with_capacity(c);
+    for i in 0..c {
+        let b = store.buyer_for_openid(tenant.id, &format!("o-flash-{i}"), None).await?;
+        sessions.push(store.create_mall_session(tenant.id, b.id).await?);
+    }
+    let app = siyu_web::app(siyu_web::AppState::new(store.clone(), Default::default()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let client = reqwest::Client::builder().pool_max_idle_per_host(c).timeout(Duration::from_secs(60)).build()?;
+    let url = format!("http://{addr}/mall/bench/api/flash-sales/{}/orders", sale.id);
+    let body = serde_json::json!({"sku_id": sku, "qty": 1});
+    let next = Arc::new(AtomicUsize::new(0));
+    let won = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for secret in sessions {
+        let (client, url, body, next, won) = (client.clone(), url.clone(), body.clone(), next.clone(), won.clone());
+        tasks.push(tokio::spawn(async move {
+            while next.fetch_add(1, Ordering::Relaxed) < n {
+                let r = client.post(&url).bearer_auth(&secret).json(&body).send().await?;
+                let status = r.status();
+                let _ = r.bytes().await?;
+                match status.as_u16() {
+                    201 => {
+                        won.fetch_add(1, Ordering::Relaxed);
+                    }
+                    409 => {}
+                    other => anyhow::bail!("flash order answered {other}"),
+                }
+            }
+            Ok::<_, anyhow::Error>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let siyu_secs = started.elapsed().as_secs_f64();
+    server.abort();
+    let won = won.load(Ordering::Relaxed) as i64;
+    let left = store.flash_sale(tenant.id, sale.id).await?.skus[0].remaining;
+    if won != units || left != 0 {
+        bail!("{won} orders for {units} units, {left} left in the pool");
+    }
+
+    // The baseline: the same attempts as bare conditional UPDATEs on one row of the same units.
+    let bare = store
+        .create_product(
+            &actor,
+            &ProductDraft {
+                title: "基线".into(),
+                status: Some("listed".into()),
+                skus: vec![SkuInput { id: None, spec: Vec::new(), code: None, price_fen: 100, on_hand: units }],
+                ..Default::default()
+            }
+            .validate()
+            .map_err(|v| anyhow::anyhow!("{v:?}"))?,
+        )
+        .await?;
+    let bare_sku = bare.skus[0].id;
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..c {
+        let (store, next, t) = (store.clone(), next.clone(), tenant.id);
+        tasks.push(tokio::spawn(async move {
+            let mut got = 0_i64;
+            while next.fetch_add(1, Ordering::Relaxed) < n {
+                got += siyu_store::on_write!(store, |p| sqlx::query(
+                    "UPDATE skus SET reserved = reserved + 1 WHERE tenant_id = $1 AND id = $2 AND on_hand - reserved >= 1"
+                )
+                .bind(t.0)
+                .bind(bare_sku.0)
+                .execute(p)
+                .await?
+                .rows_affected()) as i64;
+            }
+            Ok::<_, anyhow::Error>(got)
+        }));
+    }
+    let mut bare_won = 0;
+    for t in tasks {
+        bare_won += t.await??;
+    }
+    let bare_secs = started.elapsed().as_secs_f64();
+    if bare_won != units {
+        bail!("the bare loop took {bare_won} of {units}");
+    }
+    store.close().await;
+    Ok(vec![Row {
+        scenario: "flash-sale".into(),
+        backend: backend.as_str().to_string(),
+        metric: format!("attempts/s, {n} for {units} units, {c} clients"),
+        siyu: Figure { value: n as f64 / siyu_secs, unit: "a/s" },
+        baseline_name: "bare conditional UPDATE".into(),
+        baseline: Figure { value: n as f64 / bare_secs, unit: "a/s" },
         ratio: bare_secs / siyu_secs,
     }])
 }

@@ -22,6 +22,8 @@ use crate::{audit, in_tx, on_read, Result, Store, StoreError};
 #[derive(Clone, Debug, Serialize)]
 pub struct FlashSku {
     pub sku_id: SkuId,
+    /// The product's title with the SKU's specification.
+    pub label: String,
     pub price_fen: i64,
     pub quota: i64,
     /// What the buckets still hold (units in unpaid orders are not here).
@@ -171,10 +173,13 @@ impl Store {
         .await?
         });
         let r = r.ok_or(StoreError::NotFound)?;
-        let skus: Vec<(Uuid, i64, i64, i64)> = on_read!(self, |p| sqlx::query_as(
+        type SkuRow = (Uuid, i64, i64, i64, String, Json<Vec<String>>);
+        let skus: Vec<SkuRow> = on_read!(self, |p| sqlx::query_as(
             "SELECT k.sku_id, k.price_fen, k.quota, CAST(COALESCE((SELECT SUM(b.remaining) FROM flash_buckets b \
-             WHERE b.tenant_id = k.tenant_id AND b.sale_id = k.sale_id AND b.sku_id = k.sku_id), 0) AS BIGINT) \
-             FROM flash_sale_skus k WHERE k.tenant_id = $1 AND k.sale_id = $2 ORDER BY k.sku_id"
+             WHERE b.tenant_id = k.tenant_id AND b.sale_id = k.sale_id AND b.sku_id = k.sku_id), 0) AS BIGINT), \
+             p.title, s.spec FROM flash_sale_skus k JOIN skus s ON s.tenant_id = k.tenant_id AND s.id = k.sku_id \
+             JOIN products p ON p.tenant_id = s.tenant_id AND p.id = s.product_id \
+             WHERE k.tenant_id = $1 AND k.sale_id = $2 ORDER BY k.sku_id"
         )
         .bind(tenant.0)
         .bind(id.0)
@@ -192,9 +197,30 @@ impl Store {
             status: r.8,
             skus: skus
                 .into_iter()
-                .map(|k| FlashSku { sku_id: SkuId(k.0), price_fen: k.1, quota: k.2, remaining: k.3 })
+                .map(|k| FlashSku {
+                    sku_id: SkuId(k.0),
+                    label: if k.5 .0.is_empty() { k.4 } else { format!("{} {}", k.4, k.5 .0.join(" / ")) },
+                    price_fen: k.1,
+                    quota: k.2,
+                    remaining: k.3,
+                })
                 .collect(),
         })
+    }
+
+    /// Sales, newest first, or only those not ended (for the mall).
+    pub async fn flash_sales(&self, tenant: TenantId) -> Result<Vec<FlashSale>> {
+        let ids: Vec<Uuid> = on_read!(self, |p| sqlx::query_scalar(
+            "SELECT id FROM flash_sales WHERE tenant_id = $1 ORDER BY id DESC LIMIT 100"
+        )
+        .bind(tenant.0)
+        .fetch_all(p)
+        .await?);
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.push(self.flash_sale(tenant, FlashSaleId(id)).await?);
+        }
+        Ok(out)
     }
 
     /// Places a flash-sale order: the window, the buyer's limit and one bucket's units are

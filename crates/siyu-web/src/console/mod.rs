@@ -36,6 +36,7 @@ mod catalogue;
 mod coupons;
 mod customers;
 mod discounts;
+mod flash;
 mod imports;
 mod orders;
 mod org;
@@ -92,6 +93,7 @@ const TEMPLATES: &[(&str, &str)] = embed!(
     "promotions.html",
     "presales.html",
     "discounts.html",
+    "flash.html",
     "mall_base.html",
     "mall_quote.html",
     "mall_home.html",
@@ -103,6 +105,7 @@ const TEMPLATES: &[(&str, &str)] = embed!(
     "mall_login.html",
     "mall_pay.html",
     "mall_coupons.html",
+    "mall_flash.html",
 );
 
 const CSS: &str = include_str!("../../assets/static/console.css");
@@ -167,6 +170,7 @@ pub fn router() -> Router<AppState> {
         .merge(promotions::router())
         .merge(presales::router())
         .merge(discounts::router())
+        .merge(flash::router())
         .merge(orders::router())
         .merge(admin::router())
         .merge(wecom::router())
@@ -478,6 +482,7 @@ fn nav(ctx: &Ctx) -> serde_json::Value {
                 item("promotions.title", "/console/promotions", "promotions", Some(Scope::CommerceRead)),
                 item("discounts.title", "/console/discounts", "discounts", Some(Scope::CommerceRead)),
                 item("presales.title", "/console/presales", "presales", Some(Scope::CommerceRead)),
+                item("flash.title", "/console/flash-sales", "flash", Some(Scope::CommerceRead)),
                 item("refunds.title", "/console/refunds", "refunds", Some(Scope::CommerceRead)),
                 item("pay.title", "/console/pay", "pay", Some(Scope::SettingsRead)),
             ],

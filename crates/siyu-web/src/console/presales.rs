@@ -102,7 +102,7 @@ async fn page(State(s): State<AppState>, ctx: Ctx, Query(q): Query<HashMap<Strin
 }
 
 /// A `datetime-local` value (`YYYY-MM-DDTHH:MM`, the operator's zone) as RFC 3339.
-fn local_time(ctx: &Ctx, v: &str) -> String {
+pub(super) fn local_time(ctx: &Ctx, v: &str) -> String {
     let v = v.trim();
     let (day, clock) = v.split_once('T').unwrap_or((v, "00:00"));
     let hm: Vec<i64> = clock.split(':').take(2).filter_map(|x| x.parse().ok()).collect();

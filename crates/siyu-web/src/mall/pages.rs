@@ -52,6 +52,8 @@ pub fn router() -> Router<AppState> {
         .route("/m/{tenant}/orders/{order}/{action}", post(order_action))
         .route("/m/{tenant}/login", get(login_page).post(login_submit))
         .route("/m/{tenant}/coupons", get(coupons_page))
+        .route("/m/{tenant}/flash", get(flash_page))
+        .route("/m/{tenant}/flash/{sale}/{sku}", post(flash_grab))
         .route("/m/{tenant}/coupons/code", post(coupon_code))
         .route("/m/{tenant}/coupons/{template}/claim", post(coupon_claim))
 }
@@ -244,6 +246,15 @@ async fn home(
             .collect::<Vec<_>>()),
     );
     m.insert("all_active".into(), json!(category.is_none()));
+    let now = s.store.now();
+    let flash_on = s
+        .store
+        .flash_sales(pg.tenant)
+        .await
+        .unwrap_or_default()
+        .iter()
+        .any(|f| f.status == "active" && now < f.ends_at);
+    m.insert("flash_on".into(), json!(flash_on));
     m.insert("q".into(), json!(q.get("q")));
     m.insert("next".into(), json!(list.next_cursor.map(|c| format!("{base}?cursor={c}"))));
     pg.render("mall_home.html", m)
@@ -801,6 +812,51 @@ fn claimed(slug: &str, res: Result<siyu_store::commerce::coupons::UserCoupon, si
         Err(e) => return fail(Lang::Zh, e.into()),
     };
     Redirect::to(&to).into_response()
+}
+
+/// Flash sales running or coming, with a countdown and what each pool still holds.
+async fn flash_page(State(s): State<AppState>, pg: Page, Query(q): Query<HashMap<String, String>>) -> Response {
+    let now = s.store.now();
+    let sales = match s.store.flash_sales(pg.tenant).await {
+        Ok(l) => l,
+        Err(e) => return fail(pg.lang, e.into()),
+    };
+    let list: Vec<Value> = sales
+        .iter()
+        .filter(|f| f.status == "active" && now < f.ends_at)
+        .map(|f| {
+            let running = now >= f.starts_at;
+            json!({"id": f.id, "name": f.name, "running": running,
+                "until": (if running { f.ends_at } else { f.starts_at }).unix_secs(),
+                "skus": f.skus.iter().map(|k| json!({"id": k.sku_id, "label": k.label, "price": yuan(k.price_fen),
+                    "left": k.remaining, "sold_out": k.remaining <= 0})).collect::<Vec<_>>()})
+        })
+        .collect();
+    let mut m = pg.ctx(&pg.t("mall.flash"));
+    m.insert("sales".into(), json!(list));
+    m.insert("now".into(), json!(now.unix_secs()));
+    m.insert("error".into(), json!(q.get("error").map(|k| pg.t(&format!("v.{k}")))));
+    pg.render("mall_flash.html", m)
+}
+
+/// Grabs one unit of a flash-sale SKU; the order page follows, or the sale page says why not.
+async fn flash_grab(
+    State(s): State<AppState>,
+    pg: Page,
+    Path((slug, sale, sku)): Path<(String, Uuid, Uuid)>,
+    body: Bytes,
+) -> Response {
+    let f = FormData::parse(&body);
+    let Some(buyer) = pg.buyer_for(&f).cloned() else { return pg.login_redirect(&format!("/m/{slug}/flash")) };
+    let item = CartItem { sku_id: SkuId(sku), qty: 1 };
+    match s.store.create_flash_order(pg.tenant, buyer.id, siyu_core::FlashSaleId(sale), item, f.opt("client_key")).await
+    {
+        Ok(o) => Redirect::to(&format!("/m/{slug}/orders/{}", o.id)).into_response(),
+        Err(siyu_store::StoreError::Rejected { code, .. }) => {
+            Redirect::to(&format!("/m/{slug}/flash?error={code}")).into_response()
+        }
+        Err(e) => fail(pg.lang, e.into()),
+    }
 }
 
 async fn coupon_claim(

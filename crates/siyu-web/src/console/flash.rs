@@ -1,0 +1,151 @@
+//! Console page for flash sales (秒杀): create a sale over a product's SKUs (its quotas leave
+//! the shelf at once) and watch what each pool still holds.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::Router;
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
+
+use siyu_core::auth::Scope;
+use siyu_core::commerce::catalogue::ProductStatus;
+use siyu_core::commerce::flash::{FlashDraft, FlashSkuInput};
+use siyu_core::paging::PageRequest;
+use siyu_core::{Fen, ProductId, Timestamp};
+use siyu_store::commerce::catalogue::ProductFilter;
+
+use super::{Ctx, FormData};
+use crate::error::ApiError;
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/console/flash-sales", get(page).post(create))
+}
+
+async fn view(
+    s: &AppState,
+    ctx: &Ctx,
+    values: Value,
+    errors: Map<String, Value>,
+    msg: Option<String>,
+    status: StatusCode,
+) -> Response {
+    let list = match s.store.flash_sales(ctx.tenant.id).await {
+        Ok(l) => l,
+        Err(e) => return ctx.fail(e),
+    };
+    let now = s.store.now();
+    let yuan = |f: i64| Fen(f).to_string();
+    let rows: Vec<Value> = list
+        .iter()
+        .map(|f| {
+            let phase = if f.status != "active" || now >= f.ends_at {
+                "ended"
+            } else if now < f.starts_at {
+                "upcoming"
+            } else {
+                "running"
+            };
+            json!({"name": f.name, "from": ctx.when(f.starts_at), "to": ctx.when(f.ends_at),
+                "phase": ctx.t(&format!("flash.phase.{phase}")),
+                "limits": crate::i18n::tf(ctx.lang, "flash.limits", &[("o", &f.per_order.to_string()), ("u", &f.per_user.to_string())]),
+                "skus": f.skus.iter().map(|k| crate::i18n::tf(ctx.lang, "flash.sku", &[("l", &k.label), ("p", &yuan(k.price_fen)),
+                    ("r", &k.remaining.to_string()), ("q", &k.quota.to_string())])).collect::<Vec<_>>()})
+        })
+        .collect();
+    let filter = ProductFilter { status: Some(ProductStatus::Listed), ..Default::default() };
+    let products = s.store.products(ctx.tenant.id, &filter, &PageRequest { limit: 200, before: None }).await;
+    let products: Vec<Value> = products
+        .map(|p| p.items)
+        .unwrap_or_default()
+        .iter()
+        .map(|p| json!({"value": p.id, "label": p.title}))
+        .collect();
+    let mut m = ctx.base("flash", "flash.title");
+    m.insert("rows".into(), json!(rows));
+    m.insert("products".into(), json!(products));
+    m.insert("values".into(), values);
+    m.insert("errors".into(), json!(errors));
+    m.insert("error".into(), json!(msg));
+    m.insert("can_write".into(), json!(ctx.can(Scope::CommerceWrite)));
+    ctx.render_with(status, "flash.html", m)
+}
+
+async fn page(State(s): State<AppState>, ctx: Ctx, Query(q): Query<HashMap<String, String>>) -> Response {
+    if let Some(r) = ctx.require(Scope::CommerceRead) {
+        return r;
+    }
+    let msg = super::flag(&q, "saved").then(|| ctx.t("common.saved"));
+    view(&s, &ctx, json!({"minutes": "30", "per_user": "1", "quota": "100"}), Map::new(), msg, StatusCode::OK).await
+}
+
+async fn create(State(s): State<AppState>, ctx: Ctx, body: Bytes) -> Response {
+    let f = FormData::parse(&body);
+    if let Some(r) = ctx.deny(&f, Scope::CommerceWrite) {
+        return r;
+    }
+    let res = async {
+        let product = f
+            .get("product_id")
+            .parse::<Uuid>()
+            .map_err(|_| ApiError::validation("product_id", "required", "choose a product"))?;
+        let p = s
+            .store
+            .product(ctx.tenant.id, ProductId(product))
+            .await
+            .map_err(|_| ApiError::validation("product_id", "unknown_reference", "no such product"))?;
+        let starts = super::presales::local_time(&ctx, f.get("starts_at"));
+        let starts_at = Timestamp::parse_rfc3339(&starts)
+            .ok_or_else(|| ApiError::validation("starts_at", "invalid_format", "give the start"))?;
+        let minutes: i64 = f.get("minutes").trim().parse().unwrap_or(0);
+        if !(1..=7 * 24 * 60).contains(&minutes) {
+            return Err(ApiError::validation("minutes", "out_of_range", "a sale lasts 1 minute to 7 days"));
+        }
+        let price = Fen::parse_yuan(f.get("price")).map(|x| x.0).unwrap_or(-1);
+        let quota: i64 = f.get("quota").trim().parse().unwrap_or(0);
+        let per_user: i64 = f.get("per_user").trim().parse().unwrap_or(0);
+        let draft = FlashDraft {
+            name: f.get("name").into(),
+            starts_at: Some(starts_at),
+            ends_at: Some(Timestamp(starts_at.0 + minutes * 60_000_000)),
+            per_order: Some(per_user.clamp(1, 99)),
+            per_user: Some(per_user),
+            timeout_secs: None,
+            buckets: None,
+            skus: p
+                .skus
+                .iter()
+                .filter(|k| k.active)
+                .map(|k| FlashSkuInput { sku_id: k.id.to_string(), price_fen: price, quota })
+                .collect(),
+        };
+        let input = draft.validate()?;
+        s.store.create_flash_sale(&ctx.actor, &input).await?;
+        Ok::<(), ApiError>(())
+    }
+    .await;
+    let res = res.map_err(|e| {
+        super::rename_fields(
+            e,
+            &[
+                ("skus.0.price_fen", "price"),
+                ("skus.0.quota", "quota"),
+                ("skus.0.sku_id", "product_id"),
+                ("skus", "product_id"),
+                ("per_order", "per_user"),
+            ],
+        )
+    });
+    match res {
+        Ok(()) => Redirect::to("/console/flash-sales?saved=1").into_response(),
+        Err(e) => match ctx.form_error(e) {
+            Ok((errors, msg)) => view(&s, &ctx, f.values(), errors, msg, StatusCode::UNPROCESSABLE_ENTITY).await,
+            Err(r) => *r,
+        },
+    }
+}
