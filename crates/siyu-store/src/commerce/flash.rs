@@ -246,6 +246,12 @@ impl Store {
             .find(|k| k.sku_id == item.sku_id)
             .ok_or_else(|| rejected("sku_not_in_sale", Some("items.0.sku_id"), "this item is not in the sale"))?;
         let qty = i64::from(item.qty);
+        // An empty pool answers at once (FS-8.4's sold-out flag, read rather than cached): most
+        // of a hot sale's requests arrive after it sold out. A unit a cancel returns later is
+        // found by the next request.
+        if terms.remaining < qty {
+            return Err(rejected("sold_out", Some("items.0.sku_id"), "sold out"));
+        }
         if qty < 1 || qty > s.per_order {
             return Err(rejected(
                 "over_order_limit",
