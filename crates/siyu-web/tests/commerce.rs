@@ -1436,6 +1436,12 @@ both!(a_flash_sale_never_oversells, |w| async move {
     let fs = w.json(Method::POST, "/api/v1/flash-sales", Some(&sale(50))).await;
     let r = w.api(Method::POST, "/api/v1/flash-sales", Some(&sale(10))).await;
     assert_eq!(problem(r, 409).await["code"], "activity_overlaps");
+    // STK-1 holds the other way too: no presale over a SKU in a running flash sale.
+    let presale = json!({"name": "预售", "deposit_start": at(0), "deposit_end": at(600), "final_start": at(600),
+        "final_end": at(1200), "skus": [{"sku_id": sku, "price_fen": 19900, "deposit_fen": 1000,
+        "deposit_value_fen": 1000, "quota": 5}]});
+    let r = w.api(Method::POST, "/api/v1/presales", Some(&presale)).await;
+    assert_eq!(problem(r, 409).await["code"], "presale_overlaps");
     assert_eq!((w.sku(&sku).await.reserved, w.sku(&sku).await.available), (50, 250), "the quota left the shelf");
     let path = format!("/flash-sales/{}/orders", fs["id"].as_str().unwrap());
     // 200 buyers at once for 50 units: exactly 50 orders at the sale's price.
