@@ -11,6 +11,7 @@ use siyu_core::auth::Actor;
 use siyu_core::commerce::discount::{DiscountInput, DiscountKind};
 use siyu_core::{DiscountId, ProductId, SkuId, TenantId, Timestamp};
 
+use super::rejected;
 use crate::audit::snapshot;
 use crate::{audit, in_tx, on_read, Result, Store, StoreError};
 
@@ -53,10 +54,6 @@ pub struct RunningDiscounts {
 type Row = (Uuid, String, String, i64, i64, String, i64, Option<i64>);
 const SELECT: &str = "SELECT id, name, kind, starts_at, ends_at, status, created_at, price_fen FROM discounts";
 
-fn rejected(code: &'static str, field: Option<String>, message: impl Into<String>) -> StoreError {
-    StoreError::Rejected { code, field, message: message.into() }
-}
-
 impl Store {
     /// Creates an item promotion over this tenant's SKUs or products. A 限时折扣 price must
     /// be below the SKU's price; an item already in a running or coming promotion of the same
@@ -72,13 +69,13 @@ impl Store {
         let mut cheapest = 0_i64;
         let mut ids = Vec::with_capacity(d.items.len());
         for (i, item) in d.items.iter().enumerate() {
-            let id: Uuid = item.id.parse().map_err(|_| rejected("bad_reference", Some(field(i)), "no such item"))?;
+            let id: Uuid = item.id.parse().map_err(|_| rejected("bad_reference", Some(&field(i)), "no such item"))?;
             let found = match d.kind {
                 DiscountKind::LimitedPrice => match self.sku(tenant, SkuId(id)).await {
                     Ok(s) if item.price_fen.is_some_and(|p| p >= s.price_fen) => {
                         return Err(rejected(
                             "not_a_discount",
-                            Some(format!("skus.{i}.price_fen")),
+                            Some(&format!("skus.{i}.price_fen")),
                             "a limited-time price must be below the SKU's price",
                         ))
                     }
@@ -97,14 +94,14 @@ impl Store {
                 },
             };
             if !found {
-                return Err(rejected("bad_reference", Some(field(i)), "no such item"));
+                return Err(rejected("bad_reference", Some(&field(i)), "no such item"));
             }
             ids.push(id);
         }
         if d.kind == DiscountKind::Bundle && d.bundle_price_fen.is_none_or(|p| p >= cheapest) {
             return Err(rejected(
                 "not_a_discount",
-                Some("bundle_price_fen".into()),
+                Some("bundle_price_fen"),
                 format!("a bundle must cost less than its products at their prices ({cheapest} fen)"),
             ));
         }
@@ -133,7 +130,7 @@ impl Store {
                 if let Some(name) = clash {
                     return Err(rejected(
                         "discount_overlaps",
-                        Some(field(i)),
+                        Some(&field(i)),
                         format!(
                             "this item is in “{name}” at the same time; an item takes one such promotion at a time"
                         ),

@@ -16,6 +16,7 @@ use siyu_core::commerce::flash::{probe_order, split_quota, FlashInput};
 use siyu_core::{BuyerId, FlashSaleId, OrderId, SkuId, TenantId, Timestamp};
 
 use super::orders::{order_no_for, CartItem, FlashTerms, Order, Play};
+use super::rejected;
 use crate::audit::snapshot;
 use crate::{audit, in_tx, on_read, Result, Store, StoreError};
 
@@ -43,10 +44,6 @@ pub struct FlashSale {
     /// `active` or `ended`.
     pub status: String,
     pub skus: Vec<FlashSku>,
-}
-
-fn rejected(code: &'static str, field: Option<&str>, message: impl Into<String>) -> StoreError {
-    StoreError::Rejected { code, field: field.map(str::to_string), message: message.into() }
 }
 
 type Row = (Uuid, String, i64, i64, i64, i64, i64, i64, String);

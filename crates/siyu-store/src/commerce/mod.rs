@@ -12,3 +12,8 @@ pub mod payments;
 pub mod presales;
 pub mod promotions;
 pub mod reconcile;
+
+/// A business refusal: a stable code, the field it concerns (if any) and an explanation.
+pub(crate) fn rejected(code: &'static str, field: Option<&str>, message: impl Into<String>) -> crate::StoreError {
+    crate::StoreError::Rejected { code, field: field.map(str::to_string), message: message.into() }
+}

@@ -26,6 +26,7 @@ use siyu_core::{BuyerId, CustomerId, OrderId, PresaleId, ProductId, SkuId, Tenan
 
 use super::presales::Presale;
 
+use super::rejected;
 use crate::{audit, in_tx, like_escape, on_read, Result, Store, StoreError};
 
 /// The one compensation routine (commerce-rules §0): gives back everything an order holds,
@@ -440,10 +441,6 @@ type SkuFacts = (
     Option<i64>,
 );
 
-fn rejected(code: &'static str, field: Option<String>, message: impl Into<String>) -> StoreError {
-    StoreError::Rejected { code, field, message: message.into() }
-}
-
 /// Each step's share of line `i`, for the line's record.
 fn shares_of(q: &Quote, i: usize) -> Vec<LineShare> {
     q.steps
@@ -512,16 +509,16 @@ impl Store {
             Play::Flash(f) => (None, Some(f)),
         };
         if items.is_empty() {
-            return Err(rejected("empty_cart", Some("items".into()), "the cart is empty"));
+            return Err(rejected("empty_cart", Some("items"), "the cart is empty"));
         }
         if items.len() > MAX_LINES {
-            return Err(rejected("too_many_lines", Some("items".into()), format!("at most {MAX_LINES} lines")));
+            return Err(rejected("too_many_lines", Some("items"), format!("at most {MAX_LINES} lines")));
         }
         for (i, it) in items.iter().enumerate() {
             if !(1..=MAX_QTY).contains(&it.qty) {
                 return Err(rejected(
                     "bad_quantity",
-                    Some(format!("items.{i}.qty")),
+                    Some(&format!("items.{i}.qty")),
                     format!("a quantity is 1 to {MAX_QTY}"),
                 ));
             }
@@ -549,23 +546,15 @@ impl Store {
         match presale {
             Some(p) => {
                 if coupon.is_some() {
-                    return Err(rejected(
-                        "coupon_not_allowed",
-                        Some("coupon_id".into()),
-                        "presale orders take no coupon",
-                    ));
+                    return Err(rejected("coupon_not_allowed", Some("coupon_id"), "presale orders take no coupon"));
                 }
                 if p.status != "active" || p.phase(now) != Phase::Deposit {
-                    return Err(rejected(
-                        "presale_not_open",
-                        Some("presale_id".into()),
-                        "deposits are not being taken now",
-                    ));
+                    return Err(rejected("presale_not_open", Some("presale_id"), "deposits are not being taken now"));
                 }
                 if let Some(i) = items.iter().position(|it| p.terms_of(it.sku_id).is_none()) {
                     return Err(rejected(
                         "sku_not_in_presale",
-                        Some(format!("items.{i}.sku_id")),
+                        Some(&format!("items.{i}.sku_id")),
                         "this item is not part of the presale",
                     ));
                 }
@@ -573,18 +562,10 @@ impl Store {
             None if flash.is_some() => {
                 // A flash-sale order is its one SKU at the sale's price, nothing else (FS-6).
                 if coupon.is_some() {
-                    return Err(rejected(
-                        "coupon_not_allowed",
-                        Some("coupon_id".into()),
-                        "flash-sale orders take no coupon",
-                    ));
+                    return Err(rejected("coupon_not_allowed", Some("coupon_id"), "flash-sale orders take no coupon"));
                 }
                 if items.len() != 1 || flash.is_some_and(|f| f.sku != items[0].sku_id) {
-                    return Err(rejected(
-                        "sku_not_in_sale",
-                        Some("items".into()),
-                        "a flash-sale order is one of its items",
-                    ));
+                    return Err(rejected("sku_not_in_sale", Some("items"), "a flash-sale order is one of its items"));
                 }
             }
             None => {
@@ -593,7 +574,7 @@ impl Store {
                 if let Some(i) = items.iter().position(|it| held.contains(&it.sku_id)) {
                     return Err(rejected(
                         "sku_in_presale",
-                        Some(format!("items.{i}.sku_id")),
+                        Some(&format!("items.{i}.sku_id")),
                         "this item is on presale: pay its deposit from the product page",
                     ));
                 }
@@ -631,7 +612,7 @@ impl Store {
         let mut shipping = Shipping::default();
         for (i, it) in items.iter().enumerate() {
             let f = by_id.get(&it.sku_id.0).filter(|f| f.5 && f.7 == "listed").ok_or_else(|| {
-                rejected("sku_unavailable", Some(format!("items.{i}.sku_id")), "this item is no longer on sale")
+                rejected("sku_unavailable", Some(&format!("items.{i}.sku_id")), "this item is no longer on sale")
             })?;
             // Lines of different templates ship together at the highest fee, with that
             // template's free-shipping threshold.
@@ -732,13 +713,13 @@ impl Store {
         let coupon = match n.coupon {
             Some(id) => {
                 let c = self.user_coupon(tenant, id).await.map_err(|e| match e {
-                    StoreError::NotFound => rejected("coupon_unavailable", Some("coupon_id".into()), "no such coupon"),
+                    StoreError::NotFound => rejected("coupon_unavailable", Some("coupon_id"), "no such coupon"),
                     other => other,
                 })?;
                 if !c.usable(now) {
                     return Err(rejected(
                         "coupon_unavailable",
-                        Some("coupon_id".into()),
+                        Some("coupon_id"),
                         "this coupon is used, held by another order, or not valid now",
                     ));
                 }
@@ -748,7 +729,7 @@ impl Store {
         };
         let presale = match n.presale {
             Some(id) => Some(self.presale(tenant, id).await.map_err(|e| match e {
-                StoreError::NotFound => rejected("presale_not_open", Some("presale_id".into()), "no such presale"),
+                StoreError::NotFound => rejected("presale_not_open", Some("presale_id"), "no such presale"),
                 other => other,
             })?),
             None => None,
@@ -768,7 +749,7 @@ impl Store {
             if expected != q.payable {
                 return Err(rejected(
                     "price_changed",
-                    Some("expected_payable".into()),
+                    Some("expected_payable"),
                     format!("the amount to pay is now {} fen, not {expected}; review the new quote", q.payable),
                 ));
             }
@@ -870,7 +851,7 @@ impl Store {
                         tx.rollback().await?;
                         return Err(rejected(
                             "coupon_unavailable",
-                            Some("coupon_id".into()),
+                            Some("coupon_id"),
                             "this coupon is used, held by another order, or not valid now",
                         ));
                     }
@@ -954,7 +935,7 @@ impl Store {
                             let left = p.terms_of(SkuId(*sku)).map_or(0, |t| t.quota - t.taken);
                             return Err(rejected(
                                 "presale_sold_out",
-                                Some(format!("items.{line}.qty")),
+                                Some(&format!("items.{line}.qty")),
                                 format!("the presale has about {} left of this item", left.max(0)),
                             ));
                         }
@@ -1001,7 +982,8 @@ impl Store {
 
     /// Explains a reservation that affected no row: repriced, withdrawn, or short of stock.
     async fn why_not_reserved(&self, tenant: TenantId, line: usize, sku: SkuId, priced: &PricedCart) -> StoreError {
-        let field = Some(format!("items.{line}.sku_id"));
+        let name = format!("items.{line}.sku_id");
+        let field = Some(name.as_str());
         match self.sku(tenant, sku).await {
             Ok(s) if !s.active => rejected("sku_unavailable", field, "this item is no longer on sale"),
             Ok(s) if s.price_fen != priced.items[line].unit_list_fen => {

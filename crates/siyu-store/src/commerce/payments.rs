@@ -17,6 +17,7 @@ use siyu_core::commerce::presale::{split_refund, Phase};
 use siyu_core::paging::{Page, PageRequest};
 use siyu_core::{BuyerId, OrderId, PaymentId, RefundId, TenantId, Timestamp};
 
+use super::rejected;
 use crate::secrets::{random_secret, sha256_hex};
 use crate::{audit, in_tx, on_read, on_write, outbox, Result, Store, StoreError};
 
@@ -243,10 +244,6 @@ type NotificationRow = (String, String, Option<String>, String, Option<String>, 
 
 fn aad(tenant: TenantId, what: &str) -> String {
     format!("{tenant}:pay.{what}")
-}
-
-fn rejected(code: &'static str, field: Option<&str>, message: impl Into<String>) -> StoreError {
-    StoreError::Rejected { code, field: field.map(str::to_string), message: message.into() }
 }
 
 #[derive(sqlx::FromRow)]

@@ -15,6 +15,7 @@ use siyu_core::commerce::presale::{deposit_fate, DepositFate, Phase, PresaleInpu
 use siyu_core::{OrderId, PresaleId, ProductId, SkuId, TenantId, Timestamp};
 
 use super::payments::RefundKind;
+use super::rejected;
 use crate::audit::snapshot;
 use crate::{audit, in_tx, on_read, outbox, system_refund, Result, Store, StoreError};
 
@@ -71,10 +72,6 @@ type Row = (Uuid, String, Uuid, String, i64, i64, i64, i64, i64, bool, String, i
 const SELECT: &str = "SELECT s.id, s.name, s.product_id, p.title, s.deposit_start, s.deposit_end, s.final_start, \
      s.final_end, s.ship_from, s.deposit_forfeit, s.status, s.created_at FROM presales s \
      JOIN products p ON p.tenant_id = s.tenant_id AND p.id = s.product_id";
-
-fn rejected(code: &'static str, field: Option<&str>, message: impl Into<String>) -> StoreError {
-    StoreError::Rejected { code, field: field.map(str::to_string), message: message.into() }
-}
 
 impl Store {
     /// Creates a presale over some SKUs of one product, refusing a SKU another active presale
