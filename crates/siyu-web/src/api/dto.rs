@@ -17,6 +17,12 @@ pub fn ts(t: Timestamp) -> String {
     t.to_rfc3339(0)
 }
 
+/// An instant the API was sent as RFC 3339, or a validation error naming the field.
+pub fn rfc3339(field: &str, v: &str) -> crate::error::ApiResult<Timestamp> {
+    Timestamp::parse_rfc3339(v.trim())
+        .ok_or_else(|| crate::error::ApiError::validation(field, "invalid_format", format!("{field} must be RFC 3339")))
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct TenantOut {
     pub id: Uuid,

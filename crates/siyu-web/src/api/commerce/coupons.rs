@@ -25,9 +25,7 @@ pub async fn template_input(s: &AppState, tenant: TenantId, b: CouponTemplateIn)
     let time = |field: &str, v: &Option<String>| -> ApiResult<Option<Timestamp>> {
         match v.as_deref().map(str::trim).filter(|x| !x.is_empty()) {
             None => Ok(None),
-            Some(x) => Timestamp::parse_rfc3339(x)
-                .map(Some)
-                .ok_or_else(|| ApiError::validation(field, "invalid_format", format!("{field} must be RFC 3339"))),
+            Some(x) => crate::api::dto::rfc3339(field, x).map(Some),
         }
     };
     let draft = TemplateDraft {

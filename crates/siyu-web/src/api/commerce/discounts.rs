@@ -12,11 +12,11 @@ use uuid::Uuid;
 
 use siyu_core::auth::Scope;
 use siyu_core::commerce::discount::{DiscountDraft, DiscountInput};
-use siyu_core::{DiscountId, Timestamp};
+use siyu_core::DiscountId;
 use siyu_store::commerce::discounts::Discount;
 
-use crate::api::dto::ts;
-use crate::error::{ApiError, ApiResult, Problem};
+use crate::api::dto::{rfc3339, ts};
+use crate::error::{ApiResult, Problem};
 use crate::extract::{Auth, Json};
 use crate::AppState;
 
@@ -105,15 +105,11 @@ impl From<Discount> for DiscountOut {
 }
 
 pub fn discount_input(b: DiscountIn) -> ApiResult<DiscountInput> {
-    let time = |field: &str, v: &str| {
-        Timestamp::parse_rfc3339(v.trim())
-            .ok_or_else(|| ApiError::validation(field, "invalid_format", format!("{field} must be RFC 3339")))
-    };
     let draft = DiscountDraft {
         name: b.name,
         kind: b.kind,
-        starts_at: Some(time("starts_at", &b.starts_at)?),
-        ends_at: Some(time("ends_at", &b.ends_at)?),
+        starts_at: Some(rfc3339("starts_at", &b.starts_at)?),
+        ends_at: Some(rfc3339("ends_at", &b.ends_at)?),
         skus: b.skus.iter().map(|s| (s.sku_id.to_string(), s.price_fen)).collect(),
         products: b.product_ids.iter().map(Uuid::to_string).collect(),
         components: b.components.iter().map(|c| (c.product_id.to_string(), c.qty)).collect(),

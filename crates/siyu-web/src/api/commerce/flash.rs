@@ -11,10 +11,10 @@ use uuid::Uuid;
 
 use siyu_core::auth::Scope;
 use siyu_core::commerce::flash::{FlashDraft, FlashSkuInput};
-use siyu_core::{FlashSaleId, Timestamp};
+use siyu_core::FlashSaleId;
 use siyu_store::commerce::flash::FlashSale;
 
-use crate::api::dto::ts;
+use crate::api::dto::{rfc3339, ts};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{Auth, Json};
 use crate::AppState;
@@ -100,14 +100,10 @@ impl From<FlashSale> for FlashSaleOut {
     responses((status = 201, body = FlashSaleOut), (status = 409, description = "Short of stock, or the SKU is in another activity", body = Problem), (status = 422, body = Problem)))]
 async fn create(State(s): State<AppState>, auth: Auth, Json(b): Json<FlashSaleIn>) -> ApiResult<Response> {
     auth.require(Scope::CommerceWrite)?;
-    let time = |field: &str, v: &str| {
-        Timestamp::parse_rfc3339(v.trim())
-            .ok_or_else(|| ApiError::validation(field, "invalid_format", format!("{field} must be RFC 3339")))
-    };
     let draft = FlashDraft {
         name: b.name,
-        starts_at: Some(time("starts_at", &b.starts_at)?),
-        ends_at: Some(time("ends_at", &b.ends_at)?),
+        starts_at: Some(rfc3339("starts_at", &b.starts_at)?),
+        ends_at: Some(rfc3339("ends_at", &b.ends_at)?),
         per_order: b.per_order,
         per_user: b.per_user,
         timeout_secs: b.timeout_minutes.map(|m| m * 60),

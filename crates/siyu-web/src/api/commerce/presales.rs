@@ -16,8 +16,8 @@ use siyu_core::{OrderId, PresaleId, Timestamp};
 use siyu_store::commerce::payments::{NewRefund, RefundKind};
 use siyu_store::commerce::presales::Presale;
 
-use crate::api::dto::ts;
-use crate::error::{ApiError, ApiResult, Problem};
+use crate::api::dto::{rfc3339, ts};
+use crate::error::{ApiResult, Problem};
 use crate::extract::{Auth, Json};
 use crate::AppState;
 
@@ -140,18 +140,14 @@ pub fn presale_out(p: Presale, now: Timestamp) -> PresaleOut {
 
 /// Checks a presale: its windows in order, its terms per SKU.
 pub fn presale_input(b: PresaleIn) -> ApiResult<PresaleInput> {
-    let time = |field: &str, v: &str| {
-        Timestamp::parse_rfc3339(v.trim())
-            .ok_or_else(|| ApiError::validation(field, "invalid_format", format!("{field} must be RFC 3339")))
-    };
     let draft = PresaleDraft {
         name: b.name,
-        deposit_start: Some(time("deposit_start", &b.deposit_start)?),
-        deposit_end: Some(time("deposit_end", &b.deposit_end)?),
-        final_start: Some(time("final_start", &b.final_start)?),
-        final_end: Some(time("final_end", &b.final_end)?),
+        deposit_start: Some(rfc3339("deposit_start", &b.deposit_start)?),
+        deposit_end: Some(rfc3339("deposit_end", &b.deposit_end)?),
+        final_start: Some(rfc3339("final_start", &b.final_start)?),
+        final_end: Some(rfc3339("final_end", &b.final_end)?),
         ship_from: match b.ship_from.as_deref().map(str::trim).filter(|x| !x.is_empty()) {
-            Some(v) => Some(time("ship_from", v)?),
+            Some(v) => Some(rfc3339("ship_from", v)?),
             None => None,
         },
         deposit_forfeit: b.deposit_forfeit,

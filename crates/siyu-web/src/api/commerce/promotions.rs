@@ -12,10 +12,10 @@ use uuid::Uuid;
 use siyu_core::auth::Scope;
 use siyu_core::commerce::pricing;
 use siyu_core::commerce::promotion::{PromotionDraft, PromotionInput};
-use siyu_core::{PromotionId, TenantId, Timestamp};
+use siyu_core::{PromotionId, TenantId};
 use siyu_store::commerce::promotions::Promotion;
 
-use crate::api::dto::ts;
+use crate::api::dto::{rfc3339, ts};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{Auth, Json};
 use crate::AppState;
@@ -93,10 +93,6 @@ impl From<Promotion> for PromotionOut {
 
 /// Validates a promotion and checks its scope names this tenant's products and categories.
 pub async fn promotion_input(s: &AppState, tenant: TenantId, b: PromotionIn) -> ApiResult<PromotionInput> {
-    let time = |field: &str, v: &str| {
-        Timestamp::parse_rfc3339(v.trim())
-            .ok_or_else(|| ApiError::validation(field, "invalid_format", format!("{field} must be RFC 3339")))
-    };
     let draft = PromotionDraft {
         name: b.name,
         kind: b.kind,
@@ -113,8 +109,8 @@ pub async fn promotion_input(s: &AppState, tenant: TenantId, b: PromotionIn) -> 
             categories: b.category_ids.iter().map(Uuid::to_string).collect(),
             exclude: b.exclude_product_ids.iter().map(Uuid::to_string).collect(),
         },
-        starts_at: Some(time("starts_at", &b.starts_at)?),
-        ends_at: Some(time("ends_at", &b.ends_at)?),
+        starts_at: Some(rfc3339("starts_at", &b.starts_at)?),
+        ends_at: Some(rfc3339("ends_at", &b.ends_at)?),
     };
     let input = draft.validate()?;
     if let Some(sku) = b.gift_sku_id {
