@@ -19,6 +19,7 @@ use siyu_core::commerce::catalogue::{
 use siyu_core::{CategoryId, Fen, ProductId, SkuId};
 use siyu_store::commerce::catalogue::{Product, ProductFilter};
 
+use super::yuan;
 use super::{page_req, pager, qget, Ctx, FormData};
 use crate::error::ApiError;
 use crate::AppState;
@@ -37,10 +38,6 @@ pub fn router() -> Router<AppState> {
 }
 
 type Q = Query<HashMap<String, String>>;
-
-fn yuan(fen: i64) -> String {
-    Fen(fen).to_string()
-}
 
 fn status_view(ctx: &Ctx, s: ProductStatus) -> Value {
     let tone = match s {

@@ -17,6 +17,7 @@ use siyu_core::commerce::coupon::Validity;
 use siyu_core::commerce::pricing::CouponKind;
 use siyu_core::{CouponTemplateId, Fen};
 
+use super::yuan;
 use super::{Ctx, FormData};
 use crate::api::commerce::dto::CouponTemplateIn;
 use crate::error::ApiError;
@@ -27,10 +28,6 @@ pub fn router() -> Router<AppState> {
         .route("/console/coupons", get(page).post(create))
         .route("/console/coupons/{id}/stop", post(stop))
         .route("/console/coupons/{id}/issue", post(issue))
-}
-
-fn yuan(f: i64) -> String {
-    Fen(f).to_string()
 }
 
 /// What a coupon takes off, in the operator's words.

@@ -13,13 +13,11 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use siyu_core::auth::Scope;
-use siyu_core::commerce::catalogue::ProductStatus;
 use siyu_core::commerce::discount::{price_at, DiscountKind};
-use siyu_core::paging::PageRequest;
-use siyu_core::{DiscountId, Fen, ProductId};
-use siyu_store::commerce::catalogue::ProductFilter;
+use siyu_core::{DiscountId, Fen};
 
 use super::promotions::day;
+use super::yuan;
 use super::{Ctx, FormData};
 use crate::api::commerce::discounts::{BundleComponentIn, DiscountIn, DiscountSkuIn};
 use crate::error::ApiError;
@@ -42,19 +40,10 @@ async fn view(
         Err(e) => return ctx.fail(e),
     };
     let now = s.store.now();
-    let yuan = |f: i64| Fen(f).to_string();
     let rows: Vec<Value> = list
         .iter()
         .map(|d| {
-            let phase = if d.status != "active" {
-                "stopped"
-            } else if now < d.starts_at {
-                "upcoming"
-            } else if now < d.ends_at {
-                "running"
-            } else {
-                "ended"
-            };
+            let phase = super::promotions::phase(now, d.status == "active", d.starts_at, d.ends_at);
             let items: Vec<String> = d
                 .items
                 .iter()
@@ -70,14 +59,7 @@ async fn view(
                 "phase": ctx.t(&format!("promotions.phase.{phase}")), "stoppable": matches!(phase, "upcoming" | "running")})
         })
         .collect();
-    let filter = ProductFilter { status: Some(ProductStatus::Listed), ..Default::default() };
-    let products = s.store.products(ctx.tenant.id, &filter, &PageRequest { limit: 200, before: None }).await;
-    let products: Vec<Value> = products
-        .map(|p| p.items)
-        .unwrap_or_default()
-        .iter()
-        .map(|p| json!({"value": p.id, "label": p.title}))
-        .collect();
+    let products = super::product_options(&super::listed_products(s, ctx.tenant.id).await);
     let mut m = ctx.base("discounts", "discounts.title");
     m.insert("rows".into(), json!(rows));
     m.insert("products".into(), json!(products));
@@ -109,15 +91,7 @@ async fn create(State(s): State<AppState>, ctx: Ctx, body: Bytes) -> Response {
         return r;
     }
     let res = async {
-        let product = f
-            .get("product_id")
-            .parse::<Uuid>()
-            .map_err(|_| ApiError::validation("product_id", "required", "choose a product"))?;
-        let p = s
-            .store
-            .product(ctx.tenant.id, ProductId(product))
-            .await
-            .map_err(|_| ApiError::validation("product_id", "unknown_reference", "no such product"))?;
+        let p = super::form_product(&s, ctx.tenant.id, &f).await?;
         let kind = f.get("kind").to_string();
         let mut skus = Vec::new();
         if DiscountKind::parse(&kind) == Some(DiscountKind::LimitedPrice) {
@@ -133,7 +107,7 @@ async fn create(State(s): State<AppState>, ctx: Ctx, body: Bytes) -> Response {
         let mut components = Vec::new();
         if DiscountKind::parse(&kind) == Some(DiscountKind::Bundle) {
             let qty = |k: &str| f.opt(k).map_or(Ok(1), |q| q.trim().parse::<u32>()).unwrap_or(0);
-            components.push(BundleComponentIn { product_id: product, qty: qty("q1") });
+            components.push(BundleComponentIn { product_id: p.id.0, qty: qty("q1") });
             if let Ok(second) = f.get("product2_id").parse::<Uuid>() {
                 components.push(BundleComponentIn { product_id: second, qty: qty("q2") });
             }
@@ -144,7 +118,7 @@ async fn create(State(s): State<AppState>, ctx: Ctx, body: Bytes) -> Response {
             starts_at: day(&ctx, f.get("from"), 0),
             ends_at: day(&ctx, f.get("to"), 1),
             skus,
-            product_ids: vec![product],
+            product_ids: vec![p.id.0],
             components,
             bundle_price_fen: f.opt("bundle_price").map(|v| Fen::parse_yuan(v).map(|x| x.0).unwrap_or(-1)),
         };

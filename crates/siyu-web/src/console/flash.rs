@@ -10,15 +10,12 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
 use serde_json::{json, Map, Value};
-use uuid::Uuid;
 
 use siyu_core::auth::Scope;
-use siyu_core::commerce::catalogue::ProductStatus;
 use siyu_core::commerce::flash::{FlashDraft, FlashSkuInput};
-use siyu_core::paging::PageRequest;
-use siyu_core::{Fen, ProductId, Timestamp};
-use siyu_store::commerce::catalogue::ProductFilter;
+use siyu_core::{Fen, Timestamp};
 
+use super::yuan;
 use super::{Ctx, FormData};
 use crate::error::ApiError;
 use crate::AppState;
@@ -40,7 +37,6 @@ async fn view(
         Err(e) => return ctx.fail(e),
     };
     let now = s.store.now();
-    let yuan = |f: i64| Fen(f).to_string();
     let rows: Vec<Value> = list
         .iter()
         .map(|f| {
@@ -58,14 +54,7 @@ async fn view(
                     ("r", &k.remaining.to_string()), ("q", &k.quota.to_string())])).collect::<Vec<_>>()})
         })
         .collect();
-    let filter = ProductFilter { status: Some(ProductStatus::Listed), ..Default::default() };
-    let products = s.store.products(ctx.tenant.id, &filter, &PageRequest { limit: 200, before: None }).await;
-    let products: Vec<Value> = products
-        .map(|p| p.items)
-        .unwrap_or_default()
-        .iter()
-        .map(|p| json!({"value": p.id, "label": p.title}))
-        .collect();
+    let products = super::product_options(&super::listed_products(s, ctx.tenant.id).await);
     let mut m = ctx.base("flash", "flash.title");
     m.insert("rows".into(), json!(rows));
     m.insert("products".into(), json!(products));
@@ -90,15 +79,7 @@ async fn create(State(s): State<AppState>, ctx: Ctx, body: Bytes) -> Response {
         return r;
     }
     let res = async {
-        let product = f
-            .get("product_id")
-            .parse::<Uuid>()
-            .map_err(|_| ApiError::validation("product_id", "required", "choose a product"))?;
-        let p = s
-            .store
-            .product(ctx.tenant.id, ProductId(product))
-            .await
-            .map_err(|_| ApiError::validation("product_id", "unknown_reference", "no such product"))?;
+        let p = super::form_product(&s, ctx.tenant.id, &f).await?;
         let starts = super::presales::local_time(&ctx, f.get("starts_at"));
         let starts_at = Timestamp::parse_rfc3339(&starts)
             .ok_or_else(|| ApiError::validation("starts_at", "invalid_format", "give the start"))?;

@@ -609,6 +609,47 @@ pub fn role_options(ctx: &Ctx) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The listed products (the first 200), for a page's choice of product.
+pub async fn listed_products(
+    s: &AppState,
+    tenant: siyu_core::TenantId,
+) -> Vec<siyu_store::commerce::catalogue::Product> {
+    let filter = siyu_store::commerce::catalogue::ProductFilter {
+        status: Some(siyu_core::commerce::catalogue::ProductStatus::Listed),
+        ..Default::default()
+    };
+    let page = siyu_core::paging::PageRequest { limit: 200, before: None };
+    s.store.products(tenant, &filter, &page).await.map(|p| p.items).unwrap_or_default()
+}
+
+/// Products as a select's options.
+pub fn product_options<'a>(
+    ps: impl IntoIterator<Item = &'a siyu_store::commerce::catalogue::Product>,
+) -> Vec<serde_json::Value> {
+    ps.into_iter().map(|p| json!({"value": p.id, "label": p.title})).collect()
+}
+
+/// The product a form names in `product_id`, or the field's error.
+pub async fn form_product(
+    s: &AppState,
+    tenant: siyu_core::TenantId,
+    f: &FormData,
+) -> Result<siyu_store::commerce::catalogue::Product, ApiError> {
+    let id = f
+        .get("product_id")
+        .parse::<uuid::Uuid>()
+        .map_err(|_| ApiError::validation("product_id", "required", "choose a product"))?;
+    s.store
+        .product(tenant, siyu_core::ProductId(id))
+        .await
+        .map_err(|_| ApiError::validation("product_id", "unknown_reference", "no such product"))
+}
+
+/// An amount in fen as the console and the mall show it (`¥12.34`).
+pub fn yuan(fen: i64) -> String {
+    siyu_core::Fen(fen).to_string()
+}
+
 /// Small helper for pages that just want `?saved=1`-style flags.
 /// Moves validation errors (and a refusal's field) from API field names to the form's (`from`, `to` pairs), where a
 /// form names its fields apart from the API's.

@@ -16,10 +16,11 @@ use uuid::Uuid;
 
 use siyu_core::auth::Scope;
 use siyu_core::commerce::order::{OrderEvent, OrderStatus};
-use siyu_core::{Fen, OrderId, RefundId, Timestamp};
+use siyu_core::{OrderId, RefundId, Timestamp};
 use siyu_store::commerce::orders::{Order, OrderFilter};
 use siyu_store::commerce::payments::RefundKind;
 
+use super::yuan;
 use super::{page_req, pager, qget, Ctx, FormData};
 use crate::api::commerce::dto::PaySettingsIn;
 use crate::error::ApiError;
@@ -38,10 +39,6 @@ pub fn router() -> Router<AppState> {
 }
 
 type Q = Query<HashMap<String, String>>;
-
-fn yuan(fen: i64) -> String {
-    Fen(fen).to_string()
-}
 
 fn status_view(ctx: &Ctx, s: OrderStatus) -> Value {
     let tone = match s {

@@ -13,11 +13,9 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use siyu_core::auth::Scope;
-use siyu_core::commerce::catalogue::ProductStatus;
-use siyu_core::paging::PageRequest;
-use siyu_core::{Fen, PresaleId, ProductId, Timestamp};
-use siyu_store::commerce::catalogue::ProductFilter;
+use siyu_core::{Fen, PresaleId, Timestamp};
 
+use super::yuan;
 use super::{Ctx, FormData};
 use crate::api::commerce::presales::{PresaleIn, PresaleSkuIn};
 use crate::error::ApiError;
@@ -42,7 +40,6 @@ async fn view(
         Err(e) => return ctx.fail(e),
     };
     let now = s.store.now();
-    let yuan = |f: i64| Fen(f).to_string();
     let rows: Vec<Value> = list
         .iter()
         .map(|p| {
@@ -63,14 +60,7 @@ async fn view(
                 "cancellable": p.status == "active" && p.phase(now) != siyu_core::commerce::presale::Phase::Over})
         })
         .collect();
-    let filter = ProductFilter { status: Some(ProductStatus::Listed), ..Default::default() };
-    let products = s.store.products(ctx.tenant.id, &filter, &PageRequest { limit: 200, before: None }).await;
-    let products: Vec<Value> = products
-        .map(|p| p.items)
-        .unwrap_or_default()
-        .iter()
-        .map(|p| json!({"value": p.id, "label": p.title}))
-        .collect();
+    let products = super::product_options(&super::listed_products(s, ctx.tenant.id).await);
     let mut m = ctx.base("presales", "presales.title");
     m.insert("rows".into(), json!(rows));
     m.insert("products".into(), json!(products));
@@ -122,15 +112,7 @@ async fn create(State(s): State<AppState>, ctx: Ctx, body: Bytes) -> Response {
     }
     let res = async {
         let money = |k: &str| f.opt(k).map(|v| Fen::parse_yuan(v).map(|x| x.0).unwrap_or(-1));
-        let product = f
-            .get("product_id")
-            .parse::<Uuid>()
-            .map_err(|_| ApiError::validation("product_id", "required", "choose a product"))?;
-        let p = s
-            .store
-            .product(ctx.tenant.id, ProductId(product))
-            .await
-            .map_err(|_| ApiError::validation("product_id", "unknown_reference", "no such product"))?;
+        let p = super::form_product(&s, ctx.tenant.id, &f).await?;
         let quota = f.get("quota").trim().parse::<i64>().unwrap_or(-1);
         // Every SKU on sale joins, at the presale price or, left blank, at its own price.
         let skus: Vec<PresaleSkuIn> = p

@@ -16,6 +16,7 @@ use siyu_core::auth::Scope;
 use siyu_core::commerce::pricing::PromoRule;
 use siyu_core::{Fen, PromotionId, Timestamp};
 
+use super::yuan;
 use super::{Ctx, FormData};
 use crate::api::commerce::promotions::{PromotionIn, TierIn};
 use crate::error::ApiError;
@@ -25,10 +26,6 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/console/promotions", get(page).post(create))
         .route("/console/promotions/{id}/stop", post(stop))
-}
-
-fn yuan(f: i64) -> String {
-    Fen(f).to_string()
 }
 
 /// What a rule does, in the operator's words; `gift_name` names a 满送 gift's SKU.
@@ -70,16 +67,7 @@ async fn view(
     };
     let now = s.store.now();
     // Listed products, for the gift's choice and names (a gift is a product's first SKU).
-    let filter = siyu_store::commerce::catalogue::ProductFilter {
-        status: Some(siyu_core::commerce::catalogue::ProductStatus::Listed),
-        ..Default::default()
-    };
-    let products = s
-        .store
-        .products(ctx.tenant.id, &filter, &siyu_core::paging::PageRequest { limit: 200, before: None })
-        .await
-        .map(|p| p.items)
-        .unwrap_or_default();
+    let products = super::listed_products(s, ctx.tenant.id).await;
     let gift_name = |sku: &str| {
         products
             .iter()
@@ -89,15 +77,7 @@ async fn view(
     let rows: Vec<Value> = list
         .iter()
         .map(|p| {
-            let phase = if p.status != "active" {
-                "stopped"
-            } else if now < p.starts_at {
-                "upcoming"
-            } else if now < p.ends_at {
-                "running"
-            } else {
-                "ended"
-            };
+            let phase = phase(now, p.status == "active", p.starts_at, p.ends_at);
             json!({"id": p.id, "name": p.name, "what": describe(ctx, &p.rule, &gift_name), "from": ctx.when(p.starts_at),
                 "to": ctx.when(p.ends_at), "phase": ctx.t(&format!("promotions.phase.{phase}")),
                 "stoppable": matches!(phase, "upcoming" | "running")})
@@ -117,11 +97,7 @@ async fn view(
     );
     m.insert(
         "gift_products".into(),
-        json!(products
-            .iter()
-            .filter(|p| p.skus.iter().any(|k| k.active))
-            .map(|p| json!({"value": p.id, "label": p.title}))
-            .collect::<Vec<_>>()),
+        json!(super::product_options(products.iter().filter(|p| p.skus.iter().any(|k| k.active)))),
     );
     m.insert("can_write".into(), json!(ctx.can(Scope::CommerceWrite)));
     ctx.render_with(status, "promotions.html", m)
@@ -133,6 +109,20 @@ async fn page(State(s): State<AppState>, ctx: Ctx, Query(q): Query<HashMap<Strin
     }
     let msg = super::flag(&q, "saved").then(|| ctx.t("common.saved"));
     view(&s, &ctx, json!({"kind": "tiers"}), Map::new(), msg, StatusCode::OK).await
+}
+
+/// Where a stoppable promotion with a half-open window stands: `stopped`, `upcoming`,
+/// `running` or `ended` (the `promotions.phase.*` labels).
+pub(super) fn phase(now: Timestamp, active: bool, starts_at: Timestamp, ends_at: Timestamp) -> &'static str {
+    if !active {
+        "stopped"
+    } else if now < starts_at {
+        "upcoming"
+    } else if now < ends_at {
+        "running"
+    } else {
+        "ended"
+    }
 }
 
 /// A local day (`YYYY-MM-DD`) to the instant it starts, as RFC 3339 for the API's input.

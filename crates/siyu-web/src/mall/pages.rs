@@ -23,7 +23,7 @@ use siyu_core::commerce::catalogue::ProductStatus;
 use siyu_core::commerce::order::{OrderEvent, OrderStatus};
 use siyu_core::commerce::presale::Phase;
 use siyu_core::paging::PageRequest;
-use siyu_core::{CategoryId, Fen, OrderId, ProductId, SkuId, TenantId, Timestamp};
+use siyu_core::{CategoryId, OrderId, ProductId, SkuId, TenantId, Timestamp};
 use siyu_store::commerce::catalogue::ProductFilter;
 use siyu_store::commerce::orders::{CartItem, OrderFilter};
 use siyu_store::commerce::payments::{Buyer, RefundKind};
@@ -31,6 +31,7 @@ use siyu_store::commerce::presales::Presale;
 
 use super::{session_secret, MALL_COOKIE};
 use crate::api::commerce::dto::{AddressIo, CartItemIo, SubmitIn};
+use crate::console::yuan;
 use crate::console::{templates, FormData};
 use crate::error::ApiError;
 use crate::i18n::{self, Lang};
@@ -56,10 +57,6 @@ pub fn router() -> Router<AppState> {
         .route("/m/{tenant}/flash/{sale}/{sku}", post(flash_grab))
         .route("/m/{tenant}/coupons/code", post(coupon_code))
         .route("/m/{tenant}/coupons/{template}/claim", post(coupon_claim))
-}
-
-fn yuan(fen: i64) -> String {
-    Fen(fen).to_string()
 }
 
 /// What every mall page knows: the tenant, the buyer if signed in, the language.
