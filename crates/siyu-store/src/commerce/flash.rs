@@ -205,14 +205,30 @@ impl Store {
         })
     }
 
-    /// Sales, newest first, or only those not ended (for the mall).
-    pub async fn flash_sales(&self, tenant: TenantId) -> Result<Vec<FlashSale>> {
-        let ids: Vec<Uuid> = on_read!(self, |p| sqlx::query_scalar(
-            "SELECT id FROM flash_sales WHERE tenant_id = $1 ORDER BY id DESC LIMIT 100"
+    /// Whether a sale runs or is still to come at `at` (one read, for the mall's home).
+    pub async fn flash_sale_open(&self, tenant: TenantId, at: Timestamp) -> Result<bool> {
+        let hit: Option<Uuid> = on_read!(self, |p| sqlx::query_scalar(
+            "SELECT id FROM flash_sales WHERE tenant_id = $1 AND status = 'active' AND ends_at > $2 LIMIT 1"
         )
         .bind(tenant.0)
-        .fetch_all(p)
+        .bind(at.0)
+        .fetch_optional(p)
         .await?);
+        Ok(hit.is_some())
+    }
+
+    /// Sales, newest first: all of them, or with `open_at` only those running or to come then.
+    pub async fn flash_sales(&self, tenant: TenantId, open_at: Option<Timestamp>) -> Result<Vec<FlashSale>> {
+        let ids: Vec<Uuid> = on_read!(self, |p| {
+            sqlx::query_scalar(
+            "SELECT id FROM flash_sales WHERE tenant_id = $1 AND ($2 IS NULL OR (status = 'active' AND ends_at > $2)) \
+             ORDER BY id DESC LIMIT 100"
+        )
+        .bind(tenant.0)
+        .bind(open_at.map(|t| t.0))
+        .fetch_all(p)
+        .await?
+        });
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             out.push(self.flash_sale(tenant, FlashSaleId(id)).await?);

@@ -32,7 +32,7 @@ async fn view(
     msg: Option<String>,
     status: StatusCode,
 ) -> Response {
-    let list = match s.store.flash_sales(ctx.tenant.id).await {
+    let list = match s.store.flash_sales(ctx.tenant.id, None).await {
         Ok(l) => l,
         Err(e) => return ctx.fail(e),
     };

@@ -243,14 +243,7 @@ async fn home(
             .collect::<Vec<_>>()),
     );
     m.insert("all_active".into(), json!(category.is_none()));
-    let now = s.store.now();
-    let flash_on = s
-        .store
-        .flash_sales(pg.tenant)
-        .await
-        .unwrap_or_default()
-        .iter()
-        .any(|f| f.status == "active" && now < f.ends_at);
+    let flash_on = s.store.flash_sale_open(pg.tenant, s.store.now()).await.unwrap_or(false);
     m.insert("flash_on".into(), json!(flash_on));
     m.insert("q".into(), json!(q.get("q")));
     m.insert("next".into(), json!(list.next_cursor.map(|c| format!("{base}?cursor={c}"))));
@@ -814,13 +807,12 @@ fn claimed(slug: &str, res: Result<siyu_store::commerce::coupons::UserCoupon, si
 /// Flash sales running or coming, with a countdown and what each pool still holds.
 async fn flash_page(State(s): State<AppState>, pg: Page, Query(q): Query<HashMap<String, String>>) -> Response {
     let now = s.store.now();
-    let sales = match s.store.flash_sales(pg.tenant).await {
+    let sales = match s.store.flash_sales(pg.tenant, Some(now)).await {
         Ok(l) => l,
         Err(e) => return fail(pg.lang, e.into()),
     };
     let list: Vec<Value> = sales
         .iter()
-        .filter(|f| f.status == "active" && now < f.ends_at)
         .map(|f| {
             let running = now >= f.starts_at;
             json!({"id": f.id, "name": f.name, "running": running,
