@@ -166,6 +166,7 @@ impl Store {
             let first: Vec<_> = problems.iter().take(5).collect();
             tracing::warn!(%tenant, bill_date, problems = problems.len(), ?first, "ALERT: the WeChat Pay bill does not match");
         }
+        let now = self.now();
         on_write!(self, |p| sqlx::query(
             "UPDATE pay_reconciliations SET status = $3, lines = $4, matched = $5, problems = $6, detail = NULL, \
              updated_at = $7 WHERE tenant_id = $1 AND bill_date = $2"
@@ -176,21 +177,20 @@ impl Store {
         .bind(bill.len() as i64)
         .bind(matched)
         .bind(Json(&problems))
-        .bind(self.now().0)
+        .bind(now.0)
         .execute(p)
         .await?
         .rows_affected());
-        Ok(self.reconciliations(tenant, 400).await?.into_iter().find(|r| r.bill_date == bill_date).unwrap_or(
-            Reconciliation {
-                bill_date: bill_date.into(),
-                status: status.into(),
-                lines: bill.len() as i64,
-                matched,
-                problems,
-                detail: None,
-                updated_at: self.now(),
-            },
-        ))
+        // What was just written, without reading it back.
+        Ok(Reconciliation {
+            bill_date: bill_date.into(),
+            status: status.into(),
+            lines: bill.len() as i64,
+            matched,
+            problems,
+            detail: None,
+            updated_at: now,
+        })
     }
 
     /// The latest runs, newest bill first.
