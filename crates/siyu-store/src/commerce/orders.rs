@@ -131,6 +131,48 @@ macro_rules! compensate {
     }};
 }
 
+/// Moves an order from `$from` to cancelled by one conditional update and closes its open
+/// prepays, in the caller's transaction. Evaluates to `None` when it moved, or to the order's
+/// current status when it was not `$from` (the caller decides what that means).
+#[macro_export]
+#[doc(hidden)]
+macro_rules! cancel_from {
+    ($tx:expr, $tenant:expr, $id:expr, $now:expr, $reason:expr, $from:expr) => {{
+        let n = sqlx::query(
+            "UPDATE orders SET status = 'cancelled', cancelled_at = $3, cancel_reason = $4, updated_at = $3 \
+             WHERE tenant_id = $1 AND id = $2 AND status = $5",
+        )
+        .bind($tenant.0)
+        .bind($id.0)
+        .bind($now.0)
+        .bind($reason)
+        .bind($from.as_str())
+        .execute(&mut *$tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            let status: Option<String> =
+                sqlx::query_scalar("SELECT status FROM orders WHERE tenant_id = $1 AND id = $2")
+                    .bind($tenant.0)
+                    .bind($id.0)
+                    .fetch_optional(&mut *$tx)
+                    .await?;
+            Some(status.ok_or($crate::StoreError::NotFound)?)
+        } else {
+            sqlx::query(
+                "UPDATE pay_prepays SET status = 'closed', updated_at = $3 WHERE tenant_id = $1 AND order_id = $2 \
+                 AND status = 'open'",
+            )
+            .bind($tenant.0)
+            .bind($id.0)
+            .bind($now.0)
+            .execute(&mut *$tx)
+            .await?;
+            None
+        }
+    }};
+}
+
 /// Writes a side effect to the outbox in the caller's transaction; the unique (kind,
 /// aggregate, version) makes a repeat a no-op, so consumers see each event once.
 #[macro_export]
@@ -1085,25 +1127,7 @@ impl Store {
     pub async fn cancel_order(&self, tenant: TenantId, id: OrderId, reason: &str, by: Option<&Actor>) -> Result<Order> {
         let now = self.now();
         in_tx!(self, |tx| {
-            let n = sqlx::query(
-                "UPDATE orders SET status = 'cancelled', cancelled_at = $3, cancel_reason = $4, updated_at = $3 \
-                 WHERE tenant_id = $1 AND id = $2 AND status = 'pending_payment'",
-            )
-            .bind(tenant.0)
-            .bind(id.0)
-            .bind(now.0)
-            .bind(reason)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if n == 0 {
-                let status: Option<String> =
-                    sqlx::query_scalar("SELECT status FROM orders WHERE tenant_id = $1 AND id = $2")
-                        .bind(tenant.0)
-                        .bind(id.0)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                let status = status.ok_or(StoreError::NotFound)?;
+            if let Some(status) = cancel_from!(tx, tenant, id, now, reason, OrderStatus::PendingPayment) {
                 let from = OrderStatus::parse(&status).unwrap_or(OrderStatus::Cancelled);
                 match order::apply(from, OrderEvent::Cancel, false) {
                     Ok(Outcome::Already) => {}
@@ -1124,15 +1148,6 @@ impl Store {
                 }
             } else {
                 compensate!(tx, tenant, id, now);
-                sqlx::query(
-                    "UPDATE pay_prepays SET status = 'closed', updated_at = $3 WHERE tenant_id = $1 AND order_id = $2 \
-                     AND status = 'open'",
-                )
-                .bind(tenant.0)
-                .bind(id.0)
-                .bind(now.0)
-                .execute(&mut *tx)
-                .await?;
                 if let Some(a) = by {
                     audit!(
                         tx,

@@ -17,7 +17,7 @@ use siyu_core::{OrderId, PresaleId, ProductId, SkuId, TenantId, Timestamp};
 use super::payments::RefundKind;
 use super::rejected;
 use crate::audit::snapshot;
-use crate::{audit, in_tx, on_read, outbox, system_refund, Result, Store, StoreError};
+use crate::{audit, cancel_from, in_tx, on_read, outbox, system_refund, Result, Store, StoreError};
 
 #[derive(Clone, Debug, Serialize)]
 pub struct PresaleSku {
@@ -347,25 +347,7 @@ impl Store {
     ) -> Result<()> {
         let now = self.now();
         in_tx!(self, |tx| {
-            let n = sqlx::query(
-                "UPDATE orders SET status = 'cancelled', cancelled_at = $3, cancel_reason = $4, updated_at = $3 \
-                 WHERE tenant_id = $1 AND id = $2 AND status = 'awaiting_balance'",
-            )
-            .bind(tenant.0)
-            .bind(id.0)
-            .bind(now.0)
-            .bind(reason)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if n == 0 {
-                let status: Option<String> =
-                    sqlx::query_scalar("SELECT status FROM orders WHERE tenant_id = $1 AND id = $2")
-                        .bind(tenant.0)
-                        .bind(id.0)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                let status = status.ok_or(StoreError::NotFound)?;
+            if let Some(status) = cancel_from!(tx, tenant, id, now, reason, OrderStatus::AwaitingBalance) {
                 let from = OrderStatus::parse(&status).unwrap_or(OrderStatus::Cancelled);
                 return match order::apply(from, OrderEvent::Cancel, false) {
                     Ok(Outcome::Already) => Ok(()),
@@ -414,15 +396,6 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
-            sqlx::query(
-                "UPDATE pay_prepays SET status = 'closed', updated_at = $3 WHERE tenant_id = $1 AND order_id = $2 \
-                 AND status = 'open'",
-            )
-            .bind(tenant.0)
-            .bind(id.0)
-            .bind(now.0)
-            .execute(&mut *tx)
-            .await?;
             let fate = deposit_fate(forfeit, merchant);
             if fate == DepositFate::Refunded {
                 let payment: Uuid = sqlx::query_scalar(
