@@ -1156,6 +1156,8 @@ const TABLE: &[(&str, &str, &str)] = &[
     ("v.not_a_discount", "折扣价必须低于原价", "A discount price must be below the price"),
     ("mall.limited_price", "限时折扣", "Limited-time price"),
     ("mall.second_half", "第二件半价", "2nd item half price"),
+    ("products.brand_store", "品牌商城（不属于门店）", "The brand's own mall"),
+    ("field.store_id", "所属门店", "Store"),
     ("presales.title", "预售", "Presales"),
     ("presales.desc", "定金预售：在定金时间内付定金锁定库存，定金可膨胀抵扣；尾款时间内付尾款后发货。未付尾款的订单关闭、库存回到预售；勾选“定金不退”时定金不退，否则原路退回。取消预售会退回全部款项。", "Deposit presales: a deposit inside its window holds the stock and may be worth more than paid; the balance is paid inside its window, then the goods ship. An order whose balance is not paid closes and its stock returns; the deposit is kept only when “deposit not refundable” was shown. Cancelling a presale refunds everything."),
     ("presales.empty", "还没有预售活动", "No presales yet"),

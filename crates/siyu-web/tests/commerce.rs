@@ -173,6 +173,16 @@ both!(catalogue_validation_and_stock, |w| async move {
     let stranger = json!({"title": "x", "skus": [{"price_fen": 1}], "category_id": uuid::Uuid::now_v7()});
     let v = problem(w.api(Method::POST, "/api/v1/products", Some(&stranger)).await, 422).await;
     assert_eq!(v["errors"][0]["field"], "category_id");
+    // A product may belong to one of the brand's stores (门店), and only one of its own.
+    let elsewhere = json!({"title": "x", "skus": [{"price_fen": 1}], "store_id": uuid::Uuid::now_v7()});
+    let v = problem(w.api(Method::POST, "/api/v1/products", Some(&elsewhere)).await, 422).await;
+    assert_eq!(v["errors"][0]["field"], "store_id");
+    let local = json!({"title": "门店自提蛋糕", "status": "listed", "store_id": w.seed.store_id, "skus": [{"price_fen": 8800}]});
+    let cake = w.json(Method::POST, "/api/v1/products", Some(&local)).await;
+    assert_eq!(cake["store_id"], json!(w.seed.store_id));
+    assert!(cake["store_name"].as_str().is_some_and(|n| !n.is_empty()), "{cake}");
+    let page = reqwest::get(w.app.url(&format!("/m/mall/p/{}", cake["id"].as_str().unwrap()))).await.unwrap();
+    assert!(page.text().await.unwrap().contains("product-store"));
     let p = w
         .json(
             Method::POST,
@@ -548,6 +558,8 @@ both!(the_console_runs_the_mall, |w| async move {
             ("sku_stock", "".into()),
         ]
     };
+    let (code, page) = get("/console/products/new").await;
+    assert!(code == 200 && page.contains("name=\"store_id\"") && page.contains("品牌商城（不属于门店）"), "{page}");
     let (code, page) = post("/console/products/new", form("1.234")).await;
     assert_eq!(code, 422);
     assert!(page.contains("价格超出允许范围"), "{page}");

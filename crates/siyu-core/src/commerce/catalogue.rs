@@ -62,6 +62,8 @@ pub struct ProductInput {
     pub subtitle: Option<String>,
     pub category_id: Option<uuid::Uuid>,
     pub shipping_template_id: Option<uuid::Uuid>,
+    /// The store (门店) that sells it; `None` for the brand's own mall.
+    pub store_id: Option<uuid::Uuid>,
     pub images: Vec<String>,
     pub detail: Option<String>,
     pub status: ProductStatus,
@@ -76,6 +78,7 @@ pub struct ProductDraft {
     pub subtitle: Option<String>,
     pub category_id: Option<uuid::Uuid>,
     pub shipping_template_id: Option<uuid::Uuid>,
+    pub store_id: Option<uuid::Uuid>,
     #[serde(default)]
     pub images: Vec<String>,
     pub detail: Option<String>,
@@ -172,6 +175,7 @@ impl ProductDraft {
             subtitle,
             category_id: self.category_id,
             shipping_template_id: self.shipping_template_id,
+            store_id: self.store_id,
             images,
             detail,
             status,

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use siyu_core::auth::Actor;
 use siyu_core::commerce::catalogue::{CategoryInput, ProductInput, ProductStatus, ShippingTemplateInput, StockChange};
 use siyu_core::paging::{Page, PageRequest};
-use siyu_core::{CategoryId, ProductId, ShippingTemplateId, SkuId, TenantId, Timestamp};
+use siyu_core::{CategoryId, ProductId, ShippingTemplateId, SkuId, StoreId, TenantId, Timestamp};
 
 use crate::audit::snapshot;
 use crate::{audit, in_tx, like_escape, on_read, Result, Store, StoreError};
@@ -55,6 +55,9 @@ pub struct Product {
     pub category_id: Option<CategoryId>,
     pub category_name: Option<String>,
     pub shipping_template_id: Option<ShippingTemplateId>,
+    /// The store (门店) that sells it, with its name; `None` for the brand's own mall.
+    pub store_id: Option<StoreId>,
+    pub store_name: Option<String>,
     pub title: String,
     pub subtitle: Option<String>,
     pub images: Vec<String>,
@@ -94,10 +97,13 @@ type ProductRow = (
     Json<Vec<String>>,
     i64,
     i64,
+    Option<Uuid>,
+    Option<String>,
 );
 const PRODUCT_SELECT: &str = "SELECT p.id, p.category_id, c.name, p.shipping_template_id, p.title, p.subtitle, \
-     p.images, p.detail, p.status, p.spec_names, p.created_at, p.updated_at FROM products p \
-     LEFT JOIN product_categories c ON c.tenant_id = p.tenant_id AND c.id = p.category_id";
+     p.images, p.detail, p.status, p.spec_names, p.created_at, p.updated_at, p.store_id, st.name FROM products p \
+     LEFT JOIN product_categories c ON c.tenant_id = p.tenant_id AND c.id = p.category_id \
+     LEFT JOIN stores st ON st.tenant_id = p.tenant_id AND st.id = p.store_id";
 
 type SkuRow = (Uuid, Uuid, Json<Vec<String>>, Option<String>, i64, i64, i64, i64, bool);
 const SKU_COLS: &str = "SELECT id, product_id, spec, code, price_fen, on_hand, reserved, sold, active FROM skus";
@@ -125,6 +131,8 @@ fn product_from(r: ProductRow, mut skus: Vec<Sku>) -> Product {
         category_id: r.1.map(CategoryId),
         category_name: r.2,
         shipping_template_id: r.3.map(ShippingTemplateId),
+        store_id: r.12.map(StoreId),
+        store_name: r.13,
         title: r.4,
         subtitle: r.5,
         images: r.6 .0,
@@ -349,7 +357,8 @@ impl Store {
         in_tx!(self, |tx| {
             sqlx::query(
                 "INSERT INTO products (tenant_id, id, category_id, shipping_template_id, title, subtitle, images, detail, \
-                 status, spec_names, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
+                 status, spec_names, created_at, updated_at, store_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12)",
             )
             .bind(tenant.0)
             .bind(id.0)
@@ -362,6 +371,7 @@ impl Store {
             .bind(p.status.as_str())
             .bind(Json(&p.spec_names))
             .bind(now.0)
+            .bind(p.store_id)
             .execute(&mut *tx)
             .await?;
             for (pos, s) in p.skus.iter().enumerate() {
@@ -382,7 +392,7 @@ impl Store {
         in_tx!(self, |tx| {
             sqlx::query(
                 "UPDATE products SET category_id = $3, shipping_template_id = $4, title = $5, subtitle = $6, images = $7, \
-                 detail = $8, status = $9, spec_names = $10, updated_at = $11 WHERE tenant_id = $1 AND id = $2",
+                 detail = $8, status = $9, spec_names = $10, updated_at = $11, store_id = $12 WHERE tenant_id = $1 AND id = $2",
             )
             .bind(tenant.0)
             .bind(id.0)
@@ -395,6 +405,7 @@ impl Store {
             .bind(p.status.as_str())
             .bind(Json(&p.spec_names))
             .bind(now.0)
+            .bind(p.store_id)
             .execute(&mut *tx)
             .await?;
             let kept: Vec<Uuid> = p.skus.iter().filter_map(|s| s.id).collect();
@@ -470,12 +481,13 @@ impl Store {
         self.product(actor.tenant_id, id).await
     }
 
-    /// Names the field whose category or template is not this tenant's (rows are never
+    /// Names the field whose category, template or store is not this tenant's (rows are never
     /// deleted while referenced, so checking before the write is enough).
     async fn check_product_references(&self, tenant: TenantId, p: &ProductInput) -> Result<()> {
         for (field, table, id) in [
             ("category_id", "product_categories", p.category_id),
             ("shipping_template_id", "shipping_templates", p.shipping_template_id),
+            ("store_id", "stores", p.store_id),
         ] {
             let Some(id) = id else { continue };
             let sql = format!("SELECT COUNT(*) FROM {table} WHERE tenant_id = $1 AND id = $2");

@@ -108,7 +108,7 @@ async fn products_page(State(s): State<AppState>, ctx: Ctx, Query(q): Q) -> Resp
 
 /// The form's values for an existing product, and its SKU rows.
 fn product_values(p: &Product) -> (Value, Vec<Value>) {
-    let v = json!({"product_title": p.title, "subtitle": p.subtitle, "category_id": p.category_id, "shipping_template_id": p.shipping_template_id,
+    let v = json!({"product_title": p.title, "subtitle": p.subtitle, "category_id": p.category_id, "shipping_template_id": p.shipping_template_id, "store_id": p.store_id,
         "status": p.status.as_str(), "images": p.images.join("\n"), "detail": p.detail, "spec_names": p.spec_names.join(", ")});
     let rows = p
         .skus
@@ -162,6 +162,7 @@ fn draft(f: &FormData) -> ProductDraft {
         subtitle: f.opt("subtitle").map(str::to_string),
         category_id: f.opt("category_id").and_then(|c| c.parse().ok()),
         shipping_template_id: f.opt("shipping_template_id").and_then(|c| c.parse().ok()),
+        store_id: f.opt("store_id").and_then(|c| c.parse().ok()),
         images: f.get("images").lines().map(str::to_string).collect(),
         detail: f.opt("detail").map(str::to_string),
         status: f.opt("status").map(str::to_string),
@@ -216,6 +217,7 @@ async fn product_form(
             })
             .collect::<Vec<_>>()),
     );
+    m.insert("stores".into(), json!(super::org::store_options(s, ctx).await.unwrap_or_default()));
     m.insert("can_write".into(), json!(ctx.can(Scope::CommerceWrite)));
     ctx.render_with(status, "product_form.html", m)
 }

@@ -275,7 +275,7 @@ async fn product(State(s): State<AppState>, pg: Page, Path((_, id)): Path<(Strin
     let mut m = pg.ctx(&p.title);
     m.insert(
         "product".into(),
-        json!({"title": p.title, "subtitle": p.subtitle, "images": p.images, "detail": paragraphs,
+        json!({"title": p.title, "subtitle": p.subtitle, "images": p.images, "detail": paragraphs, "store": p.store_name,
             "price": yuan(p.price_min_fen), "from": p.price_min_fen != p.price_max_fen, "sold_out": p.available <= 0}),
     );
     m.insert("skus".into(), json!(skus));

@@ -85,6 +85,8 @@ pub struct ProductIn {
     pub subtitle: Option<String>,
     pub category_id: Option<Uuid>,
     pub shipping_template_id: Option<Uuid>,
+    /// The store (门店) that sells it; absent for the brand's own mall.
+    pub store_id: Option<Uuid>,
     #[serde(default)]
     pub images: Vec<String>,
     /// Plain text; blank lines separate paragraphs.
@@ -104,6 +106,7 @@ impl ProductIn {
             subtitle: self.subtitle,
             category_id: self.category_id,
             shipping_template_id: self.shipping_template_id,
+            store_id: self.store_id,
             images: self.images,
             detail: self.detail,
             status: self.status,
@@ -162,6 +165,8 @@ pub struct ProductOut {
     pub category_id: Option<Uuid>,
     pub category_name: Option<String>,
     pub shipping_template_id: Option<Uuid>,
+    pub store_id: Option<Uuid>,
+    pub store_name: Option<String>,
     pub title: String,
     pub subtitle: Option<String>,
     pub images: Vec<String>,
@@ -184,6 +189,8 @@ impl From<Product> for ProductOut {
             category_id: p.category_id.map(|c| c.0),
             category_name: p.category_name,
             shipping_template_id: p.shipping_template_id.map(|t| t.0),
+            store_id: p.store_id.map(|s| s.0),
+            store_name: p.store_name,
             title: p.title,
             subtitle: p.subtitle,
             images: p.images,
