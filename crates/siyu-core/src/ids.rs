@@ -98,6 +98,14 @@ id_type!(
     DiscountId,
     /// A flash sale (秒杀).
     FlashSaleId,
+    /// A group-buy activity (拼团).
+    GroupBuyId,
+    /// One group of a group-buy, filling towards its size.
+    GroupId,
+    /// A bargain activity (砍价).
+    BargainId,
+    /// One buyer's bargain under an activity, cut down by helpers.
+    BargainRecordId,
 );
 
 #[cfg(test)]

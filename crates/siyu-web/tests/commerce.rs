@@ -1534,3 +1534,279 @@ both!(a_flash_sale_never_oversells, |w| async move {
     let home = reqwest::get(w.app.url("/m/mall")).await.unwrap().text().await.unwrap();
     assert!(home.contains("flash-banner"));
 });
+
+/// The refunds of an order, as the operator API lists them.
+async fn refunds_of(w: &World, order: &Value) -> Vec<Value> {
+    let d = w.detail(order).await;
+    d["refunds"].as_array().cloned().unwrap_or_default()
+}
+
+both!(a_group_fills_exactly_and_fails_with_full_refunds, |w| async move {
+    let p = w.product("拼团锅具", &[("28cm", 19900, 100)], None).await;
+    let sku = p["skus"][0]["id"].clone();
+    let t0 = w.clock.now();
+    let at = |secs: i64| Timestamp(t0.0 + secs * 1_000_000).to_rfc3339(8);
+    let gb = w
+        .json(
+            Method::POST,
+            "/api/v1/group-buys",
+            Some(&json!({"name": "3人团", "starts_at": at(-1), "ends_at": at(86_400), "capacity": 3, "valid_hours": 2,
+                "skus": [{"sku_id": sku, "price_fen": 9900, "quota": 50}]})),
+        )
+        .await;
+    // STK-1: the SKU is in the group-buy now, so no flash sale or bargain over it.
+    let flash = json!({"name": "秒杀", "starts_at": at(0), "ends_at": at(600),
+        "skus": [{"sku_id": sku, "price_fen": 990, "quota": 1}]});
+    assert_eq!(
+        problem(w.api(Method::POST, "/api/v1/flash-sales", Some(&flash)).await, 409).await["code"],
+        "activity_overlaps"
+    );
+    let bad = json!({"name": "", "starts_at": at(0), "ends_at": at(60), "capacity": 1, "skus": []});
+    let v = problem(w.api(Method::POST, "/api/v1/group-buys", Some(&bad)).await, 422).await;
+    let fields: Vec<&str> = v["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    assert_eq!(fields, vec!["name", "capacity", "skus"], "{v}");
+    let path = format!("/group-buys/{}/orders", gb["id"].as_str().unwrap());
+    // The leader opens a group; nobody joins before they pay.
+    let leader = w.buyer("o-gb-leader").await;
+    let lo: Value = w.mall(&leader, Method::POST, &path, Some(&json!({"sku_id": sku}))).await.json().await.unwrap();
+    assert_eq!((lo["kind"].as_str(), lo["payable_fen"].as_i64()), (Some("group"), Some(9900)), "{lo}");
+    let group = lo["group_id"].clone();
+    let early = w.buyer("o-gb-early").await;
+    let r = w.mall(&early, Method::POST, &path, Some(&json!({"sku_id": sku, "group_id": group}))).await;
+    assert_eq!(problem(r, 409).await["code"], "group_not_ready");
+    w.pay(&leader, &lo).await;
+    assert_eq!(w.detail(&lo).await["order"]["status"], "awaiting_group");
+    // GB-10: a member's refund before the group fills is leaving it.
+    let r = w
+        .mall(
+            &leader,
+            Method::POST,
+            &format!("/orders/{}/refunds", lo["id"].as_str().unwrap()),
+            Some(&json!({"lines": [{"line_no": 0, "qty": 1}]})),
+        )
+        .await;
+    assert_eq!(problem(r, 409).await["code"], "group_filling");
+    // GB-3: 200 buyers at once for the 2 seats left.
+    let mut buyers = Vec::new();
+    for i in 0..200 {
+        buyers.push(w.buyer(&format!("o-gb-{i}")).await);
+    }
+    let w = &w;
+    let results = futures::future::join_all(buyers.iter().map(|b| {
+        let (path, sku, group) = (path.clone(), sku.clone(), group.clone());
+        async move {
+            let r = w.mall(b, Method::POST, &path, Some(&json!({"sku_id": sku, "group_id": group}))).await;
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap())
+        }
+    }))
+    .await;
+    let joined: Vec<usize> = (0..200).filter(|i| results[*i].0 == 201).collect();
+    assert_eq!(joined.len(), 2, "{:?}", results.iter().find(|r| r.0 != 201 && r.1["code"] != "group_full"));
+    assert!(results.iter().filter(|r| r.0 != 201).all(|r| r.1["code"] == "group_full"));
+    let g: Value =
+        w.mall(&leader, Method::GET, &format!("/groups/{}", group.as_str().unwrap()), None).await.json().await.unwrap();
+    assert_eq!((g["seats"].as_i64(), g["paid"].as_i64(), g["capacity"].as_i64()), (Some(3), Some(1), Some(3)));
+    // GB-9: a member cannot take a second seat of the same group.
+    let r = w.mall(&buyers[joined[0]], Method::POST, &path, Some(&json!({"sku_id": sku, "group_id": group}))).await;
+    assert!(matches!(problem(r, 409).await["code"].as_str(), Some("group_full") | Some("already_in_group")));
+    // Both pay at once: the 3rd paid member completes the group, and every order ships (GB-5).
+    let (a, b) = (&results[joined[0]].1, &results[joined[1]].1);
+    tokio::join!(w.pay(&buyers[joined[0]], a), w.pay(&buyers[joined[1]], b));
+    for o in [&lo, a, b] {
+        assert_eq!(w.detail(o).await["order"]["status"], "to_ship");
+    }
+    let g: Value =
+        w.mall(&leader, Method::GET, &format!("/groups/{}", group.as_str().unwrap()), None).await.json().await.unwrap();
+    assert_eq!((g["status"].as_str(), g["paid"].as_i64()), (Some("succeeded"), Some(3)));
+
+    // A second group: the leader leaves and hands over (GB-11); a late joiner pays after the
+    // deadline and is refunded (GB-4); the group fails and refunds its member in full (GB-6).
+    let (c, d, e) = (w.buyer("o-gb-c").await, w.buyer("o-gb-d").await, w.buyer("o-gb-e").await);
+    let co: Value = w.mall(&c, Method::POST, &path, Some(&json!({"sku_id": sku}))).await.json().await.unwrap();
+    w.pay(&c, &co).await;
+    let g2 = co["group_id"].clone();
+    let join = json!({"sku_id": sku, "group_id": g2});
+    let d_order: Value = w.mall(&d, Method::POST, &path, Some(&join)).await.json().await.unwrap();
+    w.pay(&d, &d_order).await;
+    let left: Value = w
+        .mall(&c, Method::POST, &format!("/orders/{}/leave-group", co["id"].as_str().unwrap()), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(left["status"], "cancelled", "{left}");
+    let rs = refunds_of(w, &co).await;
+    assert_eq!((rs.len(), rs[0]["amount_fen"].as_i64(), rs[0]["kind"].as_str()), (1, Some(9900), Some("group_left")));
+    let g: Value =
+        w.mall(&c, Method::GET, &format!("/groups/{}", g2.as_str().unwrap()), None).await.json().await.unwrap();
+    let d_id = w.app.store.buyer_for_openid(w.seed.tenant, "o-gb-d", None).await.unwrap().id;
+    assert_eq!(g["leader_id"], json!(d_id.0), "the earliest paid member leads now");
+    assert_eq!((g["seats"].as_i64(), g["paid"].as_i64(), g["status"].as_str()), (Some(1), Some(1), Some("open")));
+    w.clock.advance(Duration::from_secs(2 * 3600 - 300));
+    let e_order: Value = w.mall(&e, Method::POST, &path, Some(&join)).await.json().await.unwrap();
+    let before = w.sku(&sku).await;
+    w.clock.advance(Duration::from_secs(301));
+    w.pay(&e, &e_order).await;
+    let ed = w.detail(&e_order).await;
+    assert_eq!(ed["order"]["status"], "cancelled", "{ed}");
+    assert_eq!(ed["payments"][0]["disposition"], "late", "the late joiner's money goes back");
+    let gw = siyu_web::pay::PayGateway::new(w.app.store.store.clone());
+    let rep = gw.sweep().await.unwrap();
+    assert_eq!(rep.groups_settled, 1);
+    assert_eq!(gw.sweep().await.unwrap().groups_settled, 0, "settling twice changes nothing");
+    let g: Value =
+        w.mall(&c, Method::GET, &format!("/groups/{}", g2.as_str().unwrap()), None).await.json().await.unwrap();
+    assert_eq!(g["status"], "failed");
+    // GB-8: the refunded orders are exactly the paid members' orders, each in full.
+    assert_eq!(w.detail(&d_order).await["order"]["status"], "cancelled");
+    let rs = refunds_of(w, &d_order).await;
+    assert_eq!((rs.len(), rs[0]["amount_fen"].as_i64(), rs[0]["kind"].as_str()), (1, Some(9900), Some("group_failed")));
+    let failed_refunds: Vec<Value> = w.json(Method::GET, "/api/v1/refunds?limit=100", None).await["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["kind"] == "group_failed")
+        .map(|r| r["order_id"].clone())
+        .collect();
+    assert_eq!(failed_refunds, vec![d_order["id"].clone()]);
+    let s = w.sku(&sku).await;
+    assert_eq!((s.on_hand, s.sold), (before.on_hand + 1, before.sold - 1), "the failed member's unit is back");
+    let a = w.json(Method::GET, &format!("/api/v1/group-buys/{}", gb["id"].as_str().unwrap()), None).await;
+    assert_eq!(
+        (a["groups_succeeded"].as_i64(), a["groups_failed"].as_i64(), a["skus"][0]["taken"].as_i64()),
+        (Some(1), Some(1), Some(3))
+    );
+});
+
+both!(a_group_short_of_members_succeeds_virtually, |w| async move {
+    let p = w.product("模拟成团", &[("标准", 5000, 20)], None).await;
+    let sku = p["skus"][0]["id"].clone();
+    let t0 = w.clock.now();
+    let at = |secs: i64| Timestamp(t0.0 + secs * 1_000_000).to_rfc3339(8);
+    let gb = w
+        .json(
+            Method::POST,
+            "/api/v1/group-buys",
+            Some(&json!({"name": "4人团", "starts_at": at(-1), "ends_at": at(3600), "capacity": 4, "valid_hours": 24,
+                "virtual_bp": 5000, "skus": [{"sku_id": sku, "price_fen": 3000, "quota": 20}]})),
+        )
+        .await;
+    let path = format!("/group-buys/{}/orders", gb["id"].as_str().unwrap());
+    let (f, g, h) = (w.buyer("o-v-f").await, w.buyer("o-v-g").await, w.buyer("o-v-h").await);
+    let fo: Value = w.mall(&f, Method::POST, &path, Some(&json!({"sku_id": sku}))).await.json().await.unwrap();
+    w.pay(&f, &fo).await;
+    let join = json!({"sku_id": sku, "group_id": fo["group_id"]});
+    let go: Value = w.mall(&g, Method::POST, &path, Some(&join)).await.json().await.unwrap();
+    w.pay(&g, &go).await;
+    let ho: Value = w.mall(&h, Method::POST, &path, Some(&join)).await.json().await.unwrap();
+    // The group's deadline is the activity's end, not 24 h on (GB-2).
+    let grp: Value = w
+        .mall(&f, Method::GET, &format!("/groups/{}", fo["group_id"].as_str().unwrap()), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(grp["expires_at"], json!(Timestamp(t0.0 + 3600 * 1_000_000).to_rfc3339(0)));
+    w.clock.advance(Duration::from_secs(3600));
+    let gw = siyu_web::pay::PayGateway::new(w.app.store.store.clone());
+    assert_eq!(gw.sweep().await.unwrap().groups_settled, 1);
+    let grp: Value = w
+        .mall(&f, Method::GET, &format!("/groups/{}", fo["group_id"].as_str().unwrap()), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    // 2 of 4 paid = 5,000 bp: it succeeds with 2 virtual members, who have no order (GB-7).
+    assert_eq!((grp["status"].as_str(), grp["virtual_members"].as_i64()), (Some("succeeded"), Some(2)));
+    for o in [&fo, &go] {
+        assert_eq!(w.detail(o).await["order"]["status"], "to_ship");
+    }
+    assert_eq!(w.detail(&ho).await["order"]["status"], "cancelled", "an unpaid seat closes with the group");
+    let s = w.sku(&sku).await;
+    assert_eq!((s.on_hand, s.reserved, s.sold), (18, 0, 2));
+});
+
+both!(a_bargain_lands_on_its_floor_with_the_last_helper, |w| async move {
+    let p = w.product("砍价台灯", &[("白", 9900, 50)], None).await;
+    let sku = p["skus"][0]["id"].clone();
+    let t0 = w.clock.now();
+    let at = |secs: i64| Timestamp(t0.0 + secs * 1_000_000).to_rfc3339(8);
+    let body = |helpers: i64| {
+        json!({"name": "砍到1元", "sku_id": sku, "price_fen": 9900, "floor_fen": 100, "helpers": helpers,
+            "quota": 10, "starts_at": at(-1), "ends_at": at(86_400)})
+    };
+    // BG-1: more helpers than fen to cut is refused.
+    let v = problem(w.api(Method::POST, "/api/v1/bargains", Some(&body(9801))).await, 422).await;
+    assert_eq!(v["errors"][0]["field"], "helpers");
+    let bg = w.json(Method::POST, "/api/v1/bargains", Some(&body(5))).await;
+    assert_eq!(
+        problem(w.api(Method::POST, "/api/v1/bargains", Some(&body(5))).await, 409).await["code"],
+        "activity_overlaps"
+    );
+    let owner = w.buyer("o-bg-owner").await;
+    let start = format!("/bargains/{}/start", bg["id"].as_str().unwrap());
+    let rec: Value = w.mall(&owner, Method::POST, &start, None).await.json().await.unwrap();
+    assert_eq!((rec["current_fen"].as_i64(), rec["required"].as_i64()), (Some(9900), Some(5)));
+    let again: Value = w.mall(&owner, Method::POST, &start, None).await.json().await.unwrap();
+    assert_eq!(again["id"], rec["id"], "one bargain per buyer and activity");
+    let help = format!("/bargain-records/{}/help", rec["id"].as_str().unwrap());
+    assert_eq!(problem(w.mall(&owner, Method::POST, &help, None).await, 409).await["code"], "own_bargain");
+    let early = format!("/bargain-records/{}/orders", rec["id"].as_str().unwrap());
+    assert_eq!(problem(w.mall(&owner, Method::POST, &early, None).await, 409).await["code"], "bargain_not_done");
+    // BG-6: 200 helpers at once; exactly 5 cut, landing exactly on the floor (BG-2).
+    let mut helpers = Vec::new();
+    for i in 0..200 {
+        helpers.push(w.buyer(&format!("o-bg-{i}")).await);
+    }
+    let w = &w;
+    let results = futures::future::join_all(helpers.iter().map(|b| {
+        let help = help.clone();
+        async move {
+            let r = w.mall(b, Method::POST, &help, None).await;
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap())
+        }
+    }))
+    .await;
+    let cuts: Vec<i64> = results.iter().filter(|r| r.0 == 200).map(|r| r.1["cut_fen"].as_i64().unwrap()).collect();
+    assert_eq!(cuts.len(), 5, "{:?}", results.iter().find(|r| r.0 != 200 && r.1["code"] != "bargain_complete"));
+    assert!(cuts.iter().all(|c| *c >= 1));
+    assert_eq!(cuts.iter().sum::<i64>(), 9800);
+    assert!(results.iter().filter(|r| r.0 != 200).all(|r| r.1["code"] == "bargain_complete"));
+    let got: Value = w
+        .mall(&owner, Method::GET, &format!("/bargain-records/{}", rec["id"].as_str().unwrap()), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (got["current_fen"].as_i64(), got["helpers"].as_i64(), got["helps"].as_array().map(Vec::len)),
+        (Some(100), Some(5), Some(5))
+    );
+    // BG-5: a helper helps one bargain per activity (help_limit 1), and each bargain once.
+    let helper = &helpers[results.iter().position(|r| r.0 == 200).unwrap()];
+    let other = w.buyer("o-bg-other").await;
+    let rec2: Value = w.mall(&other, Method::POST, &start, None).await.json().await.unwrap();
+    let help2 = format!("/bargain-records/{}/help", rec2["id"].as_str().unwrap());
+    assert_eq!(problem(w.mall(helper, Method::POST, &help2, None).await, 409).await["code"], "help_limit_reached");
+    let fresh = &helpers[results.iter().position(|r| r.0 != 200).unwrap()];
+    assert_eq!(w.mall(fresh, Method::POST, &help2, None).await.status(), 200);
+    assert_eq!(problem(w.mall(fresh, Method::POST, &help2, None).await, 409).await["code"], "already_helped");
+    // BG-7: bought at the floor, once; a cancelled order gives the bargain back.
+    let buy = || w.mall(&owner, Method::POST, &early, None);
+    let o: Value = buy().await.json().await.unwrap();
+    assert_eq!((o["kind"].as_str(), o["payable_fen"].as_i64()), (Some("bargain"), Some(100)), "{o}");
+    assert_eq!(problem(buy().await, 409).await["code"], "bargain_ordered");
+    w.mall(&owner, Method::POST, &format!("/orders/{}/cancel", o["id"].as_str().unwrap()), None).await;
+    let o2: Value = buy().await.json().await.unwrap();
+    assert_eq!(o2["payable_fen"], 100);
+    w.pay(&owner, &o2).await;
+    assert_eq!(w.detail(&o2).await["order"]["status"], "paid");
+    let a = w.json(Method::GET, &format!("/api/v1/bargains/{}", bg["id"].as_str().unwrap()), None).await;
+    assert_eq!((a["started"].as_i64(), a["completed"].as_i64(), a["taken"].as_i64()), (Some(2), Some(1), Some(1)));
+    // No help at or after the end (BG-7).
+    w.clock.advance(Duration::from_secs(86_400));
+    let late = w.buyer("o-bg-late").await;
+    assert_eq!(problem(w.mall(&late, Method::POST, &help2, None).await, 409).await["code"], "bargain_closed");
+});

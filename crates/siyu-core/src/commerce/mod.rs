@@ -2,10 +2,12 @@
 //! and order state machines, coupons and the marketing plays build on it.
 
 pub mod allocate;
+pub mod bargain;
 pub mod catalogue;
 pub mod coupon;
 pub mod discount;
 pub mod flash;
+pub mod group_buy;
 pub mod order;
 pub mod presale;
 pub mod pricing;

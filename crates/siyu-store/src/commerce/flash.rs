@@ -13,9 +13,10 @@ use uuid::Uuid;
 
 use siyu_core::auth::Actor;
 use siyu_core::commerce::flash::{probe_order, split_quota, FlashInput};
+use siyu_core::commerce::pricing::ActivityKind;
 use siyu_core::{BuyerId, FlashSaleId, OrderId, SkuId, TenantId, Timestamp};
 
-use super::orders::{order_no_for, CartItem, FlashTerms, Order, Play};
+use super::orders::{order_no_for, ActivityTerms, CartItem, Order, Play};
 use super::rejected;
 use crate::audit::snapshot;
 use crate::{audit, in_tx, on_read, Result, Store, StoreError};
@@ -89,21 +90,7 @@ impl Store {
             .await?;
             for (i, (sku, s)) in skus.iter().enumerate() {
                 let field = format!("skus.{i}.sku_id");
-                let clash: Option<String> = sqlx::query_scalar(
-                    "SELECT f.name FROM flash_sale_skus k JOIN flash_sales f ON f.tenant_id = k.tenant_id \
-                     AND f.id = k.sale_id WHERE k.tenant_id = $1 AND k.sku_id = $2 AND f.status = 'active' \
-                     AND f.id <> $5 AND f.starts_at < $4 AND $3 < f.ends_at \
-                     UNION ALL SELECT p.name FROM presale_skus k JOIN presales p ON p.tenant_id = k.tenant_id \
-                     AND p.id = k.presale_id WHERE k.tenant_id = $1 AND k.sku_id = $2 AND p.status = 'active' \
-                     AND p.deposit_start < $4 AND $3 < p.final_end",
-                )
-                .bind(tenant.0)
-                .bind(sku.0)
-                .bind(f.starts_at.0)
-                .bind(f.ends_at.0)
-                .bind(id.0)
-                .fetch_optional(&mut *tx)
-                .await?;
+                let clash = crate::activity_clash!(tx, tenant, sku, f.starts_at, f.ends_at, id);
                 if let Some(name) = clash {
                     return Err(rejected(
                         "activity_overlaps",
@@ -277,7 +264,11 @@ impl Store {
                 tenant,
                 &[item],
                 None,
-                Play::Flash(&FlashTerms { sku: item.sku_id, price_fen: terms.price_fen }),
+                Play::Activity(&ActivityTerms {
+                    kind: ActivityKind::Flash,
+                    sku: item.sku_id,
+                    price_fen: terms.price_fen,
+                }),
             )
             .await?;
         let q = &priced.quote;

@@ -22,19 +22,30 @@ use siyu_core::commerce::presale::Phase;
 use siyu_core::commerce::pricing::{self, Cart, Line, Quote, Shipping, MAX_QTY};
 use siyu_core::commerce::pricing::{Activity, ActivityKind};
 use siyu_core::paging::{Page, PageRequest};
-use siyu_core::{BuyerId, CustomerId, OrderId, PresaleId, ProductId, SkuId, TenantId, Timestamp};
+use siyu_core::{
+    BargainRecordId, BuyerId, CustomerId, GroupId, OrderId, PresaleId, ProductId, SkuId, TenantId, Timestamp,
+};
 
 use super::presales::Presale;
 
 use super::rejected;
 use crate::{audit, in_tx, like_escape, on_read, Result, Store, StoreError};
 
-/// The one compensation routine (commerce-rules §0): gives back everything an order holds,
-/// each at most once: stock and the coupon; points and group seats join it here.
+/// The one compensation routine (commerce-rules §0): gives back everything an unpaid order
+/// holds, each at most once: stock (to its flash bucket while the sale runs), an activity's
+/// quota and the buyer's allowance, a group seat, a bargain's claim, the coupon; points join
+/// it here.
 #[macro_export]
 #[doc(hidden)]
 macro_rules! compensate {
     ($tx:expr, $tenant:expr, $order:expr, $now:expr) => {{
+        // The plays an order may hold a place in besides stock: a group seat, a bargain.
+        let (group, bargain): (Option<uuid::Uuid>, Option<uuid::Uuid>) =
+            sqlx::query_as("SELECT group_id, bargain_record_id FROM orders WHERE tenant_id = $1 AND id = $2")
+                .bind($tenant.0)
+                .bind($order.0)
+                .fetch_one(&mut *$tx)
+                .await?;
         let held: Vec<(uuid::Uuid, String, i64)> = sqlx::query_as(
             "SELECT sku_id, pool_id, qty FROM stock_reservations WHERE tenant_id = $1 AND order_id = $2 \
              AND status = 'reserved' ORDER BY sku_id",
@@ -118,6 +129,81 @@ macro_rules! compensate {
                 .execute(&mut *$tx)
                 .await?;
             }
+            if let (1, Some(g)) = (n, group) {
+                // The group-buy's quota and the buyer's allowance get the units back.
+                sqlx::query(
+                    "UPDATE group_buy_skus SET taken = taken - $4 WHERE tenant_id = $1 AND sku_id = $3 AND activity_id = \
+                     (SELECT activity_id FROM buy_groups WHERE tenant_id = $1 AND id = $2)",
+                )
+                .bind($tenant.0)
+                .bind(g)
+                .bind(sku)
+                .bind(qty)
+                .execute(&mut *$tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE group_buyers SET bought = bought - $4 WHERE tenant_id = $1 AND activity_id = \
+                     (SELECT activity_id FROM buy_groups WHERE tenant_id = $1 AND id = $2) AND buyer_id = \
+                     (SELECT buyer_id FROM orders WHERE tenant_id = $1 AND id = $3)",
+                )
+                .bind($tenant.0)
+                .bind(g)
+                .bind($order.0)
+                .bind(qty)
+                .execute(&mut *$tx)
+                .await?;
+            }
+            if let (1, Some(r)) = (n, bargain) {
+                sqlx::query(
+                    "UPDATE bargains SET taken = taken - $3 WHERE tenant_id = $1 AND id = \
+                     (SELECT bargain_id FROM bargain_records WHERE tenant_id = $1 AND id = $2)",
+                )
+                .bind($tenant.0)
+                .bind(r)
+                .bind(qty)
+                .execute(&mut *$tx)
+                .await?;
+            }
+        }
+        if let Some(g) = group {
+            // An unpaid seat is released (GB-3); a group left with nobody closes.
+            let left = sqlx::query(
+                "UPDATE group_members SET status = 'released' WHERE tenant_id = $1 AND order_id = $2 AND status = 'held'",
+            )
+            .bind($tenant.0)
+            .bind($order.0)
+            .execute(&mut *$tx)
+            .await?
+            .rows_affected();
+            if left == 1 {
+                sqlx::query("UPDATE buy_groups SET seats = seats - 1 WHERE tenant_id = $1 AND id = $2")
+                    .bind($tenant.0)
+                    .bind(g)
+                    .execute(&mut *$tx)
+                    .await?;
+                sqlx::query(
+                    "UPDATE buy_groups SET status = 'failed', closed_at = $3 WHERE tenant_id = $1 AND id = $2 \
+                     AND status = 'open' AND seats = 0",
+                )
+                .bind($tenant.0)
+                .bind(g)
+                .bind($now.0)
+                .execute(&mut *$tx)
+                .await?;
+            }
+        }
+        if let Some(r) = bargain {
+            // The bargain may be ordered again before its deadline.
+            sqlx::query(
+                "UPDATE bargain_records SET order_id = NULL, updated_at = $4 WHERE tenant_id = $1 AND id = $2 \
+                 AND order_id = $3",
+            )
+            .bind($tenant.0)
+            .bind(r)
+            .bind($order.0)
+            .bind($now.0)
+            .execute(&mut *$tx)
+            .await?;
         }
         // The coupon goes back to the buyer; past its validity it simply cannot be used (CP-3).
         sqlx::query(
@@ -173,6 +259,109 @@ macro_rules! cancel_from {
     }};
 }
 
+/// Inserts a one-line activity order (拼团, 砍价) with its line and stock reservation (pool
+/// `''`), in the caller's transaction, for a buyer known to the mall. A client key used
+/// already returns `Duplicate("client_key")` from the enclosing function, dropping (so rolling
+/// back) the transaction; [`Store::placed_order`] turns that into the first order (FS-4).
+#[macro_export]
+#[doc(hidden)]
+macro_rules! one_line_order {
+    ($tx:expr, $tenant:expr, $o:expr) => {{
+        let o: &$crate::commerce::orders::OneLine = $o;
+        let q = &o.priced.quote;
+        let inserted = sqlx::query(
+            "INSERT INTO orders (tenant_id, id, no, buyer_id, customer_id, kind, status, list_fen, goods_fen, \
+             shipping_fen, payable_fen, quote, client_key, created_at, expires_at, updated_at, group_id, \
+             bargain_record_id) SELECT $1, $2, $3, $4, b.customer_id, $5, 'pending_payment', $6, $7, $8, $9, $10, \
+             $11, $12, $13, $12, $14, $15 FROM mall_buyers b WHERE b.tenant_id = $1 AND b.id = $4",
+        )
+        .bind($tenant.0)
+        .bind(o.id.0)
+        .bind(&o.no)
+        .bind(o.buyer.0)
+        .bind(o.kind)
+        .bind(q.list_total)
+        .bind(q.goods)
+        .bind(q.shipping_fee - q.shipping_discount)
+        .bind(q.payable)
+        .bind(sqlx::types::Json(q))
+        .bind(o.client_key.as_deref())
+        .bind(o.now.0)
+        .bind(o.expires_at.0)
+        .bind(o.group.map(|g| g.0))
+        .bind(o.bargain.map(|b| b.0))
+        .execute(&mut *$tx)
+        .await;
+        match inserted {
+            Ok(r) if r.rows_affected() == 1 => {
+                let (line, lq) = (&o.priced.items[0], &q.lines[0]);
+                sqlx::query(
+                    "INSERT INTO order_lines (tenant_id, order_id, line_no, sku_id, product_id, title, spec, qty, \
+                     unit_list_fen, unit_price_fen, paid_fen, units, shares) VALUES ($1, $2, 0, $3, $4, $5, $6, $7, \
+                     $8, $9, $10, $11, '[]')",
+                )
+                .bind($tenant.0)
+                .bind(o.id.0)
+                .bind(line.sku_id.0)
+                .bind(line.product_id.0)
+                .bind(&line.title)
+                .bind(&line.spec)
+                .bind(i64::from(line.qty))
+                .bind(lq.unit_list)
+                .bind(lq.unit_price)
+                .bind(lq.paid)
+                .bind(sqlx::types::Json(&lq.units))
+                .execute(&mut *$tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO stock_reservations (tenant_id, order_id, sku_id, pool_id, qty, status, updated_at) \
+                     VALUES ($1, $2, $3, '', $4, 'reserved', $5)",
+                )
+                .bind($tenant.0)
+                .bind(o.id.0)
+                .bind(line.sku_id.0)
+                .bind(i64::from(line.qty))
+                .bind(o.now.0)
+                .execute(&mut *$tx)
+                .await?;
+            }
+            Ok(_) => return Err($crate::StoreError::NotFound),
+            Err(e) => return Err($crate::StoreError::constraint(e, "client_key")),
+        }
+    }};
+}
+
+/// A one-line activity order as [`one_line_order!`] writes it.
+pub struct OneLine<'a> {
+    pub id: OrderId,
+    pub no: String,
+    pub buyer: BuyerId,
+    pub kind: &'static str,
+    pub priced: &'a PricedCart,
+    pub client_key: Option<String>,
+    pub now: Timestamp,
+    pub expires_at: Timestamp,
+    pub group: Option<GroupId>,
+    pub bargain: Option<BargainRecordId>,
+}
+
+/// Takes a group-buy order's group row lock before anything of the order (PostgreSQL), so
+/// payment, cancel, leaving and the expiry job all lock group, then order: never a deadlock.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! lock_group_of {
+    ($tx:expr, $tenant:expr, $order:expr) => {{
+        sqlx::query(
+            "UPDATE buy_groups SET seats = seats WHERE tenant_id = $1 AND id = \
+             (SELECT group_id FROM orders WHERE tenant_id = $1 AND id = $2)",
+        )
+        .bind($tenant.0)
+        .bind($order)
+        .execute(&mut *$tx)
+        .await?;
+    }};
+}
+
 /// Writes a side effect to the outbox in the caller's transaction; the unique (kind,
 /// aggregate, version) makes a repeat a no-op, so consumers see each event once.
 #[macro_export]
@@ -219,19 +408,32 @@ pub struct PricedItem {
     pub available: i64,
 }
 
-/// Which play prices a cart: none, a presale's deposit order, or a flash sale's order.
+/// Which play prices a cart: none, a presale's deposit order, or a one-SKU activity's order
+/// (秒杀, 拼团, 砍价).
 #[derive(Clone, Copy, Debug)]
 pub enum Play<'a> {
     Plain,
     Presale(&'a Presale),
-    Flash(&'a FlashTerms),
+    Activity(&'a ActivityTerms),
 }
 
-/// A flash sale's price for its SKU.
+/// A one-SKU activity's price for its SKU.
 #[derive(Clone, Copy, Debug)]
-pub struct FlashTerms {
+pub struct ActivityTerms {
+    pub kind: ActivityKind,
     pub sku: SkuId,
     pub price_fen: i64,
+}
+
+impl ActivityTerms {
+    /// What a refusal calls the activity.
+    fn noun(&self) -> &'static str {
+        match self.kind {
+            ActivityKind::GroupBuy => "group-buy",
+            ActivityKind::Bargain => "bargain",
+            _ => "flash-sale",
+        }
+    }
 }
 
 /// A priced cart: the quote and its lines, in the cart's order.
@@ -320,6 +522,10 @@ pub struct Order {
     pub presale_id: Option<PresaleId>,
     pub deposit_fen: i64,
     pub deposit_paid_at: Option<Timestamp>,
+    /// For a group-buy order: the group it holds a seat in.
+    pub group_id: Option<GroupId>,
+    /// For a bargain order: the bargain it buys at its price.
+    pub bargain_record_id: Option<BargainRecordId>,
     pub lines: Vec<OrderLine>,
 }
 
@@ -383,12 +589,15 @@ struct OrderRow {
     presale_id: Option<Uuid>,
     deposit_fen: i64,
     deposit_paid_at: Option<i64>,
+    group_id: Option<Uuid>,
+    bargain_record_id: Option<Uuid>,
 }
 
 const ORDER_SELECT: &str = "SELECT o.id, o.no, o.buyer_id, b.openid, o.customer_id, o.kind, o.status, o.list_fen, \
      o.goods_fen, o.shipping_fen, o.payable_fen, o.paid_fen, o.refunded_fen, o.points_used, o.quote, o.address, o.note, \
      o.transaction_id, o.created_at, o.expires_at, o.paid_at, o.cancelled_at, o.cancel_reason, o.shipped_at, o.carrier, \
-     o.tracking_no, o.received_at, o.completed_at, o.presale_id, o.deposit_fen, o.deposit_paid_at FROM orders o \
+     o.tracking_no, o.received_at, o.completed_at, o.presale_id, o.deposit_fen, o.deposit_paid_at, o.group_id, \
+     o.bargain_record_id FROM orders o \
      LEFT JOIN mall_buyers b ON b.tenant_id = o.tenant_id AND b.id = o.buyer_id";
 
 #[derive(sqlx::FromRow)]
@@ -444,6 +653,8 @@ impl OrderRow {
             presale_id: self.presale_id.map(PresaleId),
             deposit_fen: self.deposit_fen,
             deposit_paid_at: self.deposit_paid_at.map(Timestamp),
+            group_id: self.group_id.map(GroupId),
+            bargain_record_id: self.bargain_record_id.map(BargainRecordId),
             lines,
         }
     }
@@ -548,7 +759,7 @@ impl Store {
         let (presale, flash) = match play {
             Play::Plain => (None, None),
             Play::Presale(p) => (Some(p), None),
-            Play::Flash(f) => (None, Some(f)),
+            Play::Activity(f) => (None, Some(f)),
         };
         if items.is_empty() {
             return Err(rejected("empty_cart", Some("items"), "the cart is empty"));
@@ -602,12 +813,22 @@ impl Store {
                 }
             }
             None if flash.is_some() => {
-                // A flash-sale order is its one SKU at the sale's price, nothing else (FS-6).
+                // An activity's order is its one SKU at the activity's price, nothing else
+                // (FS-6, STK-2: no coupon, 满减 or item promotion).
+                let noun = flash.map_or("", |f| f.noun());
                 if coupon.is_some() {
-                    return Err(rejected("coupon_not_allowed", Some("coupon_id"), "flash-sale orders take no coupon"));
+                    return Err(rejected(
+                        "coupon_not_allowed",
+                        Some("coupon_id"),
+                        format!("{noun} orders take no coupon"),
+                    ));
                 }
                 if items.len() != 1 || flash.is_some_and(|f| f.sku != items[0].sku_id) {
-                    return Err(rejected("sku_not_in_sale", Some("items"), "a flash-sale order is one of its items"));
+                    return Err(rejected(
+                        "sku_not_in_sale",
+                        Some("items"),
+                        format!("a {noun} order is one of its items"),
+                    ));
                 }
             }
             None => {
@@ -674,7 +895,7 @@ impl Store {
                 // price applies only while below the SKU's own (LD-1).
                 activity: match presale.and_then(|p| p.terms_of(it.sku_id)) {
                     _ if flash.is_some() => flash.map(|f| Activity {
-                        kind: ActivityKind::Flash,
+                        kind: f.kind,
                         unit_price: f.price_fen,
                         allow_coupon_and_points: false,
                     }),
@@ -1040,6 +1261,26 @@ impl Store {
         }
     }
 
+    /// What placing a one-line activity order comes to: the new order, or for a client key
+    /// used already the first order it placed (FS-4).
+    pub(crate) async fn placed_order(
+        &self,
+        tenant: TenantId,
+        buyer: BuyerId,
+        id: OrderId,
+        client_key: Option<&str>,
+        placed: Result<()>,
+    ) -> Result<Order> {
+        match (placed, client_key) {
+            (Ok(()), _) => self.order(tenant, id).await,
+            (Err(StoreError::Duplicate("client_key")), Some(k)) => {
+                let first = self.order_id_by_client_key(tenant, buyer, k).await?.ok_or(StoreError::NotFound)?;
+                self.order(tenant, first).await
+            }
+            (Err(e), _) => Err(e),
+        }
+    }
+
     pub(crate) async fn order_id_by_client_key(
         &self,
         tenant: TenantId,
@@ -1127,6 +1368,7 @@ impl Store {
     pub async fn cancel_order(&self, tenant: TenantId, id: OrderId, reason: &str, by: Option<&Actor>) -> Result<Order> {
         let now = self.now();
         in_tx!(self, |tx| {
+            lock_group_of!(tx, tenant, id.0);
             if let Some(status) = cancel_from!(tx, tenant, id, now, reason, OrderStatus::PendingPayment) {
                 let from = OrderStatus::parse(&status).unwrap_or(OrderStatus::Cancelled);
                 match order::apply(from, OrderEvent::Cancel, false) {

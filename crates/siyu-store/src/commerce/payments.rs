@@ -19,7 +19,10 @@ use siyu_core::{BuyerId, OrderId, PaymentId, RefundId, TenantId, Timestamp};
 
 use super::rejected;
 use crate::secrets::{random_secret, sha256_hex};
-use crate::{audit, in_tx, on_read, on_write, outbox, Result, Store, StoreError};
+use crate::{
+    audit, cancel_from, compensate, group_succeeds, in_tx, lock_group_of, on_read, on_write, outbox, Result, Store,
+    StoreError,
+};
 
 /// Mall sessions last a week; the buyer logs in again through WeChat after that.
 pub const MALL_SESSION_SECS: i64 = 7 * 24 * 3600;
@@ -146,6 +149,10 @@ pub enum RefundKind {
     SystemDouble,
     /// A presale deposit given back when its order closed without the balance (PS-2).
     PresaleDeposit,
+    /// A group-buy member's payment given back in full: the group failed (GB-6).
+    GroupFailed,
+    /// A member left the group before it filled (GB-10).
+    GroupLeft,
 }
 
 impl RefundKind {
@@ -156,6 +163,8 @@ impl RefundKind {
             RefundKind::SystemLate => "system_late",
             RefundKind::SystemDouble => "system_double",
             RefundKind::PresaleDeposit => "presale_deposit",
+            RefundKind::GroupFailed => "group_failed",
+            RefundKind::GroupLeft => "group_left",
         }
     }
     fn parse(s: &str) -> RefundKind {
@@ -164,12 +173,21 @@ impl RefundKind {
             "system_late" => RefundKind::SystemLate,
             "system_double" => RefundKind::SystemDouble,
             "presale_deposit" => RefundKind::PresaleDeposit,
+            "group_failed" => RefundKind::GroupFailed,
+            "group_left" => RefundKind::GroupLeft,
             _ => RefundKind::Merchant,
         }
     }
     /// The refund returns goods money of the order itself (not a stray payment).
     fn of_order(self) -> bool {
-        matches!(self, RefundKind::Customer | RefundKind::Merchant | RefundKind::PresaleDeposit)
+        matches!(
+            self,
+            RefundKind::Customer
+                | RefundKind::Merchant
+                | RefundKind::PresaleDeposit
+                | RefundKind::GroupFailed
+                | RefundKind::GroupLeft
+        )
     }
 }
 
@@ -310,6 +328,8 @@ macro_rules! system_refund {
         .bind(match $kind {
             RefundKind::SystemLate => "paid after the order was cancelled",
             RefundKind::PresaleDeposit => "presale deposit returned",
+            RefundKind::GroupFailed => "the group did not fill in time",
+            RefundKind::GroupLeft => "left the group before it filled",
             _ => "the order was already paid",
         })
         .bind(sqlx::types::Json(Vec::<$crate::commerce::payments::RefundLine>::new()))
@@ -784,9 +804,11 @@ impl Store {
             if fresh == 0 {
                 return Ok(PaymentResult::Duplicate);
             }
+            lock_group_of!(tx, tenant, order);
             // Takes the order's row lock (PostgreSQL) before reading its state.
-            let (status, payable): (String, i64) = sqlx::query_as(
-                "UPDATE orders SET updated_at = updated_at WHERE tenant_id = $1 AND id = $2 RETURNING status, payable_fen",
+            let (status, payable, group): (String, i64, Option<Uuid>) = sqlx::query_as(
+                "UPDATE orders SET updated_at = updated_at WHERE tenant_id = $1 AND id = $2 \
+                 RETURNING status, payable_fen, group_id",
             )
             .bind(tenant.0)
             .bind(order)
@@ -796,10 +818,56 @@ impl Store {
             // What this payment must be: the prepay's amount, which for a one-payment order is
             // the payable and for a presale its deposit or the rest.
             let expected = if phase == "full" { payable } else { expected };
+            // A group-buy payment turns its held seat into a paid one, while the group is open
+            // and before its deadline (GB-3, GB-4); `filled` when it is the N-th (GB-5).
+            let (mut seat_lost, mut filled) = (false, false);
+            let event = match (group, event) {
+                (Some(g), OrderEvent::PaymentSucceeded { .. }) => {
+                    if status == due_from && n.amount_fen == expected {
+                        let taken: Option<(i64, i64)> = sqlx::query_as(
+                            "UPDATE buy_groups SET paid = paid + 1 WHERE tenant_id = $1 AND id = $2 AND status = 'open' \
+                             AND $3 < expires_at AND EXISTS (SELECT 1 FROM group_members m WHERE m.tenant_id = $1 \
+                             AND m.order_id = $4 AND m.status = 'held') RETURNING paid, capacity",
+                        )
+                        .bind(tenant.0)
+                        .bind(g)
+                        .bind(now.0)
+                        .bind(order)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                        match taken {
+                            Some((paid, capacity)) => {
+                                sqlx::query(
+                                    "UPDATE group_members SET status = 'paid', paid_at = $3 WHERE tenant_id = $1 \
+                                     AND order_id = $2 AND status = 'held'",
+                                )
+                                .bind(tenant.0)
+                                .bind(order)
+                                .bind(now.0)
+                                .execute(&mut *tx)
+                                .await?;
+                                filled = paid == capacity;
+                            }
+                            None => seat_lost = true,
+                        }
+                    }
+                    OrderEvent::PaymentSucceeded { group_buy: true }
+                }
+                (_, e) => e,
+            };
             let disposition;
             let result = if n.amount_fen != expected && status == due_from {
                 disposition = "amount_mismatch";
                 PaymentResult::AmountMismatch { expected, got: n.amount_fen }
+            } else if seat_lost {
+                // GB-4 (policy): the group closed or the seat was released before the money
+                // came, so the payment goes back in full and the order closes; never a silent
+                // move into another group.
+                disposition = "late";
+                let _ = cancel_from!(tx, tenant, OrderId(order), now, "group closed before payment", due_from);
+                compensate!(tx, tenant, OrderId(order), now);
+                let r = system_refund!(tx, tenant, order, pid.0, n.amount_fen, RefundKind::SystemLate, now);
+                PaymentResult::LatePayment { refund: r }
             } else {
                 match order::apply(status, event, false) {
                     Ok(Outcome::To(to)) if status == due_from => {
@@ -853,6 +921,9 @@ impl Store {
                             serde_json::json!({"order": order, "amount_fen": n.amount_fen}),
                             now
                         );
+                        if let (true, Some(g)) = (filled, group) {
+                            group_succeeds!(tx, tenant, g, now, 0);
+                        }
                         PaymentResult::Paid { order: OrderId(order) }
                     }
                     Ok(Outcome::RefundLatePayment) => {
@@ -987,6 +1058,13 @@ impl Store {
         let o = self.order(tenant, order).await?;
         if !o.status.is_paid() {
             return Err(rejected("order_not_paid", None, "only a paid order can be refunded"));
+        }
+        if o.status == OrderStatus::AwaitingGroup {
+            return Err(rejected(
+                "group_filling",
+                None,
+                "the group has not filled yet: leave the group instead, which refunds the order in full",
+            ));
         }
         if o.status == OrderStatus::AwaitingBalance {
             return Err(rejected(

@@ -104,21 +104,8 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             for (i, (sku, _, _)) in skus.iter().enumerate() {
-                // STK-1 across plays: another presale, or a flash sale, over an overlapping span.
-                let clash: Option<String> = sqlx::query_scalar(
-                    "SELECT s.name FROM presale_skus k JOIN presales s ON s.tenant_id = k.tenant_id \
-                     AND s.id = k.presale_id WHERE k.tenant_id = $1 AND k.sku_id = $2 AND s.status = 'active' \
-                     AND s.deposit_start < $4 AND $3 < s.final_end \
-                     UNION ALL SELECT f.name FROM flash_sale_skus k JOIN flash_sales f ON f.tenant_id = k.tenant_id \
-                     AND f.id = k.sale_id WHERE k.tenant_id = $1 AND k.sku_id = $2 AND f.status = 'active' \
-                     AND f.starts_at < $4 AND $3 < f.ends_at",
-                )
-                .bind(tenant.0)
-                .bind(sku.0)
-                .bind(span_start.0)
-                .bind(span_end.0)
-                .fetch_optional(&mut *tx)
-                .await?;
+                // STK-1 across plays: another presale, a flash sale, group-buy or bargain.
+                let clash = crate::activity_clash!(tx, tenant, sku, span_start, span_end, id);
                 if let Some(name) = clash {
                     return Err(rejected(
                         "presale_overlaps",

@@ -34,10 +34,12 @@ use crate::AppState;
 pub const MALL_COOKIE: &str = "siyu_mall";
 
 pub mod pages;
+mod plays;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .merge(pages::router())
+        .merge(plays::router())
         .route("/mall/{tenant}/api/session", post(sign_in))
         .route("/mall/{tenant}/api/categories", get(categories))
         .route("/mall/{tenant}/api/products", get(products))

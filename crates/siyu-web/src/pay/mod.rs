@@ -330,6 +330,9 @@ impl PayGateway {
                 Err(e) => tracing::warn!(%tenant, %order, error = ?e, "payment query deferred"),
             }
         }
+        // Groups past their deadline settle before refunds are pushed, so a failed group's
+        // refunds leave in the same pass.
+        rep.groups_settled = self.store.expire_due_groups().await?;
         rep.refunds = self.push_refunds(200).await?;
         rep.sales_ended = self.store.end_due_flash_sales().await?;
         for (tenant, order, event) in self.store.due_order_steps(AUTO_RECEIVE_SECS, AFTER_SALE_SECS, 200).await? {
@@ -416,4 +419,6 @@ pub struct SweepReport {
     pub advanced: usize,
     /// Flash sales whose window closed, their unsold units back on the shelf.
     pub sales_ended: usize,
+    /// Group-buy groups settled at their deadline (succeeded virtually or failed).
+    pub groups_settled: usize,
 }

@@ -324,6 +324,10 @@ pub struct OrderOut {
     pub deposit_fen: i64,
     pub balance_fen: i64,
     pub deposit_paid_at: Option<String>,
+    /// A group-buy order: the group it holds a seat in.
+    pub group_id: Option<Uuid>,
+    /// A bargain order: the bargain it buys.
+    pub bargain_record_id: Option<Uuid>,
     pub lines: Vec<OrderLineOut>,
 }
 
@@ -361,6 +365,8 @@ impl From<Order> for OrderOut {
             deposit_fen: o.deposit_fen,
             balance_fen: if o.presale_id.is_some() { o.payable_fen - o.deposit_fen } else { 0 },
             deposit_paid_at: o.deposit_paid_at.map(ts),
+            group_id: o.group_id.map(|g| g.0),
+            bargain_record_id: o.bargain_record_id.map(|r| r.0),
             lines: o.lines.into_iter().map(Into::into).collect(),
         }
     }
@@ -471,7 +477,7 @@ pub struct RefundOut {
     pub order_no: Option<String>,
     pub out_refund_no: String,
     pub amount_fen: i64,
-    /// customer, merchant, system_late, system_double.
+    /// customer, merchant, system_late, system_double, presale_deposit, group_failed, group_left.
     pub kind: String,
     pub reason: Option<String>,
     /// requested, approved, submitted, succeeded, abnormal, rejected.
