@@ -232,7 +232,21 @@ both!(every_tenant_path_is_404_with_another_tenants_credentials, |app| async mov
             "skus": [{"sku_id": later["skus"][0]["id"], "price_fen": 100, "quota": 1}]}),
     )
     .await;
+    let group_buy = post(
+        "/api/v1/group-buys",
+        json!({"name": "拼团", "starts_at": "2026-03-01T00:00:00+08:00", "ends_at": "2026-03-02T00:00:00+08:00",
+            "capacity": 2, "skus": [{"sku_id": sku.to_string(), "price_fen": 50, "quota": 1}]}),
+    )
+    .await;
+    let bargain = post(
+        "/api/v1/bargains",
+        json!({"name": "砍价", "sku_id": sku.to_string(), "price_fen": 100, "floor_fen": 1, "helpers": 2, "quota": 1,
+            "starts_at": "2026-04-01T00:00:00+08:00", "ends_at": "2026-04-02T00:00:00+08:00"}),
+    )
+    .await;
     let fixtures: HashMap<&str, String> = HashMap::from([
+        ("group_buy_id", group_buy["id"].as_str().unwrap().to_string()),
+        ("bargain_id", bargain["id"].as_str().unwrap().to_string()),
         ("flash_sale_id", flash["id"].as_str().unwrap().to_string()),
         ("discount_id", discount["id"].as_str().unwrap().to_string()),
         ("presale_id", presale["id"].as_str().unwrap().to_string()),

@@ -1810,3 +1810,113 @@ both!(a_bargain_lands_on_its_floor_with_the_last_helper, |w| async move {
     let late = w.buyer("o-bg-late").await;
     assert_eq!(problem(w.mall(&late, Method::POST, &help2, None).await, 409).await["code"], "bargain_closed");
 });
+
+both!(the_console_and_the_mall_run_group_buys_and_bargains, |w| async move {
+    let p = w.product("拼团茶叶", &[("250g", 12800, 40)], None).await;
+    let lamp = w.product("砍价香薰", &[("100ml", 6900, 40)], None).await;
+    let owner = w.app.session("mall", "owner").await;
+    let local = Timestamp(w.clock.now().0 - 60_000_000).to_rfc3339(8)[..16].to_string();
+    let group_form = |capacity: &str| {
+        vec![
+            ("_csrf", owner.csrf.clone()),
+            ("name", "茶叶3人团".to_string()),
+            ("product_id", p["id"].as_str().unwrap().to_string()),
+            ("starts_at", local.clone()),
+            ("hours", "48".into()),
+            ("price", "88.00".into()),
+            ("quota", "30".into()),
+            ("capacity", capacity.into()),
+            ("valid_hours", "24".into()),
+            ("per_user", "1".into()),
+            ("virtual_pct", "60".into()),
+        ]
+    };
+    let r = owner.client.post(w.app.url("/console/group-buys")).form(&group_form("1")).send().await.unwrap();
+    let (code, page) = (r.status().as_u16(), r.text().await.unwrap());
+    assert_eq!(code, 422);
+    assert!(page.contains("成团人数超出允许范围"), "{page}");
+    let r = owner.client.post(w.app.url("/console/group-buys")).form(&group_form("3")).send().await.unwrap();
+    let page = r.text().await.unwrap();
+    assert!(page.contains("茶叶3人团") && page.contains("3 人团，24 小时内成团") && page.contains("60.00%"), "{page}");
+    let bargain_form = |helpers: &str| {
+        vec![
+            ("_csrf", owner.csrf.clone()),
+            ("name", "香薰砍价".to_string()),
+            ("product_id", lamp["id"].as_str().unwrap().to_string()),
+            ("starts_at", local.clone()),
+            ("hours", "72".into()),
+            ("floor", "68.99".into()),
+            ("helpers", helpers.into()),
+            ("help_limit", "2".into()),
+            ("quota", "10".into()),
+        ]
+    };
+    let r = owner.client.post(w.app.url("/console/bargains")).form(&bargain_form("2")).send().await.unwrap();
+    let (code, page) = (r.status().as_u16(), r.text().await.unwrap());
+    assert_eq!(code, 422, "1 fen of room cannot take 2 helpers");
+    assert!(
+        page.contains("帮砍人数不能超过差价的分数") || page.contains("too_many_helpers") || page.contains("f-helpers"),
+        "{page}"
+    );
+    let r = owner.client.post(w.app.url("/console/bargains")).form(&bargain_form("1")).send().await.unwrap();
+    let page = r.text().await.unwrap();
+    assert!(page.contains("香薰砍价") && page.contains("¥69.00 砍到 ¥68.99，需 1 人帮砍"), "{page}");
+    // The mall: a group opened and paid shows on the list and its share page; a bargain
+    // started and helped shows its progress.
+    let gb = &w.json(Method::GET, "/api/v1/group-buys", None).await[0];
+    let sku = gb["skus"][0]["sku_id"].clone();
+    let leader = w.buyer("o-h5-leader").await;
+    let o: Value = w
+        .mall(
+            &leader,
+            Method::POST,
+            &format!("/group-buys/{}/orders", gb["id"].as_str().unwrap()),
+            Some(&json!({"sku_id": sku})),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    w.pay(&leader, &o).await;
+    let list = reqwest::get(w.app.url("/m/mall/groups")).await.unwrap().text().await.unwrap();
+    assert!(list.contains("茶叶3人团") && list.contains("¥88.00") && list.contains("m-countdown"), "{list}");
+    let share = reqwest::get(w.app.url(&format!("/m/mall/group/{}", o["group_id"].as_str().unwrap()))).await.unwrap();
+    let share = share.text().await.unwrap();
+    assert!(share.contains("拼团中") && share.contains("id=\"group-missing\">2<") && share.contains("参团"), "{share}");
+    let bg = &w.json(Method::GET, "/api/v1/bargains", None).await[0];
+    let me = w.buyer("o-h5-bargain").await;
+    let rec: Value = w
+        .mall(&me, Method::POST, &format!("/bargains/{}/start", bg["id"].as_str().unwrap()), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let friend = w.buyer("o-h5-friend").await;
+    w.mall(&friend, Method::POST, &format!("/bargain-records/{}/help", rec["id"].as_str().unwrap()), None).await;
+    let page = reqwest::get(w.app.url(&format!("/m/mall/bargain/{}", rec["id"].as_str().unwrap()))).await.unwrap();
+    let page = page.text().await.unwrap();
+    assert!(page.contains("已砍到底价") && page.contains("-¥0.01"), "{page}");
+    let list = reqwest::get(w.app.url("/m/mall/bargains")).await.unwrap().text().await.unwrap();
+    assert!(list.contains("香薰砍价") && list.contains("¥68.99"), "{list}");
+    let home = reqwest::get(w.app.url("/m/mall")).await.unwrap().text().await.unwrap();
+    assert!(home.contains("id=\"plays\""));
+    // The operator stops the group-buy: no new groups.
+    let r = owner
+        .client
+        .post(w.app.url(&format!("/console/group-buys/{}/stop", gb["id"].as_str().unwrap())))
+        .form(&[("_csrf", owner.csrf.clone())])
+        .send()
+        .await
+        .unwrap();
+    assert!(r.text().await.unwrap().contains("已停止"));
+    let late = w.buyer("o-h5-late").await;
+    let r = w
+        .mall(
+            &late,
+            Method::POST,
+            &format!("/group-buys/{}/orders", gb["id"].as_str().unwrap()),
+            Some(&json!({"sku_id": sku})),
+        )
+        .await;
+    assert_eq!(problem(r, 409).await["code"], "activity_not_open");
+});

@@ -40,6 +40,7 @@ mod flash;
 mod imports;
 mod orders;
 mod org;
+mod plays;
 mod presales;
 mod promotions;
 mod sandbox;
@@ -94,6 +95,8 @@ const TEMPLATES: &[(&str, &str)] = embed!(
     "presales.html",
     "discounts.html",
     "flash.html",
+    "group_buys.html",
+    "bargains.html",
     "mall_base.html",
     "mall_quote.html",
     "mall_home.html",
@@ -106,6 +109,11 @@ const TEMPLATES: &[(&str, &str)] = embed!(
     "mall_pay.html",
     "mall_coupons.html",
     "mall_flash.html",
+    "mall_countdown.html",
+    "mall_groups.html",
+    "mall_group.html",
+    "mall_bargains.html",
+    "mall_bargain.html",
 );
 
 const CSS: &str = include_str!("../../assets/static/console.css");
@@ -171,6 +179,7 @@ pub fn router() -> Router<AppState> {
         .merge(presales::router())
         .merge(discounts::router())
         .merge(flash::router())
+        .merge(plays::router())
         .merge(orders::router())
         .merge(admin::router())
         .merge(wecom::router())
@@ -483,6 +492,8 @@ fn nav(ctx: &Ctx) -> serde_json::Value {
                 item("discounts.title", "/console/discounts", "discounts", Some(Scope::CommerceRead)),
                 item("presales.title", "/console/presales", "presales", Some(Scope::CommerceRead)),
                 item("flash.title", "/console/flash-sales", "flash", Some(Scope::CommerceRead)),
+                item("groups.title", "/console/group-buys", "group_buys", Some(Scope::CommerceRead)),
+                item("bargains.title", "/console/bargains", "bargains", Some(Scope::CommerceRead)),
                 item("refunds.title", "/console/refunds", "refunds", Some(Scope::CommerceRead)),
                 item("pay.title", "/console/pay", "pay", Some(Scope::SettingsRead)),
             ],

@@ -55,6 +55,13 @@ pub fn router() -> Router<AppState> {
         .route("/m/{tenant}/coupons", get(coupons_page))
         .route("/m/{tenant}/flash", get(flash_page))
         .route("/m/{tenant}/flash/{sale}/{sku}", post(flash_grab))
+        .route("/m/{tenant}/groups", get(groups_page))
+        .route("/m/{tenant}/groups/{activity}", post(group_join))
+        .route("/m/{tenant}/group/{group}", get(group_page))
+        .route("/m/{tenant}/bargains", get(bargains_page))
+        .route("/m/{tenant}/bargains/{bargain}/start", post(bargain_start))
+        .route("/m/{tenant}/bargain/{record}", get(bargain_page))
+        .route("/m/{tenant}/bargain/{record}/{action}", post(bargain_action))
         .route("/m/{tenant}/coupons/code", post(coupon_code))
         .route("/m/{tenant}/coupons/{template}/claim", post(coupon_claim))
 }
@@ -559,7 +566,9 @@ fn order_view(pg: &Page, o: &siyu_store::commerce::orders::Order, presale: Optio
         "goods": yuan(o.goods_fen), "shipping": yuan(o.shipping_fen), "list": yuan(o.list_fen), "refunded": yuan(o.refunded_fen),
         "has_refund": o.refunded_fen > 0, "created": o.created_at.display_local(8), "expires": o.expires_at.display_local(8),
         "pending": o.status == OrderStatus::PendingPayment, "shipped": o.status == OrderStatus::Shipped,
-        "refundable": o.status.is_paid() && !waiting && o.refunded_fen < o.paid_fen, "carrier": o.carrier, "tracking_no": o.tracking_no,
+        "refundable": o.status.is_paid() && !waiting && o.status != OrderStatus::AwaitingGroup && o.refunded_fen < o.paid_fen,
+        "carrier": o.carrier, "tracking_no": o.tracking_no,
+        "group": o.group_id, "in_group": o.status == OrderStatus::AwaitingGroup, "bargain": o.bargain_record_id,
         "address": o.address,
         "lines": o.lines.iter().map(|l| json!({"line_no": l.line_no, "title": l.title, "spec": l.spec, "qty": l.qty,
             "paid": yuan(l.paid_fen), "left": l.qty - l.refunded_qty})).collect::<Vec<_>>()})
@@ -659,6 +668,7 @@ async fn order_action(
         "cancel" => crate::api::commerce::orders::cancel(&s, pg.tenant, oid, "cancelled by the buyer", None)
             .await
             .map(|_| "cancelled"),
+        "leave" => s.store.leave_group(pg.tenant, oid, None).await.map(|_| "left").map_err(Into::into),
         "receive" => s
             .store
             .advance_order(pg.tenant, oid, OrderEvent::Receive, None, None)
@@ -871,4 +881,221 @@ async fn coupon_code(State(s): State<AppState>, pg: Page, Path(slug): Path<Strin
     let Some(buyer) = pg.buyer_for(&f).cloned() else { return pg.login_redirect(&format!("/m/{slug}/coupons")) };
     let off = super::offset_of(&s, pg.tenant).await.unwrap_or(8);
     claimed(&slug, s.store.claim_coupon_by_code(pg.tenant, buyer.id, f.get("code"), off).await)
+}
+
+/// Group-buys running now: each SKU's group price to open a group with, and the groups a
+/// buyer can join, with their countdowns.
+async fn groups_page(State(s): State<AppState>, pg: Page, Query(q): Query<HashMap<String, String>>) -> Response {
+    let now = s.store.now();
+    let list = match s.store.group_buys(pg.tenant, Some(now)).await {
+        Ok(l) => l,
+        Err(e) => return fail(pg.lang, e.into()),
+    };
+    let mut out = Vec::with_capacity(list.len());
+    for a in &list {
+        let open = match s.store.groups(pg.tenant, a.id, true).await {
+            Ok(g) => g,
+            Err(e) => return fail(pg.lang, e.into()),
+        };
+        out.push(json!({"id": a.id, "name": a.name, "capacity": a.capacity,
+            "skus": a.skus.iter().map(|k| json!({"id": k.sku_id, "label": k.label, "price": yuan(k.price_fen),
+                "list": yuan(k.list_fen), "sold_out": k.taken >= k.quota})).collect::<Vec<_>>(),
+            "open": open.iter().take(10).map(|g| group_view(&pg, g, now)).collect::<Vec<_>>()}));
+    }
+    let mut m = pg.ctx(&pg.t("mall.groups"));
+    m.insert("activities".into(), json!(out));
+    m.insert("now".into(), json!(now.unix_secs()));
+    m.insert("error".into(), json!(q.get("error").map(|k| pg.t(&format!("v.{k}")))));
+    pg.render("mall_groups.html", m)
+}
+
+fn group_view(pg: &Page, g: &siyu_store::commerce::group_buys::Group, now: Timestamp) -> Value {
+    let members: Vec<Value> = g
+        .members
+        .iter()
+        .filter(|m| m.status == "paid")
+        .map(|m| json!({"name": m.nickname.clone().unwrap_or_else(|| pg.t("groups.member")), "leader": m.leader}))
+        .collect();
+    json!({"id": g.id, "activity": g.activity_id, "capacity": g.capacity, "paid": g.paid, "virtual": g.virtual_members,
+        "missing": (g.capacity - g.paid - g.virtual_members).max(0), "members": members,
+        "status": g.status, "status_label": pg.t(&format!("groups.status.{}", g.status)),
+        "joinable": g.status == "open" && g.seats < g.capacity && g.paid >= 1 && now < g.expires_at,
+        "until": g.expires_at.unix_secs()})
+}
+
+/// Opens a group (no `group_id`) or joins one, with the order that pays for the seat.
+async fn group_join(
+    State(s): State<AppState>,
+    pg: Page,
+    Path((slug, activity)): Path<(String, Uuid)>,
+    body: Bytes,
+) -> Response {
+    let f = FormData::parse(&body);
+    let back = match f.opt("group_id") {
+        Some(g) => format!("/m/{slug}/group/{g}"),
+        None => format!("/m/{slug}/groups"),
+    };
+    let Some(buyer) = pg.buyer_for(&f).cloned() else { return pg.login_redirect(&back) };
+    let Ok(sku) = f.get("sku_id").parse::<Uuid>() else { return not_found(pg.lang) };
+    let group = f.opt("group_id").and_then(|g| g.parse::<Uuid>().ok()).map(siyu_core::GroupId);
+    let item = CartItem { sku_id: SkuId(sku), qty: 1 };
+    let res = s
+        .store
+        .create_group_order(pg.tenant, buyer.id, siyu_core::GroupBuyId(activity), group, item, f.opt("client_key"))
+        .await;
+    match res {
+        Ok(o) => Redirect::to(&format!("/m/{slug}/orders/{}", o.id)).into_response(),
+        Err(siyu_store::StoreError::Rejected { code, .. }) => {
+            Redirect::to(&format!("{back}?error={code}")).into_response()
+        }
+        Err(e) => fail(pg.lang, e.into()),
+    }
+}
+
+/// A group's share page: who is in, how many are missing, the countdown, and a way in.
+async fn group_page(
+    State(s): State<AppState>,
+    pg: Page,
+    Path((_, id)): Path<(String, Uuid)>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let now = s.store.now();
+    let g = match s.store.group(pg.tenant, siyu_core::GroupId(id)).await {
+        Ok(g) => g,
+        Err(e) => return fail(pg.lang, e.into()),
+    };
+    let a = match s.store.group_buy(pg.tenant, g.activity_id).await {
+        Ok(a) => a,
+        Err(e) => return fail(pg.lang, e.into()),
+    };
+    let mut m = pg.ctx(&pg.t("mall.group"));
+    m.insert("group".into(), group_view(&pg, &g, now));
+    m.insert(
+        "activity".into(),
+        json!({"id": a.id, "name": a.name,
+        "skus": a.skus.iter().map(|k| json!({"id": k.sku_id, "label": k.label, "price": yuan(k.price_fen),
+            "list": yuan(k.list_fen)})).collect::<Vec<_>>()}),
+    );
+    m.insert("now".into(), json!(now.unix_secs()));
+    m.insert("error".into(), json!(q.get("error").map(|k| pg.t(&format!("v.{k}")))));
+    pg.render("mall_group.html", m)
+}
+
+/// Bargains taking new starts, and the buyer's own.
+async fn bargains_page(State(s): State<AppState>, pg: Page, Query(q): Query<HashMap<String, String>>) -> Response {
+    let now = s.store.now();
+    let list = match s.store.bargains(pg.tenant, Some(now)).await {
+        Ok(l) => l,
+        Err(e) => return fail(pg.lang, e.into()),
+    };
+    let mine = match &pg.buyer {
+        Some(b) => s.store.my_bargains(pg.tenant, b.id).await.unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let mut m = pg.ctx(&pg.t("mall.bargains"));
+    m.insert(
+        "bargains".into(),
+        json!(list
+            .iter()
+            .map(|b| json!({"id": b.id, "name": b.name, "label": b.label,
+        "image": b.image, "price": yuan(b.price_fen), "floor": yuan(b.floor_fen), "helpers": b.helpers}))
+            .collect::<Vec<_>>()),
+    );
+    m.insert(
+        "mine".into(),
+        json!(mine
+            .iter()
+            .map(|r| json!({"id": r.id, "current": yuan(r.current_fen),
+        "helpers": r.helpers, "required": r.required}))
+            .collect::<Vec<_>>()),
+    );
+    m.insert("error".into(), json!(q.get("error").map(|k| pg.t(&format!("v.{k}")))));
+    pg.render("mall_bargains.html", m)
+}
+
+async fn bargain_start(
+    State(s): State<AppState>,
+    pg: Page,
+    Path((slug, id)): Path<(String, Uuid)>,
+    body: Bytes,
+) -> Response {
+    let f = FormData::parse(&body);
+    let Some(buyer) = pg.buyer_for(&f).cloned() else { return pg.login_redirect(&format!("/m/{slug}/bargains")) };
+    match s.store.start_bargain(pg.tenant, buyer.id, siyu_core::BargainId(id)).await {
+        Ok(r) => Redirect::to(&format!("/m/{slug}/bargain/{}", r.id)).into_response(),
+        Err(siyu_store::StoreError::Rejected { code, .. }) => {
+            Redirect::to(&format!("/m/{slug}/bargains?error={code}")).into_response()
+        }
+        Err(e) => fail(pg.lang, e.into()),
+    }
+}
+
+/// A bargain's page: its price so far, the helps, and — for its owner — buying it; for
+/// anyone else, helping.
+async fn bargain_page(
+    State(s): State<AppState>,
+    pg: Page,
+    Path((_, id)): Path<(String, Uuid)>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let r = match s.store.bargain_record(pg.tenant, siyu_core::BargainRecordId(id)).await {
+        Ok(r) => r,
+        Err(e) => return fail(pg.lang, e.into()),
+    };
+    let b = match s.store.bargain(pg.tenant, r.bargain_id).await {
+        Ok(b) => b,
+        Err(e) => return fail(pg.lang, e.into()),
+    };
+    let now = s.store.now();
+    let mine = pg.buyer.as_ref().is_some_and(|x| x.id == r.buyer_id);
+    let done = r.current_fen == r.floor_fen;
+    let cut = r.price_fen - r.current_fen;
+    let room = (r.price_fen - r.floor_fen).max(1);
+    let mut m = pg.ctx(&pg.t("mall.bargain"));
+    m.insert(
+        "r".into(),
+        json!({"id": r.id, "name": b.name, "label": b.label, "image": b.image,
+        "owner": r.nickname.clone().unwrap_or_else(|| pg.t("groups.member")),
+        "price": yuan(r.price_fen), "floor": yuan(r.floor_fen), "current": yuan(r.current_fen), "cut": yuan(cut),
+        "percent": cut * 100 / room, "left": r.required - r.helpers, "done": done, "mine": mine,
+        "ordered": r.order_id, "open": b.status == "active" && now < b.ends_at,
+        "can_buy": mine && r.order_id.is_none() && (done || b.buy_at_current) && now < b.purchase_deadline,
+        "helps": r.helps.iter().map(|h| json!({"name": h.nickname.clone().unwrap_or_else(|| pg.t("groups.member")),
+            "cut": yuan(h.cut_fen)})).collect::<Vec<_>>()}),
+    );
+    m.insert("msg".into(), json!(q.get("cut").map(|c| crate::i18n::tf(pg.lang, "mall.bargain.you_cut", &[("c", c)]))));
+    m.insert("error".into(), json!(q.get("error").map(|k| pg.t(&format!("v.{k}")))));
+    pg.render("mall_bargain.html", m)
+}
+
+async fn bargain_action(
+    State(s): State<AppState>,
+    pg: Page,
+    Path((slug, id, action)): Path<(String, Uuid, String)>,
+    body: Bytes,
+) -> Response {
+    let f = FormData::parse(&body);
+    let back = format!("/m/{slug}/bargain/{id}");
+    let Some(buyer) = pg.buyer_for(&f).cloned() else { return pg.login_redirect(&back) };
+    let rid = siyu_core::BargainRecordId(id);
+    let res = match action.as_str() {
+        "help" => s
+            .store
+            .help_bargain(pg.tenant, buyer.id, rid, rand::random())
+            .await
+            .map(|h| format!("{back}?cut={}", yuan(h.cut_fen).replace('¥', ""))),
+        "buy" => s
+            .store
+            .create_bargain_order(pg.tenant, buyer.id, rid, f.opt("client_key"))
+            .await
+            .map(|o| format!("/m/{slug}/orders/{}", o.id)),
+        _ => return not_found(pg.lang),
+    };
+    match res {
+        Ok(to) => Redirect::to(&to).into_response(),
+        Err(siyu_store::StoreError::Rejected { code, .. }) => {
+            Redirect::to(&format!("{back}?error={code}")).into_response()
+        }
+        Err(e) => fail(pg.lang, e.into()),
+    }
 }
