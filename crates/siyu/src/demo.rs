@@ -268,6 +268,60 @@ pub mod mall {
         Ok(listed)
     }
 
+    /// One of each marketing play on the demo's best sellers, running for the next 30 days, so
+    /// the H5 mall shows a flash sale, a group-buy and a bargain from the start.
+    pub async fn plays(
+        store: &Store,
+        tenant: siyu_core::TenantId,
+        listed: &BTreeMap<String, Product>,
+    ) -> anyhow::Result<()> {
+        use siyu_core::commerce::bargain::BargainDraft;
+        use siyu_core::commerce::flash::{FlashDraft, FlashSkuInput};
+        use siyu_core::commerce::group_buy::{GroupBuyDraft, GroupSkuInput};
+        let sys = Actor::system(tenant);
+        let picks: Vec<&Product> = listed.values().filter(|p| p.skus.first().is_some_and(|k| k.price_fen >= 100)).take(3).collect();
+        let [flash, group, bargain] = picks.as_slice() else { return Ok(()) };
+        let now = store.now();
+        let end = siyu_core::Timestamp(now.0 + 30 * 86_400 * 1_000_000);
+        let bad = |v: Vec<siyu_core::validate::Violation>| anyhow::anyhow!("{v:?}");
+        let half = |p: &Product| (p.skus[0].price_fen / 2).max(1);
+        let f = FlashDraft {
+            name: "限时秒杀".into(),
+            starts_at: Some(now),
+            ends_at: Some(end),
+            per_order: Some(1),
+            skus: vec![FlashSkuInput { sku_id: flash.skus[0].id.to_string(), price_fen: half(flash), quota: 50 }],
+            ..Default::default()
+        };
+        store.create_flash_sale(&sys, &f.validate().map_err(bad)?).await?;
+        let g = GroupBuyDraft {
+            name: "3人拼团".into(),
+            starts_at: Some(now),
+            ends_at: Some(end),
+            capacity: Some(3),
+            valid_hours: Some(24),
+            virtual_bp: Some(6_667),
+            skus: vec![GroupSkuInput { sku_id: group.skus[0].id.to_string(), price_fen: half(group), quota: 100 }],
+            ..Default::default()
+        };
+        store.create_group_buy(&sys, &g.validate().map_err(bad)?).await?;
+        let price = bargain.skus[0].price_fen;
+        let b = BargainDraft {
+            name: "好友帮砍".into(),
+            sku_id: bargain.skus[0].id.to_string(),
+            price_fen: price,
+            floor_fen: (price / 10).max(1),
+            helpers: 5.min(price - (price / 10).max(1)),
+            quota: 50,
+            starts_at: Some(now),
+            ends_at: Some(end),
+            new_user_bp: Some(6_000),
+            ..Default::default()
+        };
+        store.create_bargain(&sys, &b.validate().map_err(bad)?).await?;
+        Ok(())
+    }
+
     /// The customers' invoices as completed mall orders: each invoice's lines of listed
     /// products, at the prices they were bought at, so the mall has a real year of history.
     pub fn past_orders(
@@ -407,6 +461,9 @@ pub mod customers {
             .collect();
         store.record_purchases(&sys, SOURCE, &purchases).await?;
         let listed = super::mall::ensure(&store, tenant.id, &data.products).await?;
+        if !listed.is_empty() {
+            super::mall::plays(&store, tenant.id, &listed).await?;
+        }
         let past = super::mall::past_orders(&data.invoices, &listed, |c| id_of.get(&c.to_string()).copied());
         let past_n = store.import_past_orders(tenant.id, &past).await?;
         tracing::info!(listed = listed.len(), orders = past_n, "demo: mall products listed, past orders imported");
