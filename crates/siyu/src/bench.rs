@@ -22,6 +22,10 @@
 //!   beside the same number of bare conditional stock UPDATEs (`reserved + 1 WHERE on_hand −
 //!   reserved >= 1`) from as many concurrent tasks on the same backend. Both end by checking
 //!   that the SKU holds exactly as many units as orders were made.
+//! - `bargain-help`: `--flash-attempts / --order-clients` bargains of 10 helpers each, and every
+//!   one of `--order-clients` helpers helping every bargain at once over HTTP (each bargain's
+//!   row contended by all of them in turn); it must end with every bargain exactly at its floor.
+//!   Beside it, as many bare conditional UPDATEs on one row from as many tasks.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -174,11 +178,14 @@ pub async fn run(a: BenchArgs) -> Result<()> {
                 "flash-sale" => rows.extend(
                     flash_sale(&a, backend, &pg_url).await.with_context(|| format!("flash-sale on {b}"))?,
                 ),
+                "bargain-help" => rows.extend(
+                    bargain_help(&a, backend, &pg_url).await.with_context(|| format!("bargain-help on {b}"))?,
+                ),
                 "bill-reconcile" => rows.extend(
                     bill_reconcile(&a, backend, &pg_url).await.with_context(|| format!("bill-reconcile on {b}"))?,
                 ),
                 other => bail!(
-                    "unknown scenario {other}: use http-get, bulk-insert, wecom-callbacks, segment-count, transfer-plan, group-transfer, customer-import, rule-tags, order-create, flash-sale or bill-reconcile"
+                    "unknown scenario {other}: use http-get, bulk-insert, wecom-callbacks, segment-count, transfer-plan, group-transfer, customer-import, rule-tags, order-create, flash-sale, bargain-help or bill-reconcile"
                 ),
             }
         }
@@ -1244,7 +1251,24 @@ async fn flash_sale(a: &BenchArgs, backend: Backend, pg_url: &str) -> Result<Vec
         bail!("{won} orders for {units} units, {left} left in the pool");
     }
 
-    // The baseline: the same attempts as bare conditional UPDATEs on one row of the same units.
+    let bare_secs = bare_updates(&store, tenant.id, units, n, c).await?;
+    store.close().await;
+    Ok(vec![Row {
+        scenario: "flash-sale".into(),
+        backend: backend.as_str().to_string(),
+        metric: format!("attempts/s, {n} for {units} units, {c} clients"),
+        siyu: Figure { value: n as f64 / siyu_secs, unit: "a/s" },
+        baseline_name: "bare conditional UPDATE".into(),
+        baseline: Figure { value: n as f64 / bare_secs, unit: "a/s" },
+        ratio: bare_secs / siyu_secs,
+    }])
+}
+
+/// The baseline of the contended scenarios: `n` bare conditional UPDATEs from `c` tasks on one
+/// row holding `units`, which must take exactly `units`. Returns the seconds they took.
+async fn bare_updates(store: &Store, tenant: siyu_core::TenantId, units: i64, n: usize, c: usize) -> Result<f64> {
+    use siyu_core::commerce::catalogue::{ProductDraft, SkuInput};
+    let actor = Actor::system(tenant);
     let bare = store
         .create_product(
             &actor,
@@ -1263,14 +1287,14 @@ async fn flash_sale(a: &BenchArgs, backend: Backend, pg_url: &str) -> Result<Vec
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..c {
-        let (store, next, t) = (store.clone(), next.clone(), tenant.id);
+        let (store, next) = (store.clone(), next.clone());
         tasks.push(tokio::spawn(async move {
             let mut got = 0_i64;
             while next.fetch_add(1, Ordering::Relaxed) < n {
                 got += siyu_store::on_write!(store, |p| sqlx::query(
                     "UPDATE skus SET reserved = reserved + 1 WHERE tenant_id = $1 AND id = $2 AND on_hand - reserved >= 1"
                 )
-                .bind(t.0)
+                .bind(tenant.0)
                 .bind(bare_sku.0)
                 .execute(p)
                 .await?
@@ -1283,15 +1307,111 @@ async fn flash_sale(a: &BenchArgs, backend: Backend, pg_url: &str) -> Result<Vec
     for t in tasks {
         bare_won += t.await??;
     }
-    let bare_secs = started.elapsed().as_secs_f64();
+    let secs = started.elapsed().as_secs_f64();
     if bare_won != units {
         bail!("the bare loop took {bare_won} of {units}");
     }
+    Ok(secs)
+}
+
+/// Bargain helps (砍价) over HTTP: `flash_attempts / order_clients` bargains needing 10 helpers
+/// each, and every one of `order_clients` helpers trying to help every bargain at once, so each
+/// bargain's row is contended by all clients in turn. It must end with every bargain exactly
+/// at its floor after exactly 10 helps. Beside it, as many bare conditional UPDATEs.
+async fn bargain_help(a: &BenchArgs, backend: Backend, pg_url: &str) -> Result<Vec<Row>> {
+    use siyu_core::commerce::bargain::BargainDraft;
+    use siyu_core::commerce::catalogue::{ProductDraft, SkuInput};
+
+    let c = a.order_clients.max(1);
+    let records = (a.flash_attempts / c).max(1);
+    let n = records * c;
+    let required = 10_i64;
+    let (cfg, _cleanup) = fresh_config_at(backend, pg_url).await;
+    let store = Store::connect(&cfg).await?;
+    store.migrate().await?;
+    let tenant = store.create_tenant("bench", "Bench", "Asia/Shanghai").await?;
+    let actor = Actor::system(tenant.id);
+    let product = ProductDraft {
+        title: "砍价单品".into(),
+        status: Some("listed".into()),
+        skus: vec![SkuInput { id: None, spec: Vec::new(), code: None, price_fen: 19_900, on_hand: 10 }],
+        ..Default::default()
+    };
+    let p = store.create_product(&actor, &product.validate().map_err(|v| anyhow::anyhow!("{v:?}"))?).await?;
+    let now = store.now();
+    let draft = BargainDraft {
+        name: "好友帮砍".into(),
+        sku_id: p.skus[0].id.to_string(),
+        price_fen: 19_900,
+        floor_fen: 100,
+        helpers: required,
+        help_limit: Some(99),
+        quota: 10,
+        starts_at: Some(siyu_core::Timestamp(now.0 - 1_000_000)),
+        ends_at: Some(siyu_core::Timestamp(now.0 + 3_600_000_000)),
+        ..Default::default()
+    };
+    let bargain = store.create_bargain(&actor, &draft.validate().map_err(|v| anyhow::anyhow!("{v:?}"))?).await?;
+    let mut ids = Vec::with_capacity(records);
+    for i in 0..records {
+        let b = store.buyer_for_openid(tenant.id, &format!("o-owner-{i}"), None).await?;
+        ids.push(store.start_bargain(tenant.id, b.id, bargain.id).await?.id);
+    }
+    let mut sessions = Vec::with_capacity(c);
+    for i in 0..c {
+        let b = store.buyer_for_openid(tenant.id, &format!("o-helper-{i}"), None).await?;
+        sessions.push(store.create_mall_session(tenant.id, b.id).await?);
+    }
+    let app = siyu_web::app(siyu_web::AppState::new(store.clone(), Default::default()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let client = reqwest::Client::builder().pool_max_idle_per_host(c).timeout(Duration::from_secs(60)).build()?;
+    let urls: Arc<Vec<String>> =
+        Arc::new(ids.iter().map(|r| format!("http://{addr}/mall/bench/api/bargain-records/{r}/help")).collect());
+    let helped = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for secret in sessions {
+        let (client, urls, helped) = (client.clone(), urls.clone(), helped.clone());
+        tasks.push(tokio::spawn(async move {
+            for url in urls.iter() {
+                let r = client.post(url).bearer_auth(&secret).send().await?;
+                let status = r.status();
+                let _ = r.bytes().await?;
+                match status.as_u16() {
+                    200 => {
+                        helped.fetch_add(1, Ordering::Relaxed);
+                    }
+                    409 => {}
+                    other => anyhow::bail!("help answered {other}"),
+                }
+            }
+            Ok::<_, anyhow::Error>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let siyu_secs = started.elapsed().as_secs_f64();
+    server.abort();
+    let want = records * (required as usize).min(c);
+    if helped.load(Ordering::Relaxed) != want {
+        bail!("{} helps, expected {want}", helped.load(Ordering::Relaxed));
+    }
+    for r in &ids {
+        let rec = store.bargain_record(tenant.id, *r).await?;
+        let cut: i64 = rec.helps.iter().map(|h| h.cut_fen).sum();
+        if c >= required as usize && (rec.current_fen != 100 || cut != 19_800) {
+            bail!("bargain {r} ended at {} after cuts of {cut}", rec.current_fen);
+        }
+    }
+    let bare_secs = bare_updates(&store, tenant.id, want as i64, n, c).await?;
     store.close().await;
     Ok(vec![Row {
-        scenario: "flash-sale".into(),
+        scenario: "bargain-help".into(),
         backend: backend.as_str().to_string(),
-        metric: format!("attempts/s, {n} for {units} units, {c} clients"),
+        metric: format!("help attempts/s, {n} on {records} bargains, {c} clients"),
         siyu: Figure { value: n as f64 / siyu_secs, unit: "a/s" },
         baseline_name: "bare conditional UPDATE".into(),
         baseline: Figure { value: n as f64 / bare_secs, unit: "a/s" },

@@ -279,7 +279,8 @@ pub mod mall {
         use siyu_core::commerce::flash::{FlashDraft, FlashSkuInput};
         use siyu_core::commerce::group_buy::{GroupBuyDraft, GroupSkuInput};
         let sys = Actor::system(tenant);
-        let picks: Vec<&Product> = listed.values().filter(|p| p.skus.first().is_some_and(|k| k.price_fen >= 100)).take(3).collect();
+        let picks: Vec<&Product> =
+            listed.values().filter(|p| p.skus.first().is_some_and(|k| k.price_fen >= 100)).take(3).collect();
         let [flash, group, bargain] = picks.as_slice() else { return Ok(()) };
         let now = store.now();
         let end = siyu_core::Timestamp(now.0 + 30 * 86_400 * 1_000_000);
