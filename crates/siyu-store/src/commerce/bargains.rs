@@ -104,6 +104,11 @@ struct BargainRow {
     status: String,
     started: i64,
     completed: i64,
+    product_id: Uuid,
+    list_fen: i64,
+    spec: sqlx::types::Json<Vec<String>>,
+    title: String,
+    images: sqlx::types::Json<Vec<String>>,
 }
 
 const SELECT: &str = "SELECT b.id, b.name, b.sku_id, b.price_fen, b.floor_fen, b.helpers, b.help_limit, b.quota, \
@@ -111,7 +116,9 @@ const SELECT: &str = "SELECT b.id, b.name, b.sku_id, b.price_fen, b.floor_fen, b
      b.timeout_secs, b.status, \
      CAST((SELECT COUNT(*) FROM bargain_records r WHERE r.tenant_id = b.tenant_id AND r.bargain_id = b.id) AS BIGINT) \
      AS started, CAST((SELECT COUNT(*) FROM bargain_records r WHERE r.tenant_id = b.tenant_id AND r.bargain_id = b.id \
-     AND r.current_fen = r.floor_fen) AS BIGINT) AS completed FROM bargains b";
+     AND r.current_fen = r.floor_fen) AS BIGINT) AS completed, s.product_id, s.price_fen AS list_fen, s.spec, p.title, \
+     p.images FROM bargains b JOIN skus s ON s.tenant_id = b.tenant_id AND s.id = b.sku_id \
+     JOIN products p ON p.tenant_id = s.tenant_id AND p.id = s.product_id";
 
 impl Store {
     /// Creates a bargain over one SKU; a SKU in another play over an overlapping span (to the
@@ -119,7 +126,7 @@ impl Store {
     pub async fn create_bargain(&self, actor: &Actor, b: &BargainInput) -> Result<Bargain> {
         let tenant = actor.tenant_id;
         let sku = self
-            .activity_skus(tenant, std::iter::once(b.sku_id.as_str()))
+            .activity_skus(tenant, std::iter::once(b.sku_id.as_str()), None)
             .await
             .map_err(|e| match e {
                 StoreError::Rejected { code, message, .. } => {
@@ -127,7 +134,8 @@ impl Store {
                 }
                 other => other,
             })?
-            .remove(0);
+            .remove(0)
+            .0;
         let id = BargainId::new();
         let now = self.now();
         in_tx!(self, |tx| {
@@ -178,20 +186,14 @@ impl Store {
         let r: Option<BargainRow> =
             on_read!(self, |p| sqlx::query_as(&sql).bind(tenant.0).bind(id.0).fetch_optional(p).await?);
         let r = r.ok_or(StoreError::NotFound)?;
-        let sku = self.sku(tenant, SkuId(r.sku_id)).await?;
-        let product = self.product(tenant, sku.product_id).await?;
         Ok(Bargain {
             id: BargainId(r.id),
             name: r.name,
             sku_id: SkuId(r.sku_id),
-            product_id: sku.product_id,
-            label: if sku.spec.is_empty() {
-                product.title.clone()
-            } else {
-                format!("{} {}", product.title, sku.spec.join(" / "))
-            },
-            image: product.images.first().cloned(),
-            list_fen: sku.price_fen,
+            product_id: ProductId(r.product_id),
+            label: if r.spec.0.is_empty() { r.title } else { format!("{} {}", r.title, r.spec.0.join(" / ")) },
+            image: r.images.0.first().cloned(),
+            list_fen: r.list_fen,
             price_fen: r.price_fen,
             floor_fen: r.floor_fen,
             helpers: r.helpers,

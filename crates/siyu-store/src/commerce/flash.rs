@@ -54,17 +54,8 @@ impl Store {
     /// a presale or another flash sale over an overlapping window (STK-1), is refused.
     pub async fn create_flash_sale(&self, actor: &Actor, f: &FlashInput) -> Result<FlashSale> {
         let tenant = actor.tenant_id;
-        let mut skus = Vec::with_capacity(f.skus.len());
-        for (i, s) in f.skus.iter().enumerate() {
-            let field = format!("skus.{i}.sku_id");
-            let id: SkuId = s.sku_id.parse().map_err(|_| rejected("bad_reference", Some(&field), "no such SKU"))?;
-            match self.sku(tenant, id).await {
-                Ok(k) if k.active => skus.push((id, s)),
-                Ok(_) => return Err(rejected("sku_unavailable", Some(&field), "this SKU is not on sale")),
-                Err(StoreError::NotFound) => return Err(rejected("bad_reference", Some(&field), "no such SKU")),
-                Err(e) => return Err(e),
-            }
-        }
+        let found = self.activity_skus(tenant, f.skus.iter().map(|s| s.sku_id.as_str()), None).await?;
+        let skus: Vec<_> = found.into_iter().zip(&f.skus).map(|((id, _), s)| (id, s)).collect();
         let id = FlashSaleId::new();
         let now = self.now();
         in_tx!(self, |tx| {

@@ -74,26 +74,7 @@ macro_rules! unwind_member {
     ($tx:expr, $tenant:expr, $order:expr, $now:expr, $reason:expr, $kind:expr, $member:expr) => {{
         let order: Uuid = $order;
         if cancel_from!($tx, $tenant, OrderId(order), $now, $reason, OrderStatus::AwaitingGroup).is_none() {
-            let units: Vec<(Uuid, i64)> = sqlx::query_as(
-                "UPDATE stock_reservations SET status = 'released', updated_at = $3 WHERE tenant_id = $1 \
-                 AND order_id = $2 AND status = 'committed' RETURNING sku_id, qty",
-            )
-            .bind($tenant.0)
-            .bind(order)
-            .bind($now.0)
-            .fetch_all(&mut *$tx)
-            .await?;
-            for (sku, qty) in units {
-                sqlx::query(
-                    "UPDATE skus SET on_hand = on_hand + $3, sold = sold - $3, updated_at = $4 \
-                     WHERE tenant_id = $1 AND id = $2",
-                )
-                .bind($tenant.0)
-                .bind(sku)
-                .bind(qty)
-                .bind($now.0)
-                .execute(&mut *$tx)
-                .await?;
+            for (sku, qty) in $crate::restock_committed!($tx, $tenant, order, $now) {
                 sqlx::query(
                     "UPDATE group_buy_skus SET taken = taken - $4 WHERE tenant_id = $1 AND sku_id = $3 \
                      AND activity_id = (SELECT g.activity_id FROM orders o JOIN buy_groups g \
@@ -289,7 +270,16 @@ impl Store {
     /// window is refused (STK-1).
     pub async fn create_group_buy(&self, actor: &Actor, g: &GroupBuyInput) -> Result<GroupBuy> {
         let tenant = actor.tenant_id;
-        let skus = self.activity_skus(tenant, g.skus.iter().map(|s| s.sku_id.as_str())).await?;
+        let skus: Vec<SkuId> = self
+            .activity_skus(
+                tenant,
+                g.skus.iter().map(|s| s.sku_id.as_str()),
+                Some("a group-buy sells the SKUs of one product"),
+            )
+            .await?
+            .into_iter()
+            .map(|(sku, _)| sku)
+            .collect();
         let id = GroupBuyId::new();
         let now = self.now();
         in_tx!(self, |tx| {
@@ -340,32 +330,6 @@ impl Store {
             audit!(tx, self, actor, "group_buy.create", "group_buy", id, None, snapshot(g));
         });
         self.group_buy(tenant, id).await
-    }
-
-    /// The SKUs an activity names, each the tenant's and on sale, all of one product.
-    pub(crate) async fn activity_skus<'a>(
-        &self,
-        tenant: TenantId,
-        ids: impl Iterator<Item = &'a str>,
-    ) -> Result<Vec<SkuId>> {
-        let (mut out, mut product) = (Vec::new(), None);
-        for (i, s) in ids.enumerate() {
-            let field = format!("skus.{i}.sku_id");
-            let id: SkuId = s.parse().map_err(|_| rejected("bad_reference", Some(&field), "no such SKU"))?;
-            let k = self.sku(tenant, id).await.map_err(|e| match e {
-                StoreError::NotFound => rejected("bad_reference", Some(&field), "no such SKU"),
-                other => other,
-            })?;
-            if !k.active {
-                return Err(rejected("sku_unavailable", Some(&field), "this SKU is not on sale"));
-            }
-            if product.is_some_and(|p| p != k.product_id) {
-                return Err(rejected("mixed_products", Some("skus"), "an activity sells the SKUs of one product"));
-            }
-            product = Some(k.product_id);
-            out.push(id);
-        }
-        Ok(out)
     }
 
     pub async fn group_buy(&self, tenant: TenantId, id: GroupBuyId) -> Result<GroupBuy> {
@@ -429,27 +393,6 @@ impl Store {
             out.push(self.group_buy(tenant, GroupBuyId(id)).await?);
         }
         Ok(out)
-    }
-
-    /// The running group-buy a product is in, if any (its product page offers it).
-    pub async fn group_buy_of_product(&self, tenant: TenantId, product: ProductId) -> Result<Option<GroupBuy>> {
-        let now = self.now();
-        let id: Option<Uuid> = on_read!(self, |p| {
-            sqlx::query_scalar(
-            "SELECT a.id FROM group_buys a JOIN group_buy_skus k ON k.tenant_id = a.tenant_id AND k.activity_id = a.id \
-             JOIN skus s ON s.tenant_id = k.tenant_id AND s.id = k.sku_id WHERE a.tenant_id = $1 AND s.product_id = $2 \
-             AND a.status = 'active' AND a.starts_at <= $3 AND $3 < a.ends_at ORDER BY a.id LIMIT 1"
-        )
-        .bind(tenant.0)
-        .bind(product.0)
-        .bind(now.0)
-        .fetch_optional(p)
-        .await?
-        });
-        match id {
-            Some(id) => Ok(Some(self.group_buy(tenant, GroupBuyId(id)).await?)),
-            None => Ok(None),
-        }
     }
 
     /// Stops an activity: no new group opens and no one joins; open groups run to their own

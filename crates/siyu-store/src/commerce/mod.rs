@@ -15,6 +15,38 @@ pub mod presales;
 pub mod promotions;
 pub mod reconcile;
 
+impl crate::Store {
+    /// The SKUs a play names (预售, 秒杀, 拼团, 砍价), each the tenant's and on sale, with their
+    /// products, in the order given; with `one_product`, all of one product, refused with that
+    /// message otherwise.
+    pub(crate) async fn activity_skus<'a>(
+        &self,
+        tenant: siyu_core::TenantId,
+        ids: impl Iterator<Item = &'a str>,
+        one_product: Option<&str>,
+    ) -> crate::Result<Vec<(siyu_core::SkuId, siyu_core::ProductId)>> {
+        let mut out = Vec::new();
+        for (i, s) in ids.enumerate() {
+            let field = format!("skus.{i}.sku_id");
+            let id: siyu_core::SkuId = s.parse().map_err(|_| rejected("bad_reference", Some(&field), "no such SKU"))?;
+            let k = self.sku(tenant, id).await.map_err(|e| match e {
+                crate::StoreError::NotFound => rejected("bad_reference", Some(&field), "no such SKU"),
+                other => other,
+            })?;
+            if !k.active {
+                return Err(rejected("sku_unavailable", Some(&field), "this SKU is not on sale"));
+            }
+            out.push((id, k.product_id));
+        }
+        if let (Some(message), Some(first)) = (one_product, out.first()) {
+            if out.iter().any(|s| s.1 != first.1) {
+                return Err(rejected("mixed_products", Some("skus"), message));
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// A business refusal: a stable code, the field it concerns (if any) and an explanation.
 pub(crate) fn rejected(code: &'static str, field: Option<&str>, message: impl Into<String>) -> crate::StoreError {
     crate::StoreError::Rejected { code, field: field.map(str::to_string), message: message.into() }

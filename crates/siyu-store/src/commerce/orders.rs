@@ -217,6 +217,38 @@ macro_rules! compensate {
     }};
 }
 
+/// Puts an order's committed units back on the shelf (§1.1.4: returning them is its own
+/// explicit movement, made once: the reservations move `committed → released`
+/// conditionally), in the caller's transaction. Evaluates to the `(sku, qty)` it returned, for
+/// the caller's quota.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! restock_committed {
+    ($tx:expr, $tenant:expr, $order:expr, $now:expr) => {{
+        let units: Vec<(uuid::Uuid, i64)> = sqlx::query_as(
+            "UPDATE stock_reservations SET status = 'released', updated_at = $3 WHERE tenant_id = $1 \
+             AND order_id = $2 AND status = 'committed' RETURNING sku_id, qty",
+        )
+        .bind($tenant.0)
+        .bind($order)
+        .bind($now.0)
+        .fetch_all(&mut *$tx)
+        .await?;
+        for (sku, qty) in &units {
+            sqlx::query(
+                "UPDATE skus SET on_hand = on_hand + $3, sold = sold - $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2",
+            )
+            .bind($tenant.0)
+            .bind(sku)
+            .bind(qty)
+            .bind($now.0)
+            .execute(&mut *$tx)
+            .await?;
+        }
+        units
+    }};
+}
+
 /// Moves an order from `$from` to cancelled by one conditional update and closes its open
 /// prepays, in the caller's transaction. Evaluates to `None` when it moved, or to the order's
 /// current status when it was not `$from` (the caller decides what that means).

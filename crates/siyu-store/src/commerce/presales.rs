@@ -17,7 +17,7 @@ use siyu_core::{OrderId, PresaleId, ProductId, SkuId, TenantId, Timestamp};
 use super::payments::RefundKind;
 use super::rejected;
 use crate::audit::snapshot;
-use crate::{audit, cancel_from, in_tx, on_read, outbox, system_refund, Result, Store, StoreError};
+use crate::{audit, cancel_from, in_tx, on_read, outbox, restock_committed, system_refund, Result, Store, StoreError};
 
 #[derive(Clone, Debug, Serialize)]
 pub struct PresaleSku {
@@ -78,23 +78,15 @@ impl Store {
     /// holds over an overlapping span (STK-1).
     pub async fn create_presale(&self, actor: &Actor, p: &PresaleInput) -> Result<Presale> {
         let tenant = actor.tenant_id;
-        let mut skus = Vec::with_capacity(p.skus.len());
-        for (i, s) in p.skus.iter().enumerate() {
-            let field = format!("skus.{i}.sku_id");
-            let id: SkuId = s.sku_id.parse().map_err(|_| rejected("bad_reference", Some(&field), "no such SKU"))?;
-            let sku = self.sku(tenant, id).await.map_err(|e| match e {
-                StoreError::NotFound => rejected("bad_reference", Some(&field), "no such SKU"),
-                other => other,
-            })?;
-            if !sku.active {
-                return Err(rejected("sku_unavailable", Some(&field), "this SKU is not on sale"));
-            }
-            skus.push((id, sku.product_id, s));
-        }
+        let found = self
+            .activity_skus(
+                tenant,
+                p.skus.iter().map(|s| s.sku_id.as_str()),
+                Some("a presale sells the SKUs of one product"),
+            )
+            .await?;
+        let skus: Vec<_> = found.into_iter().zip(&p.skus).map(|((id, product), s)| (id, product, s)).collect();
         let product = skus[0].1;
-        if skus.iter().any(|s| s.1 != product) {
-            return Err(rejected("mixed_products", Some("skus"), "a presale sells the SKUs of one product"));
-        }
         let id = PresaleId::new();
         let now = self.now();
         let (span_start, span_end) = p.windows.span();
@@ -353,26 +345,7 @@ impl Store {
             .bind(id.0)
             .fetch_one(&mut *tx)
             .await?;
-            // §1.1.4: returning committed units is its own explicit movement, made once.
-            let held: Vec<(Uuid, i64)> = sqlx::query_as(
-                "UPDATE stock_reservations SET status = 'released', updated_at = $3 WHERE tenant_id = $1 \
-                 AND order_id = $2 AND status = 'committed' RETURNING sku_id, qty",
-            )
-            .bind(tenant.0)
-            .bind(id.0)
-            .bind(now.0)
-            .fetch_all(&mut *tx)
-            .await?;
-            for (sku, qty) in held {
-                sqlx::query(
-                    "UPDATE skus SET on_hand = on_hand + $3, sold = sold - $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2",
-                )
-                .bind(tenant.0)
-                .bind(sku)
-                .bind(qty)
-                .bind(now.0)
-                .execute(&mut *tx)
-                .await?;
+            for (sku, qty) in restock_committed!(tx, tenant, id.0, now) {
                 sqlx::query(
                     "UPDATE presale_skus SET taken = taken - $4 WHERE tenant_id = $1 AND presale_id = $2 AND sku_id = $3",
                 )
