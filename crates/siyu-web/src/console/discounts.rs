@@ -59,10 +59,8 @@ async fn view(
                 "phase": ctx.t(&format!("promotions.phase.{phase}")), "stoppable": matches!(phase, "upcoming" | "running")})
         })
         .collect();
-    let products = super::product_options(&super::listed_products(s, ctx.tenant.id).await);
-    let mut m = ctx.base("discounts", "discounts.title");
-    m.insert("rows".into(), json!(rows));
-    m.insert("products".into(), json!(products));
+    let form = super::FormState { values, errors, msg };
+    let mut m = super::play_frame(s, ctx, "discounts", "discounts.title", rows, form).await;
     m.insert(
         "kinds".into(),
         json!(["limited_price", "second_half", "bundle"]
@@ -70,10 +68,6 @@ async fn view(
             .map(|k| json!({"value": k, "label": ctx.t(&format!("discounts.kind.{k}"))}))
             .collect::<Vec<_>>()),
     );
-    m.insert("values".into(), values);
-    m.insert("errors".into(), json!(errors));
-    m.insert("error".into(), json!(msg));
-    m.insert("can_write".into(), json!(ctx.can(Scope::CommerceWrite)));
     ctx.render_with(status, "discounts.html", m)
 }
 

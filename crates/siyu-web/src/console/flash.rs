@@ -54,14 +54,8 @@ async fn view(
                     ("r", &k.remaining.to_string()), ("q", &k.quota.to_string())])).collect::<Vec<_>>()})
         })
         .collect();
-    let products = super::product_options(&super::listed_products(s, ctx.tenant.id).await);
-    let mut m = ctx.base("flash", "flash.title");
-    m.insert("rows".into(), json!(rows));
-    m.insert("products".into(), json!(products));
-    m.insert("values".into(), values);
-    m.insert("errors".into(), json!(errors));
-    m.insert("error".into(), json!(msg));
-    m.insert("can_write".into(), json!(ctx.can(Scope::CommerceWrite)));
+    let form = super::FormState { values, errors, msg };
+    let m = super::play_frame(s, ctx, "flash", "flash.title", rows, form).await;
     ctx.render_with(status, "flash.html", m)
 }
 

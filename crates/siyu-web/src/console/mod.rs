@@ -657,6 +657,35 @@ pub async fn form_product(
 }
 
 /// An amount in fen as the console and the mall show it (`¥12.34`).
+/// A console form as it is shown again: the values typed, the errors beside each field, and
+/// the message above the form.
+pub struct FormState {
+    pub values: serde_json::Value,
+    pub errors: Map<String, serde_json::Value>,
+    pub msg: Option<String>,
+}
+
+/// The frame of a marketing play's page (预售, 限时折扣, 秒杀, 拼团, 砍价): its rows, the listed
+/// products its form offers, the form's state, and whether the user may create one.
+pub(super) async fn play_frame(
+    s: &AppState,
+    ctx: &Ctx,
+    nav: &str,
+    title: &str,
+    rows: Vec<serde_json::Value>,
+    form: FormState,
+) -> Map<String, serde_json::Value> {
+    let products = product_options(&listed_products(s, ctx.tenant.id).await);
+    let mut m = ctx.base(nav, title);
+    m.insert("rows".into(), json!(rows));
+    m.insert("products".into(), json!(products));
+    m.insert("values".into(), form.values);
+    m.insert("errors".into(), json!(form.errors));
+    m.insert("error".into(), json!(form.msg));
+    m.insert("can_write".into(), json!(ctx.can(Scope::CommerceWrite)));
+    m
+}
+
 pub fn yuan(fen: i64) -> String {
     siyu_core::Fen(fen).to_string()
 }

@@ -97,14 +97,8 @@ async fn groups_view(
                 }).collect::<Vec<_>>().join("、"),
             })).collect::<Vec<_>>()}));
     }
-    let products = super::product_options(&super::listed_products(s, ctx.tenant.id).await);
-    let mut m = ctx.base("group_buys", "groups.title");
-    m.insert("rows".into(), json!(rows));
-    m.insert("products".into(), json!(products));
-    m.insert("values".into(), values);
-    m.insert("errors".into(), json!(errors));
-    m.insert("error".into(), json!(msg));
-    m.insert("can_write".into(), json!(ctx.can(Scope::CommerceWrite)));
+    let form = super::FormState { values, errors, msg };
+    let m = super::play_frame(s, ctx, "group_buys", "groups.title", rows, form).await;
     ctx.render_with(status, "group_buys.html", m)
 }
 
@@ -209,14 +203,8 @@ async fn bargains_view(
                 "counts": tf(lang, "bargains.counts", &[("s", &b.started.to_string()), ("c", &b.completed.to_string())])})
         })
         .collect();
-    let products = super::product_options(&super::listed_products(s, ctx.tenant.id).await);
-    let mut m = ctx.base("bargains", "bargains.title");
-    m.insert("rows".into(), json!(rows));
-    m.insert("products".into(), json!(products));
-    m.insert("values".into(), values);
-    m.insert("errors".into(), json!(errors));
-    m.insert("error".into(), json!(msg));
-    m.insert("can_write".into(), json!(ctx.can(Scope::CommerceWrite)));
+    let form = super::FormState { values, errors, msg };
+    let m = super::play_frame(s, ctx, "bargains", "bargains.title", rows, form).await;
     ctx.render_with(status, "bargains.html", m)
 }
 

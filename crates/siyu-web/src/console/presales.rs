@@ -60,14 +60,8 @@ async fn view(
                 "cancellable": p.status == "active" && p.phase(now) != siyu_core::commerce::presale::Phase::Over})
         })
         .collect();
-    let products = super::product_options(&super::listed_products(s, ctx.tenant.id).await);
-    let mut m = ctx.base("presales", "presales.title");
-    m.insert("rows".into(), json!(rows));
-    m.insert("products".into(), json!(products));
-    m.insert("values".into(), values);
-    m.insert("errors".into(), json!(errors));
-    m.insert("error".into(), json!(msg));
-    m.insert("can_write".into(), json!(ctx.can(Scope::CommerceWrite)));
+    let form = super::FormState { values, errors, msg };
+    let mut m = super::play_frame(s, ctx, "presales", "presales.title", rows, form).await;
     m.insert("can_refund".into(), json!(ctx.can(Scope::CommerceRefund)));
     ctx.render_with(status, "presales.html", m)
 }

@@ -838,6 +838,18 @@ async fn flash_page(State(s): State<AppState>, pg: Page, Query(q): Query<HashMap
     pg.render("mall_flash.html", m)
 }
 
+/// Where a buyer's action on a play leads: to `to` when it worked, back to the page it came
+/// from with the refusal's code, or to the error page.
+fn went(pg: &Page, res: Result<String, siyu_store::StoreError>, back: &str) -> Response {
+    match res {
+        Ok(to) => Redirect::to(&to).into_response(),
+        Err(siyu_store::StoreError::Rejected { code, .. }) => {
+            Redirect::to(&format!("{back}?error={code}")).into_response()
+        }
+        Err(e) => fail(pg.lang, e.into()),
+    }
+}
+
 /// Grabs one unit of a flash-sale SKU; the order page follows, or the sale page says why not.
 async fn flash_grab(
     State(s): State<AppState>,
@@ -848,14 +860,9 @@ async fn flash_grab(
     let f = FormData::parse(&body);
     let Some(buyer) = pg.buyer_for(&f).cloned() else { return pg.login_redirect(&format!("/m/{slug}/flash")) };
     let item = CartItem { sku_id: SkuId(sku), qty: 1 };
-    match s.store.create_flash_order(pg.tenant, buyer.id, siyu_core::FlashSaleId(sale), item, f.opt("client_key")).await
-    {
-        Ok(o) => Redirect::to(&format!("/m/{slug}/orders/{}", o.id)).into_response(),
-        Err(siyu_store::StoreError::Rejected { code, .. }) => {
-            Redirect::to(&format!("/m/{slug}/flash?error={code}")).into_response()
-        }
-        Err(e) => fail(pg.lang, e.into()),
-    }
+    let res =
+        s.store.create_flash_order(pg.tenant, buyer.id, siyu_core::FlashSaleId(sale), item, f.opt("client_key")).await;
+    went(&pg, res.map(|o| format!("/m/{slug}/orders/{}", o.id)), &format!("/m/{slug}/flash"))
 }
 
 async fn coupon_claim(
@@ -943,13 +950,7 @@ async fn group_join(
         .store
         .create_group_order(pg.tenant, buyer.id, siyu_core::GroupBuyId(activity), group, item, f.opt("client_key"))
         .await;
-    match res {
-        Ok(o) => Redirect::to(&format!("/m/{slug}/orders/{}", o.id)).into_response(),
-        Err(siyu_store::StoreError::Rejected { code, .. }) => {
-            Redirect::to(&format!("{back}?error={code}")).into_response()
-        }
-        Err(e) => fail(pg.lang, e.into()),
-    }
+    went(&pg, res.map(|o| format!("/m/{slug}/orders/{}", o.id)), &back)
 }
 
 /// A group's share page: who is in, how many are missing, the countdown, and a way in.
@@ -1021,13 +1022,8 @@ async fn bargain_start(
 ) -> Response {
     let f = FormData::parse(&body);
     let Some(buyer) = pg.buyer_for(&f).cloned() else { return pg.login_redirect(&format!("/m/{slug}/bargains")) };
-    match s.store.start_bargain(pg.tenant, buyer.id, siyu_core::BargainId(id)).await {
-        Ok(r) => Redirect::to(&format!("/m/{slug}/bargain/{}", r.id)).into_response(),
-        Err(siyu_store::StoreError::Rejected { code, .. }) => {
-            Redirect::to(&format!("/m/{slug}/bargains?error={code}")).into_response()
-        }
-        Err(e) => fail(pg.lang, e.into()),
-    }
+    let res = s.store.start_bargain(pg.tenant, buyer.id, siyu_core::BargainId(id)).await;
+    went(&pg, res.map(|r| format!("/m/{slug}/bargain/{}", r.id)), &format!("/m/{slug}/bargains"))
 }
 
 /// A bargain's page: its price so far, the helps, and — for its owner — buying it; for
@@ -1091,11 +1087,5 @@ async fn bargain_action(
             .map(|o| format!("/m/{slug}/orders/{}", o.id)),
         _ => return not_found(pg.lang),
     };
-    match res {
-        Ok(to) => Redirect::to(&to).into_response(),
-        Err(siyu_store::StoreError::Rejected { code, .. }) => {
-            Redirect::to(&format!("{back}?error={code}")).into_response()
-        }
-        Err(e) => fail(pg.lang, e.into()),
-    }
+    went(&pg, res, &back)
 }

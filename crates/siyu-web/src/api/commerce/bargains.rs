@@ -14,7 +14,6 @@ use siyu_core::commerce::bargain::BargainDraft;
 use siyu_core::BargainId;
 use siyu_store::commerce::bargains::{Bargain, BargainRecord};
 
-use super::group_buys::api_fields;
 use crate::api::dto::{rfc3339, ts};
 use crate::error::{ApiResult, Problem};
 use crate::extract::{Auth, Json};
@@ -185,7 +184,7 @@ async fn create(State(s): State<AppState>, auth: Auth, Json(b): Json<BargainIn>)
         buy_at_current: b.buy_at_current,
         timeout_secs: b.timeout_minutes.map(|m| m * 60),
     };
-    let input = draft.validate().map_err(api_fields)?;
+    let input = draft.validate().map_err(super::dto::minutes_fields)?;
     let out: BargainOut = s.store.create_bargain(&auth, &input).await?.into();
     Ok((StatusCode::CREATED, axum::Json(out)).into_response())
 }

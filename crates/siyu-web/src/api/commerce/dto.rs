@@ -809,3 +809,18 @@ impl UserCouponOut {
         }
     }
 }
+
+/// A play's validation errors as the API names the fields: the core's `timeout_secs` is the
+/// API's `timeout_minutes`.
+pub fn minutes_fields(v: Vec<siyu_core::validate::Violation>) -> crate::error::ApiError {
+    crate::error::ApiError::from(
+        v.into_iter()
+            .map(|mut x| {
+                if x.field == "timeout_secs" {
+                    x.field = "timeout_minutes".into();
+                }
+                x
+            })
+            .collect::<Vec<_>>(),
+    )
+}

@@ -15,7 +15,7 @@ use siyu_core::FlashSaleId;
 use siyu_store::commerce::flash::FlashSale;
 
 use crate::api::dto::{rfc3339, ts};
-use crate::error::{ApiError, ApiResult, Problem};
+use crate::error::{ApiResult, Problem};
 use crate::extract::{Auth, Json};
 use crate::AppState;
 
@@ -114,18 +114,7 @@ async fn create(State(s): State<AppState>, auth: Auth, Json(b): Json<FlashSaleIn
             .map(|k| FlashSkuInput { sku_id: k.sku_id.to_string(), price_fen: k.price_fen, quota: k.quota })
             .collect(),
     };
-    let input = draft.validate().map_err(|v| {
-        ApiError::from(
-            v.into_iter()
-                .map(|mut x| {
-                    if x.field == "timeout_secs" {
-                        x.field = "timeout_minutes".into();
-                    }
-                    x
-                })
-                .collect::<Vec<_>>(),
-        )
-    })?;
+    let input = draft.validate().map_err(super::dto::minutes_fields)?;
     let out: FlashSaleOut = s.store.create_flash_sale(&auth, &input).await?.into();
     Ok((StatusCode::CREATED, axum::Json(out)).into_response())
 }

@@ -15,7 +15,7 @@ use siyu_core::GroupBuyId;
 use siyu_store::commerce::group_buys::{Group, GroupBuy};
 
 use crate::api::dto::{rfc3339, ts};
-use crate::error::{ApiError, ApiResult, Problem};
+use crate::error::{ApiResult, Problem};
 use crate::extract::{Auth, Json};
 use crate::AppState;
 
@@ -177,20 +177,6 @@ impl From<Group> for GroupOut {
     }
 }
 
-/// Renames core field names to the API's.
-pub(crate) fn api_fields(v: Vec<siyu_core::validate::Violation>) -> ApiError {
-    ApiError::from(
-        v.into_iter()
-            .map(|mut x| {
-                if x.field == "timeout_secs" {
-                    x.field = "timeout_minutes".into();
-                }
-                x
-            })
-            .collect::<Vec<_>>(),
-    )
-}
-
 /// Create a group-buy over SKUs of one product.
 #[utoipa::path(post, path = "/api/v1/group-buys", tag = "coupons", request_body = GroupBuyIn, security(("bearer" = []), ("session" = [])),
     responses((status = 201, body = GroupBuyOut), (status = 409, description = "A SKU is in another activity at the same time", body = Problem), (status = 422, body = Problem)))]
@@ -212,7 +198,7 @@ async fn create(State(s): State<AppState>, auth: Auth, Json(b): Json<GroupBuyIn>
             .map(|k| GroupSkuInput { sku_id: k.sku_id.to_string(), price_fen: k.price_fen, quota: k.quota })
             .collect(),
     };
-    let input = draft.validate().map_err(api_fields)?;
+    let input = draft.validate().map_err(super::dto::minutes_fields)?;
     let out: GroupBuyOut = s.store.create_group_buy(&auth, &input).await?.into();
     Ok((StatusCode::CREATED, axum::Json(out)).into_response())
 }
