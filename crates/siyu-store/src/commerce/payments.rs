@@ -767,14 +767,15 @@ impl Store {
 
     /// Applies a verified payment exactly once (PAY-3, PAY-4).
     pub async fn apply_payment(&self, tenant: TenantId, n: &PaidNotice) -> Result<PaymentResult> {
-        let prepay: Option<(Uuid, i64, String)> = on_read!(self, |p| sqlx::query_as(
-            "SELECT order_id, amount_fen, phase FROM pay_prepays WHERE tenant_id = $1 AND out_trade_no = $2"
+        let prepay: Option<(Uuid, i64, String, bool)> = on_read!(self, |p| sqlx::query_as(
+            "SELECT p.order_id, p.amount_fen, p.phase, o.group_id IS NOT NULL FROM pay_prepays p JOIN orders o \
+             ON o.tenant_id = p.tenant_id AND o.id = p.order_id WHERE p.tenant_id = $1 AND p.out_trade_no = $2"
         )
         .bind(tenant.0)
         .bind(&n.out_trade_no)
         .fetch_optional(p)
         .await?);
-        let Some((order, expected, phase)) = prepay else { return Ok(PaymentResult::UnknownTrade) };
+        let Some((order, expected, phase, grouped)) = prepay else { return Ok(PaymentResult::UnknownTrade) };
         // A presale order is paid twice: its deposit, then its balance (PS-1).
         let (event, due_from) = match phase.as_str() {
             "deposit" => (OrderEvent::DepositPaid, OrderStatus::PendingPayment),
@@ -804,7 +805,9 @@ impl Store {
             if fresh == 0 {
                 return Ok(PaymentResult::Duplicate);
             }
-            lock_group_of!(tx, tenant, order);
+            if grouped {
+                lock_group_of!(tx, tenant, order);
+            }
             // Takes the order's row lock (PostgreSQL) before reading its state.
             let (status, payable, group): (String, i64, Option<Uuid>) = sqlx::query_as(
                 "UPDATE orders SET updated_at = updated_at WHERE tenant_id = $1 AND id = $2 \
