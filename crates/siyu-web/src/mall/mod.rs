@@ -224,6 +224,11 @@ fn one() -> u32 {
     1
 }
 
+/// A play order's `Idempotency-Key`, when it is one (1–255 characters).
+fn client_key(h: &HeaderMap) -> Option<&str> {
+    h.get(crate::middleware::IDEMPOTENCY_KEY).and_then(|v| v.to_str().ok()).filter(|k| !k.is_empty() && k.len() <= 255)
+}
+
 /// A flash-sale order: one SKU of the sale, at its price. The `Idempotency-Key` header makes a
 /// retry return the first order (FS-4).
 async fn flash_submit(
@@ -234,12 +239,8 @@ async fn flash_submit(
 ) -> ApiResult<Response> {
     let t = tenant_of(&s, &slug).await?;
     let buyer = buyer(&s, t, &headers).await?;
-    let key = headers
-        .get(crate::middleware::IDEMPOTENCY_KEY)
-        .and_then(|v| v.to_str().ok())
-        .filter(|k| !k.is_empty() && k.len() <= 255);
     let item = CartItem { sku_id: SkuId(b.sku_id), qty: b.qty };
-    let o = s.store.create_flash_order(t, buyer.id, siyu_core::FlashSaleId(sale), item, key).await?;
+    let o = s.store.create_flash_order(t, buyer.id, siyu_core::FlashSaleId(sale), item, client_key(&headers)).await?;
     let out: crate::api::commerce::dto::OrderOut = o.into();
     Ok((axum::http::StatusCode::CREATED, axum::Json(out)).into_response())
 }

@@ -16,7 +16,7 @@ use siyu_core::{BargainId, BargainRecordId, GroupBuyId, GroupId, OrderId, SkuId}
 use siyu_store::commerce::bargains::Helped;
 use siyu_store::commerce::orders::CartItem;
 
-use super::{buyer, own_order, tenant_of};
+use super::{buyer, client_key, own_order, tenant_of};
 use crate::api::commerce::bargains::{BargainOut, BargainRecordOut};
 use crate::api::commerce::dto::OrderOut;
 use crate::api::commerce::group_buys::{GroupBuyOut, GroupOut};
@@ -36,10 +36,6 @@ pub fn router() -> Router<AppState> {
         .route("/mall/{tenant}/api/bargain-records/{record_id}", get(bargain_record))
         .route("/mall/{tenant}/api/bargain-records/{record_id}/help", post(help))
         .route("/mall/{tenant}/api/bargain-records/{record_id}/orders", post(bargain_order))
-}
-
-fn client_key(h: &HeaderMap) -> Option<&str> {
-    h.get(crate::middleware::IDEMPOTENCY_KEY).and_then(|v| v.to_str().ok()).filter(|k| !k.is_empty() && k.len() <= 255)
 }
 
 fn created(o: siyu_store::commerce::orders::Order) -> Response {
@@ -73,14 +69,10 @@ async fn group_buy(
 #[derive(Deserialize)]
 struct GroupOrderIn {
     sku_id: Uuid,
-    #[serde(default = "one")]
+    #[serde(default = "super::one")]
     qty: u32,
     /// The group to join; omit to open a new one.
     group_id: Option<Uuid>,
-}
-
-fn one() -> u32 {
-    1
 }
 
 /// Opens a group or joins one, with the order that pays for the seat.
