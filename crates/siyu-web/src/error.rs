@@ -218,6 +218,7 @@ impl From<StoreError> for ApiError {
                 ApiError::validation(field, "unknown_reference", format!("{field} does not exist"))
             }
             StoreError::Conflict(m) => ApiError::Conflict { code: "conflict", field: None, message: m },
+            StoreError::Rejected { code: "too_many_requests", .. } => ApiError::TooManyRequests { retry_after_secs: 1 },
             StoreError::Rejected { code, field, message } => ApiError::Conflict { code, field, message },
             other => ApiError::Internal(other.to_string()),
         }

@@ -1119,6 +1119,7 @@ const TABLE: &[(&str, &str, &str)] = &[
     ("field.starts_at", "开始时间", "Start"),
     ("v.sold_out", "已抢光", "Sold out"),
     ("v.sale_not_open", "秒杀未开始或已结束", "The sale is not on now"),
+    ("v.too_many_requests", "点得太快了，请稍候再试", "Too many attempts; try again in a second"),
     ("v.over_user_limit", "已达到每人限购数量", "You have reached the limit for this sale"),
     ("v.over_order_limit", "超过每单限购数量", "More than one order may take"),
     ("v.activity_overlaps", "该规格同一时间已在其他活动中", "This SKU is in another activity at the same time"),

@@ -42,11 +42,16 @@ pub struct WebConfig {
     pub callback_window_secs: u64,
     /// Demo mode: the WeChat Pay sandbox's cashier page, where the H5 mall sends buyers to pay.
     pub pay_cashier: Option<String>,
+    /// Flash-sale attempts each buyer may make per sale per second in this process; 0 is no limit.
+    pub flash_attempts_per_sec: u32,
 }
 
 /// Default replay window for WeCom callbacks: wide enough for WeCom's retries of a callback
 /// we failed to store, narrow enough to bound replays.
 pub const DEFAULT_CALLBACK_WINDOW_SECS: u64 = 3600;
+
+/// Enough for a person tapping fast, far below a script.
+pub const DEFAULT_FLASH_ATTEMPTS_PER_SEC: u32 = 5;
 
 impl Default for WebConfig {
     fn default() -> Self {
@@ -56,6 +61,7 @@ impl Default for WebConfig {
             demo_login: None,
             callback_window_secs: DEFAULT_CALLBACK_WINDOW_SECS,
             pay_cashier: None,
+            flash_attempts_per_sec: DEFAULT_FLASH_ATTEMPTS_PER_SEC,
         }
     }
 }
@@ -78,6 +84,10 @@ pub struct Inner {
     pub segments: siyu_store::customers::index::SegmentIndexes,
     /// WeChat Pay: prepay, payment queries, timeouts and refunds.
     pub pay: pay::PayGateway,
+    /// Redis pre-deduction for flash sales, when siyu is given a Redis (`SIYU_REDIS_URL`).
+    pub flash_gate: Option<siyu_store::commerce::flash_gate::FlashGate>,
+    /// Per-buyer attempts per flash sale per second (FS-8.4).
+    pub flash_throttle: mall::FlashThrottle,
 }
 
 /// The one state every handler gets.
@@ -105,7 +115,24 @@ impl AppState {
         let gateway = wecom::Gateway::new(store.clone());
         let segments = siyu_store::customers::index::SegmentIndexes::new(store.clone());
         let pay = pay::PayGateway::new(store.clone());
-        AppState(Arc::new(Inner { store, config, ip_throttle: Default::default(), gateway, sandbox, segments, pay }))
+        let flash_throttle = mall::FlashThrottle::new(config.flash_attempts_per_sec);
+        AppState(Arc::new(Inner {
+            store,
+            config,
+            ip_throttle: Default::default(),
+            gateway,
+            sandbox,
+            segments,
+            pay,
+            flash_gate: None,
+            flash_throttle,
+        }))
+    }
+
+    /// Puts flash sales behind Redis (FS-8.3). Call on a state no request has seen yet.
+    pub fn with_flash_gate(mut self, gate: siyu_store::commerce::flash_gate::FlashGate) -> AppState {
+        Arc::get_mut(&mut self.0).expect("with_flash_gate on a fresh state").flash_gate = Some(gate);
+        self
     }
 }
 

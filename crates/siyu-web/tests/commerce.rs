@@ -30,14 +30,26 @@ struct World {
     sb: Arc<PaySandbox>,
     sb_url: String,
     seed: common::Seed,
+    /// The Redis of this world's own, when flash sales go through one.
+    redis: Option<tokio::sync::Mutex<common::RedisServer>>,
 }
 
 impl World {
     async fn start(backend: Backend) -> World {
+        Self::start_with(backend, None).await
+    }
+
+    /// A world whose flash sales are admitted by a Redis server of its own.
+    async fn start_with_redis(backend: Backend) -> World {
+        Self::start_with(backend, Some(common::RedisServer::start().await)).await
+    }
+
+    async fn start_with(backend: Backend, redis: Option<common::RedisServer>) -> World {
         let _ = tracing_subscriber::fmt().with_env_filter("error").try_init();
         let clock =
             Arc::new(ManualClock::at(Timestamp::from_unix_secs(siyu_core::time::SystemClock.now().unix_secs())));
-        let app = App::start_with_clock(backend, clock.clone()).await;
+        let url = redis.as_ref().map(|r| r.url());
+        let app = App::start_with_redis(backend, clock.clone(), url.as_deref()).await;
         let seed = app.seed("mall").await;
         let mut cfg = SandboxConfig::new(
             MCHID,
@@ -52,7 +64,8 @@ impl World {
         let sb_url = format!("http://{}", listener.local_addr().unwrap());
         let router = sb.router();
         tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-        let w = World { app, clock, sb, sb_url: sb_url.clone(), seed };
+        let redis = redis.map(tokio::sync::Mutex::new);
+        let w = World { app, clock, sb, sb_url: sb_url.clone(), seed, redis };
         let settings = json!({
             "appid": APPID, "mchid": MCHID, "merchant_serial": "5157F09EFDC096DE15EBE81A47057A7232F1B8E1",
             "merchant_key_pem": fixtures::MERCHANT_KEY_PEM, "apiv3_key": fixtures::APIV3_KEY,
@@ -139,16 +152,19 @@ impl World {
 
 macro_rules! both {
     ($name:ident, |$w:ident| $body:expr) => {
+        both!($name, start, |$w| $body);
+    };
+    ($name:ident, $start:ident, |$w:ident| $body:expr) => {
         mod $name {
             use super::*;
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                let $w = World::start(Backend::Sqlite).await;
+                let $w = World::$start(Backend::Sqlite).await;
                 $body.await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                let $w = World::start(Backend::Postgres).await;
+                let $w = World::$start(Backend::Postgres).await;
                 $body.await
             }
         }
@@ -1919,4 +1935,149 @@ both!(the_console_and_the_mall_run_group_buys_and_bargains, |w| async move {
         )
         .await;
     assert_eq!(problem(r, 409).await["code"], "activity_not_open");
+});
+
+both!(a_flash_sale_through_redis_survives_a_restart, start_with_redis, |w| async move {
+    use siyu_core::{BuyerId, FlashSaleId, SkuId};
+    use siyu_store::commerce::flash_gate::Admission;
+    use siyu_store::commerce::orders::CartItem;
+    let gate = w.app.gate.clone().unwrap();
+    let p = w.product("秒杀音箱", &[("白", 19900, 400)], None).await;
+    let sku = p["skus"][0]["id"].clone();
+    let sku_id = SkuId(sku.as_str().unwrap().parse().unwrap());
+    let t0 = w.clock.now();
+    let at = |secs: i64| Timestamp(t0.0 + secs * 1_000_000).to_rfc3339(8);
+    let body = |sku: &Value, quota: i64| {
+        json!({"name": "整点秒杀", "starts_at": at(-1), "ends_at": at(1800), "per_order": 1, "per_user": 1,
+            "timeout_minutes": 5, "skus": [{"sku_id": sku, "price_fen": 990, "quota": quota}]})
+    };
+    let fs = w.json(Method::POST, "/api/v1/flash-sales", Some(&body(&sku, 180))).await;
+    let sale = FlashSaleId(fs["id"].as_str().unwrap().parse().unwrap());
+    let path = format!("/flash-sales/{}/orders", sale.0);
+    let mut buyers = Vec::new();
+    for i in 0..301 {
+        buyers.push(w.buyer(&format!("o-redis-{i}")).await);
+    }
+    let w = &w;
+    let grab = |b: &String, key: Option<&str>| {
+        let (path, sku, b, key) = (path.clone(), sku.clone(), b.clone(), key.map(str::to_string));
+        async move {
+            let mut r = reqwest::Client::new()
+                .post(w.app.url(&format!("/mall/mall/api{path}")))
+                .bearer_auth(&b)
+                .json(&json!({"sku_id": sku, "qty": 1}));
+            if let Some(k) = key {
+                r = r.header("Idempotency-Key", k);
+            }
+            let r = r.send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap())
+        }
+    };
+    let remaining = || async {
+        let got = w.json(Method::GET, &format!("/api/v1/flash-sales/{}", sale.0), None).await;
+        got["skus"][0]["remaining"].as_i64().unwrap()
+    };
+
+    // 100 buyers at once: the first request loads the sale into Redis, the rest wait for it.
+    let first = futures::future::join_all(buyers[..100].iter().map(|b| grab(b, None))).await;
+    assert!(first.iter().all(|r| r.0 == 201), "{:?}", first.iter().find(|r| r.0 != 201));
+    gate.reconcile().await.unwrap();
+    assert_eq!(gate.cached_stock(sale, sku_id).await.unwrap(), Some(80));
+    assert_eq!(remaining().await, 80);
+    // FS-4 through Redis: the same key twice is one order and one unit.
+    let a = grab(&buyers[100], Some("again")).await;
+    let b = grab(&buyers[100], Some("again")).await;
+    assert_eq!((a.0, b.0), (201, 201));
+    assert_eq!(a.1["id"], b.1["id"]);
+    assert_eq!(gate.cached_stock(sale, sku_id).await.unwrap(), Some(79));
+
+    // Redis dies while 50 more buyers are at it and comes back empty; then 150 more come for
+    // the last units, through the Redis rebuilt from the database.
+    let redis = w.redis.as_ref().unwrap();
+    let (second, ()) = tokio::join!(futures::future::join_all(buyers[101..151].iter().map(|b| grab(b, None))), async {
+        tokio::time::sleep(Duration::from_millis(15)).await;
+        let mut r = redis.lock().await;
+        r.kill();
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        r.restart().await;
+    });
+    let third = futures::future::join_all(buyers[151..301].iter().map(|b| grab(b, None))).await;
+    let all: Vec<&(u16, Value)> = first.iter().chain(&second).chain(&third).chain([&a]).collect();
+    for r in &all {
+        assert!(
+            r.0 == 201 || (r.0 == 409 && r.1["code"] == "sold_out"),
+            "every attempt is an order or sold out, whatever Redis did: {r:?}"
+        );
+    }
+    let orders: std::collections::HashSet<&str> =
+        all.iter().filter(|r| r.0 == 201).map(|r| r.1["id"].as_str().unwrap()).collect();
+    assert_eq!(orders.len(), 180, "exactly the quota, none lost and none oversold");
+    for id in &orders {
+        let o = w.json(Method::GET, &format!("/api/v1/orders/{id}"), None).await;
+        assert_eq!(
+            (o["order"]["kind"].as_str(), o["order"]["status"].as_str()),
+            (Some("flash"), Some("pending_payment"))
+        );
+    }
+    assert_eq!(remaining().await, 0);
+    w.app.gate.as_ref().unwrap().reconcile().await.unwrap();
+    assert_eq!(gate.cached_stock(sale, sku_id).await.unwrap(), Some(0), "Redis agrees with the database");
+
+    // FS-7: a cancelled order's unit goes back to the database's bucket, which Redis does not
+    // see; the next buyer hears "sold out" until reconciliation repairs the gap.
+    let winner = first[0].1["id"].as_str().unwrap();
+    w.mall(&buyers[0], Method::POST, &format!("/orders/{winner}/cancel"), None).await;
+    assert_eq!(remaining().await, 1);
+    let late = third.iter().position(|r| r.0 == 409).map(|i| &buyers[151 + i]).unwrap();
+    assert_eq!(grab(late, None).await.1["code"], "sold_out");
+    let rep = gate.reconcile().await.unwrap();
+    assert_eq!((rep.repaired_units, rep.recovered), (1, 0));
+    assert_eq!(gate.cached_stock(sale, sku_id).await.unwrap(), Some(1));
+    assert_eq!(grab(late, None).await.0, 201);
+    assert_eq!(gate.reconcile().await.unwrap().repaired_units, 0, "nothing left to repair");
+
+    // A process dying between pre-deduction and its order: the consumer writes the order...
+    let p2 = w.product("秒杀台灯", &[("黑", 9900, 20)], None).await;
+    let sku2 = p2["skus"][0]["id"].clone();
+    let sku2_id = SkuId(sku2.as_str().unwrap().parse().unwrap());
+    let fs2 = w.json(Method::POST, "/api/v1/flash-sales", Some(&body(&sku2, 5))).await;
+    let sale2 = FlashSaleId(fs2["id"].as_str().unwrap().parse().unwrap());
+    let path2 = format!("/flash-sales/{}/orders", sale2.0);
+    let r = w.mall(&buyers[0], Method::POST, &path2, Some(&json!({"sku_id": sku2}))).await;
+    assert_eq!(r.status(), 201);
+    let buyer_id = |openid: &str| {
+        let openid = openid.to_string();
+        async move { w.app.store.buyer_for_openid(w.seed.tenant, &openid, None).await.unwrap().id }
+    };
+    let (crashed, lost): (BuyerId, BuyerId) = (buyer_id("o-redis-1").await, buyer_id("o-redis-2").await);
+    let item = CartItem { sku_id: sku2_id, qty: 1 };
+    let adm = gate.admit(w.seed.tenant, crashed, sale2, item, "crashed-1").await.unwrap();
+    assert!(matches!(adm, Admission::Admitted { .. }), "{adm:?}");
+    assert_eq!(gate.cached_stock(sale2, sku2_id).await.unwrap(), Some(3));
+    let rep = gate.reconcile().await.unwrap();
+    assert_eq!((rep.recovered, rep.repaired_units), (0, 0), "a request in flight is not a gap");
+    w.clock.advance(Duration::from_secs(6));
+    assert_eq!(gate.reconcile().await.unwrap().recovered, 1);
+    let stock2 = w.json(Method::GET, &format!("/api/v1/flash-sales/{}", sale2.0), None).await;
+    assert_eq!(stock2["skus"][0]["remaining"], 3, "the order was written");
+    let r = reqwest::Client::new()
+        .post(w.app.url(&format!("/mall/mall/api{path2}")))
+        .bearer_auth(&buyers[1])
+        .header("Idempotency-Key", "crashed-1")
+        .json(&json!({"sku_id": sku2}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "the buyer's retry finds the order the consumer wrote");
+    assert_eq!(gate.cached_stock(sale2, sku2_id).await.unwrap(), Some(3));
+    // ...or gives the units back when the order can no longer be written.
+    let adm = gate.admit(w.seed.tenant, lost, sale2, item, "crashed-2").await.unwrap();
+    assert!(matches!(adm, Admission::Admitted { .. }), "{adm:?}");
+    assert_eq!(gate.cached_stock(sale2, sku2_id).await.unwrap(), Some(2));
+    w.clock.advance(Duration::from_secs(1800));
+    assert_eq!(gate.reconcile().await.unwrap().recovered, 1);
+    assert_eq!(gate.cached_stock(sale2, sku2_id).await.unwrap(), Some(3), "released: the sale had ended");
+    let r = w.mall(&buyers[3], Method::POST, &path2, Some(&json!({"sku_id": sku2}))).await;
+    assert_eq!(problem(r, 409).await["code"], "sale_not_open");
 });

@@ -38,6 +38,11 @@ pub struct Config {
     /// `serve --demo` only: the UCI Online Retail file (`online_retail.csv.gz`) whose customers
     /// and purchases populate the demo tenant. Unset: the conventional dataset folders.
     pub demo_dataset: Option<String>,
+    /// `redis://[:PASSWORD@]HOST:PORT[/DB]`: flash sales admit buyers in Redis first (Lua
+    /// pre-deduction, reconciled with the database). Unset: the database alone.
+    pub redis_url: Option<String>,
+    /// Flash-sale attempts each buyer may make per sale per second, per process; 0 is no limit.
+    pub flash_attempts_per_sec: u32,
     pub jobs: JobsConfig,
 }
 
@@ -75,6 +80,8 @@ impl Default for Config {
             secret_key_file: "siyu-data/secret.key".into(),
             wecom_callback_window_secs: siyu_web::DEFAULT_CALLBACK_WINDOW_SECS,
             demo_dataset: None,
+            redis_url: None,
+            flash_attempts_per_sec: siyu_web::DEFAULT_FLASH_ATTEMPTS_PER_SEC,
             jobs: JobsConfig::default(),
         }
     }
@@ -94,6 +101,8 @@ impl fmt::Debug for Config {
             .field("secret_key_file", &self.secret_key_file)
             .field("wecom_callback_window_secs", &self.wecom_callback_window_secs)
             .field("demo_dataset", &self.demo_dataset)
+            .field("redis_url", &self.redis_url.as_deref().map(siyu_store::redact_url))
+            .field("flash_attempts_per_sec", &self.flash_attempts_per_sec)
             .field("jobs", &self.jobs)
             .finish()
     }
@@ -168,9 +177,13 @@ mod tests {
 
     #[test]
     fn debug_redacts_the_database_password() {
-        let c = Config { database_url: "postgres://siyu:s3cret@db/siyu".into(), ..Config::default() };
+        let c = Config {
+            database_url: "postgres://siyu:s3cret@db/siyu".into(),
+            redis_url: Some("redis://:r3dis@cache:6379".into()),
+            ..Config::default()
+        };
         let s = format!("{c:?}");
-        assert!(!s.contains("s3cret"), "{s}");
+        assert!(!s.contains("s3cret") && !s.contains("r3dis"), "{s}");
         assert!(s.contains("siyu:***@db"));
     }
 
@@ -180,7 +193,10 @@ mod tests {
             jail.create_file("siyu.toml", "listen = \"0.0.0.0:9000\"\n[jobs]\nworkers = 2\n")?;
             jail.set_env("SIYU_JOBS__LEASE_SECS", "7");
             jail.set_env("SIYU_DATABASE_URL", "postgres://u@h/d");
+            jail.set_env("SIYU_REDIS_URL", "redis://127.0.0.1:6379");
+            jail.set_env("SIYU_FLASH_ATTEMPTS_PER_SEC", "0");
             let c = Config::load(None).map_err(figment::Error::from)?;
+            assert_eq!((c.redis_url.as_deref(), c.flash_attempts_per_sec), (Some("redis://127.0.0.1:6379"), 0));
             assert_eq!(c.listen, "0.0.0.0:9000");
             assert_eq!((c.jobs.workers, c.jobs.lease_secs), (2, 7));
             assert_eq!(c.database_url, "postgres://u@h/d");

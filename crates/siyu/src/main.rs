@@ -239,7 +239,16 @@ async fn serve(cfg: Config, demo: bool) -> Result<()> {
         secure_cookies: cfg.secure_cookies,
         trust_proxy: cfg.trust_proxy,
         callback_window_secs: cfg.wecom_callback_window_secs,
+        flash_attempts_per_sec: cfg.flash_attempts_per_sec,
         ..Default::default()
+    };
+    let flash_gate = match &cfg.redis_url {
+        Some(url) => Some(
+            siyu_store::commerce::flash_gate::FlashGate::connect(url, store.clone(), "siyu")
+                .await
+                .with_context(|| format!("connecting to Redis at {}", siyu_store::redact_url(url)))?,
+        ),
+        None => None,
     };
     if demo {
         demo::ensure(&store).await.context("creating the demo tenant")?;
@@ -258,21 +267,28 @@ async fn serve(cfg: Config, demo: bool) -> Result<()> {
     }
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
     let local = listener.local_addr()?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let gated = |state: siyu_web::AppState| match &flash_gate {
+        Some(g) => state.with_flash_gate(g.clone()),
+        None => state,
+    };
     let app = if demo {
         // The demo's WeCom corp is a sandbox served by this same process.
         let sb = demo::wecom::wire(&store, &format!("http://{local}")).await.context("wiring the WeCom sandbox")?;
         let pay = demo::pay::wire(&store, &format!("http://{local}")).await.context("wiring the WeChat Pay sandbox")?;
         web.pay_cashier = Some(demo::pay::CASHIER.into());
-        let app = siyu_web::app(siyu_web::AppState::with_sandbox(store.clone(), web, sb.clone()))
+        let app = siyu_web::app(gated(siyu_web::AppState::with_sandbox(store.clone(), web, sb.clone())))
             .nest(demo::wecom::MOUNT, sb.router())
             .nest(demo::pay::MOUNT, pay.router());
         tokio::spawn(demo::wecom::simulate(store.clone(), sb));
         app
     } else {
-        siyu_web::app(siyu_web::AppState::new(store.clone(), web))
+        siyu_web::app(gated(siyu_web::AppState::new(store.clone(), web)))
     };
-
-    let (stop_tx, stop_rx) = watch::channel(false);
+    if let Some(g) = flash_gate {
+        // Every process reconciles; each step is idempotent, so they need not agree who does.
+        tokio::spawn(g.run(stop_rx.clone(), Duration::from_secs(2)));
+    }
     let jobs = if cfg.jobs.enabled {
         runner::schedule_housekeeping(&store, cfg.wecom_callback_window_secs)
             .await

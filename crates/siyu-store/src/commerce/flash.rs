@@ -49,6 +49,13 @@ pub struct FlashSale {
 
 type Row = (Uuid, String, i64, i64, i64, i64, i64, i64, String);
 
+/// A running sale as the database holds it, for loading and checking Redis.
+pub(crate) struct GateState {
+    pub sale: FlashSale,
+    pub stock: Vec<(SkuId, i64)>,
+    pub buyers: Vec<(BuyerId, i64)>,
+}
+
 impl Store {
     /// Creates a sale and carves its quotas out of stock; a SKU short of stock, or already in
     /// a presale or another flash sale over an overlapping window (STK-1), is refused.
@@ -212,6 +219,31 @@ impl Store {
             out.push(self.flash_sale(tenant, FlashSaleId(id)).await?);
         }
         Ok(out)
+    }
+
+    /// What Redis needs to admit buyers to a running sale (see `flash_gate`): its window and
+    /// limits, each SKU's units still in the buckets, and every buyer's units. `None` when the
+    /// sale is not active.
+    pub(crate) async fn flash_gate_state(&self, tenant: TenantId, sale: FlashSaleId) -> Result<Option<GateState>> {
+        let s = match self.flash_sale(tenant, sale).await {
+            Ok(s) if s.status == "active" => s,
+            Ok(_) | Err(StoreError::NotFound) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let buyers = self.flash_buyers(tenant, sale).await?;
+        Ok(Some(GateState { stock: s.skus.iter().map(|k| (k.sku_id, k.remaining)).collect(), buyers, sale: s }))
+    }
+
+    /// Units each buyer holds in a sale (pending and paid orders; FS-2).
+    pub(crate) async fn flash_buyers(&self, tenant: TenantId, sale: FlashSaleId) -> Result<Vec<(BuyerId, i64)>> {
+        let rows: Vec<(Uuid, i64)> = on_read!(self, |p| sqlx::query_as(
+            "SELECT buyer_id, bought FROM flash_buyers WHERE tenant_id = $1 AND sale_id = $2 AND bought > 0"
+        )
+        .bind(tenant.0)
+        .bind(sale.0)
+        .fetch_all(p)
+        .await?);
+        Ok(rows.into_iter().map(|(b, n)| (BuyerId(b), n)).collect())
     }
 
     /// Places a flash-sale order: the window, the buyer's limit and one bucket's units are

@@ -8,6 +8,7 @@ pub mod catalogue;
 pub mod coupons;
 pub mod discounts;
 pub mod flash;
+pub mod flash_gate;
 pub mod group_buys;
 pub mod orders;
 pub mod payments;

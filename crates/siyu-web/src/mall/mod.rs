@@ -33,6 +33,7 @@ use crate::AppState;
 /// The H5 mall's session cookie.
 pub const MALL_COOKIE: &str = "siyu_mall";
 
+mod admission;
 pub mod pages;
 mod plays;
 
@@ -229,6 +230,31 @@ fn client_key(h: &HeaderMap) -> Option<&str> {
     h.get(crate::middleware::IDEMPOTENCY_KEY).and_then(|v| v.to_str().ok()).filter(|k| !k.is_empty() && k.len() <= 255)
 }
 
+pub use admission::FlashThrottle;
+
+/// Places a flash-sale order behind admission control (FS-8.4): through Redis when siyu has
+/// one (FS-8.3), else on the database alone. Both answer with the same codes.
+pub(crate) async fn flash_order(
+    s: &AppState,
+    tenant: siyu_core::TenantId,
+    buyer: siyu_core::BuyerId,
+    sale: siyu_core::FlashSaleId,
+    item: CartItem,
+    client_key: Option<&str>,
+) -> Result<siyu_store::commerce::orders::Order, siyu_store::StoreError> {
+    if !s.flash_throttle.admit(sale.0, buyer.0) {
+        return Err(siyu_store::StoreError::Rejected {
+            code: "too_many_requests",
+            field: None,
+            message: "too many attempts; try again in a second".into(),
+        });
+    }
+    match &s.flash_gate {
+        Some(g) => g.create_flash_order(tenant, buyer, sale, item, client_key).await,
+        None => s.store.create_flash_order(tenant, buyer, sale, item, client_key).await,
+    }
+}
+
 /// A flash-sale order: one SKU of the sale, at its price. The `Idempotency-Key` header makes a
 /// retry return the first order (FS-4).
 async fn flash_submit(
@@ -240,7 +266,7 @@ async fn flash_submit(
     let t = tenant_of(&s, &slug).await?;
     let buyer = buyer(&s, t, &headers).await?;
     let item = CartItem { sku_id: SkuId(b.sku_id), qty: b.qty };
-    let o = s.store.create_flash_order(t, buyer.id, siyu_core::FlashSaleId(sale), item, client_key(&headers)).await?;
+    let o = flash_order(&s, t, buyer.id, siyu_core::FlashSaleId(sale), item, client_key(&headers)).await?;
     let out: crate::api::commerce::dto::OrderOut = o.into();
     Ok((axum::http::StatusCode::CREATED, axum::Json(out)).into_response())
 }

@@ -861,7 +861,7 @@ async fn flash_grab(
     let Some(buyer) = pg.buyer_for(&f).cloned() else { return pg.login_redirect(&format!("/m/{slug}/flash")) };
     let item = CartItem { sku_id: SkuId(sku), qty: 1 };
     let res =
-        s.store.create_flash_order(pg.tenant, buyer.id, siyu_core::FlashSaleId(sale), item, f.opt("client_key")).await;
+        super::flash_order(&s, pg.tenant, buyer.id, siyu_core::FlashSaleId(sale), item, f.opt("client_key")).await;
     went(&pg, res.map(|o| format!("/m/{slug}/orders/{}", o.id)), &format!("/m/{slug}/flash"))
 }
 

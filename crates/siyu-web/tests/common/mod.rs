@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use siyu_core::auth::{Actor, Role, Scope};
 use siyu_core::org::{StaffInput, StoreInput};
 use siyu_core::{StaffId, TenantId};
+use siyu_store::commerce::flash_gate::FlashGate;
 use siyu_store::org::NewUser;
 use siyu_store::secrets::hash_password;
 use siyu_store::testing::TestStore;
@@ -20,6 +21,8 @@ pub const PASSWORD: &str = "test-pass-2026";
 pub struct App {
     pub addr: SocketAddr,
     pub store: TestStore,
+    /// Flash sales' Redis gate, when the server was started with one.
+    pub gate: Option<FlashGate>,
 }
 
 impl App {
@@ -29,15 +32,33 @@ impl App {
 
     /// A server whose store (and so every timestamp, token and WeCom client) reads `clock`.
     pub async fn start_with_clock(backend: Backend, clock: std::sync::Arc<dyn siyu_core::Clock>) -> App {
+        Self::start_with_redis(backend, clock, None).await
+    }
+
+    /// The same, with flash sales admitted through the Redis at `redis`: keys under a
+    /// namespace of this server's own, and requests left in flight taken over after 5 s.
+    pub async fn start_with_redis(
+        backend: Backend,
+        clock: std::sync::Arc<dyn siyu_core::Clock>,
+        redis: Option<&str>,
+    ) -> App {
         let store = TestStore::with_clock(backend, clock).await;
-        let state = siyu_web::AppState::new(store.store.clone(), Default::default());
+        let mut state = siyu_web::AppState::new(store.store.clone(), Default::default());
+        let mut gate = None;
+        if let Some(url) = redis {
+            let ns = format!("t{}", uuid::Uuid::now_v7().simple());
+            let g = FlashGate::connect(url, store.store.clone(), &ns).await.expect("connect to the test Redis");
+            let g = g.with_stale_after(std::time::Duration::from_secs(5));
+            state = state.with_flash_gate(g.clone());
+            gate = Some(g);
+        }
         let app = siyu_web::app(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
             axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap();
         });
-        App { addr, store }
+        App { addr, store, gate }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -165,4 +186,59 @@ macro_rules! both {
             }
         }
     };
+}
+
+/// A Redis server of the test's own on a free loopback port, which the test may kill and
+/// start again; it keeps nothing on disk, so a restart loses everything, as a failover may.
+pub struct RedisServer {
+    pub port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl RedisServer {
+    pub async fn start() -> RedisServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut r = RedisServer { port, child: None };
+        r.launch().await;
+        r
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    async fn launch(&mut self) {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("the Redis tests need redis-server (Debian's redis-server package); scripts/test installs it");
+        self.child = Some(child);
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("redis-server did not start on port {}", self.port);
+    }
+
+    /// Kills the server outright (no shutdown, no save).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.launch().await;
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }
