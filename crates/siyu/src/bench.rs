@@ -94,6 +94,10 @@ pub struct BenchArgs {
     /// Purchase attempts of the flash-sale scenario (its quota is a twentieth of them).
     #[arg(long, default_value_t = 20_000)]
     flash_attempts: usize,
+    /// Redis for the flash-sale scenario's Redis runs and its DECR baseline; unreachable, they
+    /// are skipped. Env: SIYU_BENCH_REDIS_URL.
+    #[arg(long, env = "SIYU_BENCH_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    redis_url: String,
     /// Python with the `duckdb` package (scripts/bench sets it) [default: python3].
     #[arg(long, env = "SIYU_BENCH_PYTHON", default_value = "python3")]
     python: String,
@@ -1175,17 +1179,111 @@ async fn bill_reconcile(a: &BenchArgs, backend: Backend, pg_url: &str) -> Result
 /// A flash sale of `flash_attempts / 20` units under `flash_attempts` purchase attempts from
 /// `order_clients` buyers over HTTP; it must end with exactly the quota in orders. Beside it,
 /// as many bare conditional UPDATEs on one row holding the same units, from as many tasks.
+/// 秒杀 over HTTP: `flash_attempts` purchase attempts from `order_clients` buyers for a
+/// twentieth as many units, each run on a fresh sale and checked to end with exactly that many
+/// orders and an empty pool. Runs: one process on the database alone, beside bare conditional
+/// UPDATEs; one process through Redis (`--redis-url`), beside a bare Redis DECR loop; and on
+/// PostgreSQL, two `siyu serve` processes sharing the database, with and without Redis.
 async fn flash_sale(a: &BenchArgs, backend: Backend, pg_url: &str) -> Result<Vec<Row>> {
-    use siyu_core::commerce::catalogue::{ProductDraft, SkuInput};
-    use siyu_core::commerce::flash::{FlashDraft, FlashSkuInput};
-
     let (n, c) = (a.flash_attempts, a.order_clients.max(1));
     let units = (n / 20).max(1) as i64;
-    let (cfg, _cleanup) = fresh_config_at(backend, pg_url).await;
+    let (mut cfg, _cleanup) = fresh_config_at(backend, pg_url).await;
+    // The child processes must open what this one sealed.
+    let key = siyu_store::secrets::Sealer::generate_key();
+    cfg.secret_key = Some(key.clone());
     let store = Store::connect(&cfg).await?;
     store.migrate().await?;
     let tenant = store.create_tenant("bench", "Bench", "Asia/Shanghai").await?;
-    let actor = Actor::system(tenant.id);
+    let mut sessions = Vec::with_capacity(c);
+    for i in 0..c {
+        let b = store.buyer_for_openid(tenant.id, &format!("o-flash-{i}"), None).await?;
+        sessions.push(store.create_mall_session(tenant.id, b.id).await?);
+    }
+    // Admission control would refuse a load generator's pace; it is not what is measured.
+    let web = || siyu_web::WebConfig { flash_attempts_per_sec: 0, ..Default::default() };
+    let metric = |how: &str| format!("attempts/s, {n} for {units} units, {c} clients, {how}");
+    let row = |how: &str, secs: f64, base_name: &str, base_secs: f64| Row {
+        scenario: "flash-sale".into(),
+        backend: backend.as_str().to_string(),
+        metric: metric(how),
+        siyu: Figure { value: n as f64 / secs, unit: "a/s" },
+        baseline_name: base_name.into(),
+        baseline: Figure { value: n as f64 / base_secs, unit: "a/s" },
+        ratio: base_secs / secs,
+    };
+    let mut rows = Vec::new();
+
+    let (url, server) = serve_in_process(siyu_web::AppState::new(store.clone(), web())).await?;
+    let db_secs = flash_round(&store, tenant.id, &sessions, &[url], n, units).await?;
+    server.abort();
+    let bare_secs = bare_updates(&store, tenant.id, units, n, c).await?;
+    rows.push(row("1 process, database", db_secs, "bare conditional UPDATE", bare_secs));
+
+    let ns = format!("bench{}", uuid::Uuid::now_v7().simple());
+    let redis = match siyu_store::commerce::flash_gate::FlashGate::connect(&a.redis_url, store.clone(), &ns).await {
+        Ok(gate) => Some(gate),
+        Err(e) => {
+            eprintln!(
+                "flash-sale: no Redis at {} ({e}); the Redis runs are skipped",
+                siyu_store::redact_url(&a.redis_url)
+            );
+            None
+        }
+    };
+    let mut decr_secs = None;
+    if let Some(gate) = redis.clone() {
+        let state = siyu_web::AppState::new(store.clone(), web()).with_flash_gate(gate);
+        let (url, server) = serve_in_process(state).await?;
+        let secs = flash_round(&store, tenant.id, &sessions, &[url], n, units).await?;
+        server.abort();
+        let decr = redis_decrs(&a.redis_url, &ns, units, n, c).await?;
+        rows.push(row("1 process, Redis", secs, "bare Redis DECR", decr));
+        decr_secs = Some(decr);
+    }
+    if backend == Backend::Postgres {
+        let child_url = siyu_store::testing::url_for_child(&cfg);
+        let mut runs = vec![(None, "2 processes, database", "bare conditional UPDATE", bare_secs)];
+        if let Some(decr) = decr_secs {
+            runs.push((Some(a.redis_url.as_str()), "2 processes, Redis", "bare Redis DECR", decr));
+        }
+        for (redis_url, how, base_name, base_secs) in runs {
+            let procs =
+                [ServeProcess::start(&child_url, &key, redis_url)?, ServeProcess::start(&child_url, &key, redis_url)?];
+            for p in &procs {
+                p.ready().await?;
+            }
+            let urls: Vec<String> = procs.iter().map(|p| p.url.clone()).collect();
+            let secs = flash_round(&store, tenant.id, &sessions, &urls, n, units).await?;
+            drop(procs);
+            rows.push(row(how, secs, base_name, base_secs));
+        }
+    }
+    store.close().await;
+    Ok(rows)
+}
+
+/// Serves `state` on a loopback port in this process; returns its base URL.
+async fn serve_in_process(state: siyu_web::AppState) -> Result<(String, tokio::task::JoinHandle<std::io::Result<()>>)> {
+    let app = siyu_web::app(state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    Ok((format!("http://{addr}"), tokio::spawn(async move { axum::serve(listener, app).await })))
+}
+
+/// One flash sale, fresh: a product with twice `units` in stock, a sale of `units`, and `n`
+/// attempts spread over `sessions` (one client each) and over the servers at `bases` in turn.
+/// Fails unless exactly `units` orders are placed and the pool ends empty. Returns seconds.
+async fn flash_round(
+    store: &Store,
+    tenant: siyu_core::TenantId,
+    sessions: &[String],
+    bases: &[String],
+    n: usize,
+    units: i64,
+) -> Result<f64> {
+    use siyu_core::commerce::catalogue::{ProductDraft, SkuInput};
+    use siyu_core::commerce::flash::{FlashDraft, FlashSkuInput};
+    let actor = Actor::system(tenant);
     let product = ProductDraft {
         title: "秒杀单品".into(),
         status: Some("listed".into()),
@@ -1206,24 +1304,16 @@ async fn flash_sale(a: &BenchArgs, backend: Backend, pg_url: &str) -> Result<Vec
         skus: vec![FlashSkuInput { sku_id: sku.to_string(), price_fen: 990, quota: units }],
     };
     let sale = store.create_flash_sale(&actor, &draft.validate().map_err(|v| anyhow::anyhow!("{v:?}"))?).await?;
-    let mut sessions = Vec::with_capacity(c);
-    for i in 0..c {
-        let b = store.buyer_for_openid(tenant.id, &format!("o-flash-{i}"), None).await?;
-        sessions.push(store.create_mall_session(tenant.id, b.id).await?);
-    }
-    let app = siyu_web::app(siyu_web::AppState::new(store.clone(), Default::default()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let c = sessions.len();
     let client = reqwest::Client::builder().pool_max_idle_per_host(c).timeout(Duration::from_secs(60)).build()?;
-    let url = format!("http://{addr}/mall/bench/api/flash-sales/{}/orders", sale.id);
     let body = serde_json::json!({"sku_id": sku, "qty": 1});
     let next = Arc::new(AtomicUsize::new(0));
     let won = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for secret in sessions {
-        let (client, url, body, next, won) = (client.clone(), url.clone(), body.clone(), next.clone(), won.clone());
+    for (i, secret) in sessions.iter().cloned().enumerate() {
+        let url = format!("{}/mall/bench/api/flash-sales/{}/orders", bases[i % bases.len()], sale.id);
+        let (client, body, next, won) = (client.clone(), body.clone(), next.clone(), won.clone());
         tasks.push(tokio::spawn(async move {
             while next.fetch_add(1, Ordering::Relaxed) < n {
                 let r = client.post(&url).bearer_auth(&secret).json(&body).send().await?;
@@ -1243,25 +1333,111 @@ async fn flash_sale(a: &BenchArgs, backend: Backend, pg_url: &str) -> Result<Vec
     for t in tasks {
         t.await??;
     }
-    let siyu_secs = started.elapsed().as_secs_f64();
-    server.abort();
+    let secs = started.elapsed().as_secs_f64();
     let won = won.load(Ordering::Relaxed) as i64;
-    let left = store.flash_sale(tenant.id, sale.id).await?.skus[0].remaining;
+    let left = store.flash_sale(tenant, sale.id).await?.skus[0].remaining;
     if won != units || left != 0 {
         bail!("{won} orders for {units} units, {left} left in the pool");
     }
+    Ok(secs)
+}
 
-    let bare_secs = bare_updates(&store, tenant.id, units, n, c).await?;
-    store.close().await;
-    Ok(vec![Row {
-        scenario: "flash-sale".into(),
-        backend: backend.as_str().to_string(),
-        metric: format!("attempts/s, {n} for {units} units, {c} clients"),
-        siyu: Figure { value: n as f64 / siyu_secs, unit: "a/s" },
-        baseline_name: "bare conditional UPDATE".into(),
-        baseline: Figure { value: n as f64 / bare_secs, unit: "a/s" },
-        ratio: bare_secs / siyu_secs,
-    }])
+/// The Redis baseline: `n` bare DECRs from `c` tasks on one key holding `units`, a DECR that
+/// stays at or above zero winning a unit; exactly `units` must win. Returns seconds.
+async fn redis_decrs(url: &str, ns: &str, units: i64, n: usize, c: usize) -> Result<f64> {
+    let client = redis::Client::open(url)?;
+    let conn = client.get_connection_manager().await?;
+    let key = format!("{ns}:decr-baseline");
+    let _: () = redis::cmd("SET").arg(&key).arg(units).query_async(&mut conn.clone()).await?;
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..c {
+        let (mut conn, next, key) = (conn.clone(), next.clone(), key.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut got = 0_i64;
+            while next.fetch_add(1, Ordering::Relaxed) < n {
+                let left: i64 = redis::cmd("DECR").arg(&key).query_async(&mut conn).await?;
+                got += i64::from(left >= 0);
+            }
+            Ok::<_, anyhow::Error>(got)
+        }));
+    }
+    let mut won = 0;
+    for t in tasks {
+        won += t.await??;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let _: i64 = redis::cmd("DEL").arg(&key).query_async(&mut conn.clone()).await?;
+    if won != units {
+        bail!("the DECR loop took {won} of {units}");
+    }
+    Ok(secs)
+}
+
+/// A `siyu serve` child process on a free loopback port, killed when dropped.
+struct ServeProcess {
+    url: String,
+    child: std::process::Child,
+    _dir: tempdir::Dir,
+}
+
+impl ServeProcess {
+    fn start(database_url: &str, secret_key: &str, redis_url: Option<&str>) -> Result<ServeProcess> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let dir = tempdir::Dir::new()?;
+        let mut cmd = std::process::Command::new(std::env::current_exe()?);
+        cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .current_dir(&dir.0)
+            .env_remove("SIYU_CONFIG")
+            .env("SIYU_DATABASE_URL", database_url)
+            .env("SIYU_SECRET_KEY", secret_key)
+            .env("SIYU_JOBS__ENABLED", "false")
+            .env("SIYU_FLASH_ATTEMPTS_PER_SEC", "0")
+            .env("SIYU_LOG_LEVEL", "warn")
+            .stdout(std::process::Stdio::null());
+        match redis_url {
+            Some(r) => cmd.env("SIYU_REDIS_URL", r),
+            None => cmd.env_remove("SIYU_REDIS_URL"),
+        };
+        let child = cmd.spawn().context("starting siyu serve")?;
+        Ok(ServeProcess { url: format!("http://127.0.0.1:{port}"), child, _dir: dir })
+    }
+
+    /// Waits until the process answers HTTP.
+    async fn ready(&self) -> Result<()> {
+        for _ in 0..300 {
+            if reqwest::get(format!("{}/console/login", self.url)).await.is_ok() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("siyu serve at {} did not start", self.url)
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+mod tempdir {
+    /// A scratch directory removed when dropped.
+    pub struct Dir(pub std::path::PathBuf);
+    impl Dir {
+        pub fn new() -> std::io::Result<Dir> {
+            let p = std::env::temp_dir().join(format!("siyu-bench-{}", uuid::Uuid::now_v7().simple()));
+            std::fs::create_dir_all(&p)?;
+            Ok(Dir(p))
+        }
+    }
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
 }
 
 /// The baseline of the contended scenarios: `n` bare conditional UPDATEs from `c` tasks on one
