@@ -1112,6 +1112,8 @@ const TABLE: &[(&str, &str, &str)] = &[
     ("flash.per_user", "每人限购", "Per buyer"),
     ("flash.limits", "每单 {o} 件，每人 {u} 件", "{o} per order, {u} per buyer"),
     ("flash.sku", "{l}：{p}，剩余 {r}/{q}", "{l}: {p}, {r}/{q} left"),
+    ("flash.redis_left", "Redis 可抢 {n}", "Redis admits {n} more"),
+    ("flash.redis_on", "秒杀先经 Redis 预扣（Lua 原子校验与扣减），数据库分桶扣减兜底、绝不超卖；各进程每 2 秒对账一次，取消订单归还的名额会在对账后重新开抢。", "Flash sales are admitted by Redis first (one atomic Lua check and decrement); the database's buckets have the last word, so nothing oversells. Every process reconciles Redis with the database every 2 seconds; units a cancelled order gives back are on sale again after the next pass."),
     ("flash.phase.upcoming", "未开始", "Upcoming"),
     ("flash.phase.running", "进行中", "Running"),
     ("flash.phase.ended", "已结束", "Ended"),

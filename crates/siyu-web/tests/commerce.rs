@@ -2034,6 +2034,11 @@ both!(a_flash_sale_through_redis_survives_a_restart, start_with_redis, |w| async
     let rep = gate.reconcile().await.unwrap();
     assert_eq!((rep.repaired_units, rep.recovered), (1, 0));
     assert_eq!(gate.cached_stock(sale, sku_id).await.unwrap(), Some(1));
+    let got = w.json(Method::GET, &format!("/api/v1/flash-sales/{}", sale.0), None).await;
+    assert_eq!((got["skus"][0]["remaining"].as_i64(), got["skus"][0]["redis_remaining"].as_i64()), (Some(1), Some(1)));
+    let owner = w.app.session("mall", "owner").await;
+    let page = owner.client.get(w.app.url("/console/flash-sales")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("id=\"flash-redis\"") && page.contains("Redis 可抢 1"), "{page}");
     assert_eq!(grab(late, None).await.0, 201);
     assert_eq!(gate.reconcile().await.unwrap().repaired_units, 0, "nothing left to repair");
 

@@ -518,14 +518,25 @@ impl FlashGate {
 
     /// Units Redis may still admit for a SKU; `None` when the sale is not loaded.
     pub async fn cached_stock(&self, sale: FlashSaleId, sku: SkuId) -> Result<Option<i64>, GateError> {
+        Ok(self.cached_stocks(sale).await?.and_then(|m| m.get(&sku).copied()))
+    }
+
+    /// Units Redis may still admit for each SKU of a sale; `None` when the sale is not loaded.
+    pub async fn cached_stocks(&self, sale: FlashSaleId) -> Result<Option<HashMap<SkuId, i64>>, GateError> {
         let k = self.keys(sale);
         let mut conn = self.conn.clone();
         let loaded: bool = redis::cmd("EXISTS").arg(&k.meta).query_async(&mut conn).await?;
         if !loaded {
             return Ok(None);
         }
-        let n: Option<i64> = redis::cmd("HGET").arg(&k.stock).arg(sku.0.to_string()).query_async(&mut conn).await?;
-        Ok(n)
+        let flat: Vec<String> = redis::cmd("HGETALL").arg(&k.stock).query_async(&mut conn).await?;
+        let mut out = HashMap::new();
+        for pair in flat.chunks(2) {
+            if let (Ok(sku), Some(Ok(n))) = (pair[0].parse::<Uuid>(), pair.get(1).map(|n| n.parse::<i64>())) {
+                out.insert(SkuId(sku), n);
+            }
+        }
+        Ok(Some(out))
     }
 
     /// One pass of the consumer and FS-7 reconciliation over every sale loaded in Redis:

@@ -37,9 +37,20 @@ async fn view(
         Err(e) => return ctx.fail(e),
     };
     let now = s.store.now();
+    let mut cached = HashMap::new();
+    for f in list.iter().filter(|f| f.status == "active" && now < f.ends_at) {
+        if let Some(c) = crate::mall::cached_stocks(s, f.id).await {
+            cached.insert(f.id, c);
+        }
+    }
     let rows: Vec<Value> = list
         .iter()
         .map(|f| {
+            let in_redis = |k: &siyu_store::commerce::flash::FlashSku| {
+                cached.get(&f.id).and_then(|c| c.get(&k.sku_id)).map(|n| {
+                    crate::i18n::tf(ctx.lang, "flash.redis_left", &[("n", &n.to_string())])
+                })
+            };
             let phase = if f.status != "active" || now >= f.ends_at {
                 "ended"
             } else if now < f.starts_at {
@@ -50,12 +61,16 @@ async fn view(
             json!({"name": f.name, "from": ctx.when(f.starts_at), "to": ctx.when(f.ends_at),
                 "phase": ctx.t(&format!("flash.phase.{phase}")),
                 "limits": crate::i18n::tf(ctx.lang, "flash.limits", &[("o", &f.per_order.to_string()), ("u", &f.per_user.to_string())]),
-                "skus": f.skus.iter().map(|k| crate::i18n::tf(ctx.lang, "flash.sku", &[("l", &k.label), ("p", &yuan(k.price_fen)),
-                    ("r", &k.remaining.to_string()), ("q", &k.quota.to_string())])).collect::<Vec<_>>()})
+                "skus": f.skus.iter().map(|k| {
+                    let line = crate::i18n::tf(ctx.lang, "flash.sku", &[("l", &k.label), ("p", &yuan(k.price_fen)),
+                        ("r", &k.remaining.to_string()), ("q", &k.quota.to_string())]);
+                    match in_redis(k) { Some(r) => format!("{line} · {r}"), None => line }
+                }).collect::<Vec<_>>()})
         })
         .collect();
     let form = super::FormState { values, errors, msg };
-    let m = super::play_frame(s, ctx, "flash", "flash.title", rows, form).await;
+    let mut m = super::play_frame(s, ctx, "flash", "flash.title", rows, form).await;
+    m.insert("redis".into(), json!(s.flash_gate.is_some()));
     ctx.render_with(status, "flash.html", m)
 }
 

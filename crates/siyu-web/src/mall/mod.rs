@@ -255,6 +255,15 @@ pub(crate) async fn flash_order(
     }
 }
 
+/// What Redis may still admit per SKU of a sale, for operators; `None` without Redis, while
+/// the sale is not loaded there, or when Redis does not answer.
+pub(crate) async fn cached_stocks(
+    s: &AppState,
+    sale: siyu_core::FlashSaleId,
+) -> Option<std::collections::HashMap<SkuId, i64>> {
+    s.flash_gate.as_ref()?.cached_stocks(sale).await.ok().flatten()
+}
+
 /// A flash-sale order: one SKU of the sale, at its price. The `Idempotency-Key` header makes a
 /// retry return the first order (FS-4).
 async fn flash_submit(

@@ -52,6 +52,11 @@ pub struct FlashSkuOut {
     pub quota: i64,
     /// Units the pool still holds (those in unpaid orders are not in it).
     pub remaining: i64,
+    /// With Redis pre-deduction (`SIYU_REDIS_URL`): units Redis may still admit, which trails
+    /// `remaining` by the requests in flight and by gaps reconciliation has yet to repair.
+    /// Absent without Redis, or while the sale is not loaded there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_remaining: Option<i64>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -89,6 +94,7 @@ impl From<FlashSale> for FlashSaleOut {
                     price_fen: k.price_fen,
                     quota: k.quota,
                     remaining: k.remaining,
+                    redis_remaining: None,
                 })
                 .collect(),
         }
@@ -124,7 +130,13 @@ async fn create(State(s): State<AppState>, auth: Auth, Json(b): Json<FlashSaleIn
     security(("bearer" = []), ("session" = [])), responses((status = 200, body = FlashSaleOut), (status = 404, body = Problem)))]
 async fn get_one(State(s): State<AppState>, auth: Auth, Path(id): Path<Uuid>) -> ApiResult<axum::Json<FlashSaleOut>> {
     auth.require(Scope::CommerceRead)?;
-    Ok(axum::Json(s.store.flash_sale(auth.tenant_id, FlashSaleId(id)).await?.into()))
+    let mut out: FlashSaleOut = s.store.flash_sale(auth.tenant_id, FlashSaleId(id)).await?.into();
+    if let Some(cached) = crate::mall::cached_stocks(&s, FlashSaleId(id)).await {
+        for k in &mut out.skus {
+            k.redis_remaining = cached.get(&siyu_core::SkuId(k.sku_id)).copied();
+        }
+    }
+    Ok(axum::Json(out))
 }
 
 pub fn router() -> OpenApiRouter<AppState> {
