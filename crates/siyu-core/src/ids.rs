@@ -106,6 +106,8 @@ id_type!(
     BargainId,
     /// One buyer's bargain under an activity, cut down by helpers.
     BargainRecordId,
+    /// A channel live code (渠道活码).
+    LiveCodeId,
 );
 
 #[cfg(test)]

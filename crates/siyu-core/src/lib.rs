@@ -6,6 +6,7 @@
 //! outside [`time::SystemClock`]: rules take time and randomness as arguments so they can be
 //! tested exhaustively.
 
+pub mod acquisition;
 pub mod auth;
 pub mod commerce;
 pub mod customers;
