@@ -23,6 +23,7 @@ use std::time::Duration;
 use siyu_core::time::{Clock, SystemClock};
 use siyu_core::Timestamp;
 
+pub mod acquisition;
 pub mod audit;
 pub mod auth;
 pub mod bulk;

@@ -67,7 +67,7 @@ pub struct SlotDraft {
     pub staff: Vec<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LiveCodeInput {
     pub name: String,
     /// Primary pool (WeCom userids).

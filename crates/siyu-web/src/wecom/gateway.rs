@@ -91,7 +91,7 @@ impl Gateway {
         }
         match Callback::parse(&item.payload) {
             Ok(cb) => {
-                self.apply(tenant, item.app_id, &cb.event).await?;
+                self.apply(tenant, item.app_id, &cb.event, Timestamp::from_unix_secs(cb.create_time)).await?;
                 let payload = serde_json::to_value(&cb.event).unwrap_or_else(|_| json!({}));
                 let kind = event_kind(&cb);
                 self.store
@@ -105,9 +105,9 @@ impl Gateway {
 
     /// Applies an event to siyu's copy of WeCom state. Events are triggers; the API is the
     /// truth (rule R-2): whatever can be re-read is re-read and upserted, never patched blind.
-    async fn apply(&self, tenant: TenantId, app: WecomAppId, ev: &Event) -> Result<(), SyncError> {
+    async fn apply(&self, tenant: TenantId, app: WecomAppId, ev: &Event, at: Timestamp) -> Result<(), SyncError> {
         match ev {
-            Event::ExternalContact { change, user_id, external_user_id, source, state, fail_reason, .. } => {
+            Event::ExternalContact { change, user_id, external_user_id, source, state, fail_reason, welcome_code } => {
                 match change {
                     ContactChange::Del => {
                         let (status, reason) = if source.as_deref() == Some("DELETE_BY_TRANSFER") {
@@ -167,6 +167,10 @@ impl Gateway {
                                 .await?;
                         }
                         self.store.project_wecom_contact(tenant, external_user_id).await?;
+                        if let (ContactChange::Add | ContactChange::AddHalf, Some(s)) = (change, state) {
+                            let wc = welcome_code.as_deref();
+                            self.on_live_code_add(tenant, app, s, user_id, external_user_id, wc, at).await?;
+                        }
                     }
                 }
             }

@@ -6,6 +6,7 @@ pub mod api;
 pub mod callback;
 pub mod corp_tags;
 pub mod gateway;
+pub mod live_codes;
 pub mod reminders;
 pub mod transfers;
 
