@@ -54,7 +54,11 @@ pub struct MemberDay {
 /// What a scan of the landing page got.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Scan {
-    Assigned { userid: String, tier: Tier, qr_code: String },
+    Assigned {
+        userid: String,
+        tier: Tier,
+        qr_code: String,
+    },
     Paused,
     Expired,
     /// The code's own daily cap is reached.
@@ -109,11 +113,12 @@ impl Store {
                 .bind(tenant.0)
                 .execute(&mut *tx)
                 .await?;
-            let serial: i64 =
-                sqlx::query_scalar("SELECT CAST(COALESCE(MAX(serial), 0) + 1 AS BIGINT) FROM live_codes WHERE tenant_id = $1")
-                    .bind(tenant.0)
-                    .fetch_one(&mut *tx)
-                    .await?;
+            let serial: i64 = sqlx::query_scalar(
+                "SELECT CAST(COALESCE(MAX(serial), 0) + 1 AS BIGINT) FROM live_codes WHERE tenant_id = $1",
+            )
+            .bind(tenant.0)
+            .fetch_one(&mut *tx)
+            .await?;
             sqlx::query(
                 "INSERT INTO live_codes (tenant_id, id, serial, state, name, app_id, config, status, created_at, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, 'syncing', $8, $8)",
@@ -192,13 +197,15 @@ impl Store {
     }
 
     pub async fn live_code(&self, tenant: TenantId, id: LiveCodeId) -> Result<LiveCode> {
-        let r: Option<CodeRow> = on_read!(self, |p| sqlx::query_as(
+        let r: Option<CodeRow> = on_read!(self, |p| {
+            sqlx::query_as(
             "SELECT id, state, name, app_id, config, status, created_at FROM live_codes WHERE tenant_id = $1 AND id = $2"
         )
         .bind(tenant.0)
         .bind(id.0)
         .fetch_optional(p)
-        .await?);
+        .await?
+        });
         let r = r.ok_or(StoreError::NotFound)?;
         Ok(Self::code_of(r, self.code_members(tenant, id).await?))
     }
@@ -224,6 +231,8 @@ impl Store {
     pub async fn set_live_code_status(&self, actor: &Actor, id: LiveCodeId, status: &str) -> Result<LiveCode> {
         let tenant = actor.tenant_id;
         let now = self.now();
+        // Another tenant's code, or none: not found, never "not open".
+        self.live_code(tenant, id).await?;
         in_tx!(self, |tx| {
             let n = sqlx::query(
                 "UPDATE live_codes SET status = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2 \
@@ -243,7 +252,16 @@ impl Store {
                     message: "only an active or paused code can be paused or resumed".into(),
                 });
             }
-            audit!(tx, self, actor, &format!("live_code.{status}"), "live_code", id, None, Some(serde_json::json!({"status": status})));
+            audit!(
+                tx,
+                self,
+                actor,
+                &format!("live_code.{status}"),
+                "live_code",
+                id,
+                None,
+                Some(serde_json::json!({"status": status}))
+            );
         });
         self.live_code(tenant, id).await
     }
@@ -276,7 +294,8 @@ impl Store {
                 Scan::Assigned { userid, tier, .. } => (Some(userid.clone()), Some(tier.as_str())),
                 _ => (None, None),
             };
-            on_write!(self, |p| sqlx::query(
+            on_write!(self, |p| {
+                sqlx::query(
                 "INSERT INTO live_code_scans (tenant_id, id, code_id, at, day, outcome, userid, tier, source, user_agent) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
             )
@@ -292,7 +311,8 @@ impl Store {
             .bind(user_agent.map(|s| s.chars().take(300).collect::<String>()))
             .execute(p)
             .await?
-            .rows_affected());
+            .rows_affected()
+            });
             Ok::<Scan, StoreError>(scan)
         };
         if let Some(b) = blocked {
@@ -310,14 +330,17 @@ impl Store {
         .await?)
         .into_iter()
         .collect();
-        let active: std::collections::HashSet<String> = on_read!(self, |p| sqlx::query_scalar::<_, String>(
+        let active: std::collections::HashSet<String> =
+            on_read!(self, |p| {
+                sqlx::query_scalar::<_, String>(
             "SELECT wecom_userid FROM staff WHERE tenant_id = $1 AND status = 'active' AND wecom_userid IS NOT NULL"
         )
         .bind(tenant.0)
         .fetch_all(p)
-        .await?)
-        .into_iter()
-        .collect();
+        .await?
+            })
+            .into_iter()
+            .collect();
         let with_code = |u: &str| active.contains(u) && code.members.iter().any(|m| m.userid == u);
         let order = exact_order(&on_duty, &c.backup, &c.fallback, &with_code, &used, c.daily_cap, rotation);
         let reservation = Uuid::now_v7();
@@ -441,13 +464,12 @@ impl Store {
         external: &str,
         at: Timestamp,
     ) -> Result<Option<Added>> {
-        let id: Option<Uuid> = on_read!(self, |p| sqlx::query_scalar(
-            "SELECT id FROM live_codes WHERE tenant_id = $1 AND state = $2"
-        )
-        .bind(tenant.0)
-        .bind(state)
-        .fetch_optional(p)
-        .await?);
+        let id: Option<Uuid> =
+            on_read!(self, |p| sqlx::query_scalar("SELECT id FROM live_codes WHERE tenant_id = $1 AND state = $2")
+                .bind(tenant.0)
+                .bind(state)
+                .fetch_optional(p)
+                .await?);
         let Some(id) = id else { return Ok(None) };
         let code = self.live_code(tenant, LiveCodeId(id)).await?;
         let day = at.local_day(self.tenant_offset(tenant).await?);
@@ -621,7 +643,8 @@ impl Store {
 
     /// Each member's counters on a code for a local day.
     pub async fn live_code_day(&self, tenant: TenantId, id: LiveCodeId, day: i64) -> Result<Vec<MemberDay>> {
-        let rows: Vec<(String, i64, i64, i64)> = on_read!(self, |p| sqlx::query_as(
+        let rows: Vec<(String, i64, i64, i64)> = on_read!(self, |p| {
+            sqlx::query_as(
             "SELECT userid, used, adds, over_cap FROM live_code_days WHERE tenant_id = $1 AND code_id = $2 AND day = $3 \
              AND userid <> '' ORDER BY userid"
         )
@@ -629,12 +652,19 @@ impl Store {
         .bind(id.0)
         .bind(day)
         .fetch_all(p)
-        .await?);
+        .await?
+        });
         Ok(rows.into_iter().map(|(userid, used, adds, over_cap)| MemberDay { userid, used, adds, over_cap }).collect())
     }
 
     /// Scans and counted adds per local day, the last `days` days up to `today`.
-    pub async fn live_code_days(&self, tenant: TenantId, id: LiveCodeId, today: i64, days: i64) -> Result<Vec<CodeDay>> {
+    pub async fn live_code_days(
+        &self,
+        tenant: TenantId,
+        id: LiveCodeId,
+        today: i64,
+        days: i64,
+    ) -> Result<Vec<CodeDay>> {
         let from = today - days + 1;
         let scans: Vec<(i64, i64)> = on_read!(self, |p| sqlx::query_as(
             "SELECT day, CAST(COUNT(*) AS BIGINT) FROM live_code_scans WHERE tenant_id = $1 AND code_id = $2 \

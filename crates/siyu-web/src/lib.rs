@@ -22,6 +22,7 @@ pub mod error;
 pub mod extract;
 pub mod i18n;
 pub mod imports;
+pub mod landing;
 pub mod mall;
 pub mod middleware;
 pub mod ops;
@@ -152,6 +153,7 @@ pub fn app(state: AppState) -> Router {
         .merge(wecom::callback::router())
         .merge(pay::notify::router())
         .merge(mall::router())
+        .merge(landing::router())
         .route_layer(from_fn(ops::record_metrics))
         .fallback(ops::fallback)
         .layer(CatchPanicLayer::custom(panic_response))

@@ -244,7 +244,22 @@ both!(every_tenant_path_is_404_with_another_tenants_credentials, |app| async mov
             "starts_at": "2026-04-01T00:00:00+08:00", "ends_at": "2026-04-02T00:00:00+08:00"}),
     )
     .await;
+    // A live code made in the store (the walk has no WeCom to create contact ways in).
+    let live_code = {
+        let input = siyu_core::acquisition::live_code::LiveCodeDraft {
+            name: "海报".into(),
+            staff: vec!["someone".into()],
+            fallback: Some("someone".into()),
+            ..Default::default()
+        }
+        .validate(app.store.now())
+        .unwrap();
+        let sys = siyu_core::auth::Actor::system(a.tenant);
+        let c = app.store.create_live_code(&sys, app_id, &input).await.unwrap();
+        app.store.attach_live_code_members(a.tenant, c.id, &[], "active").await.unwrap().id
+    };
     let fixtures: HashMap<&str, String> = HashMap::from([
+        ("live_code_id", live_code.to_string()),
         ("group_buy_id", group_buy["id"].as_str().unwrap().to_string()),
         ("bargain_id", bargain["id"].as_str().unwrap().to_string()),
         ("flash_sale_id", flash["id"].as_str().unwrap().to_string()),

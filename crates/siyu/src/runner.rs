@@ -234,9 +234,14 @@ pub async fn schedule_commerce_sweep(store: &Store, next: bool) -> Result<(), si
 }
 
 /// Times out unpaid orders (closing their prepays first), submits and follows refunds, and
-/// moves shipped orders on; then schedules the next run.
+/// moves shipped orders on; gives back live-code reservations whose add never came; then
+/// schedules the next run.
 async fn commerce_sweep(ctx: JobCtx) -> Result<(), String> {
     schedule_commerce_sweep(&ctx.store, true).await.map_err(|e| e.to_string())?;
+    let lapsed = ctx.store.lapse_live_code_reservations().await.map_err(|e| e.to_string())?;
+    if lapsed > 0 {
+        tracing::info!(lapsed, "live-code reservations lapsed");
+    }
     let rep = siyu_web::pay::PayGateway::new(ctx.store.clone()).sweep().await.map_err(|e| format!("{e:?}"))?;
     if rep != Default::default() {
         tracing::info!(

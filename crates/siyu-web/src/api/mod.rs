@@ -7,6 +7,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::AppState;
 
+pub mod acquisition;
 pub mod admin;
 pub mod auth;
 pub mod commerce;
@@ -37,6 +38,7 @@ pub mod transfers;
         (name = "audit", description = "Audit log"),
         (name = "jobs", description = "Durable background jobs"),
         (name = "wecom", description = "WeCom (企业微信) connection, callback inbox and events"),
+        (name = "acquisition", description = "Acquisition (引流): channel live codes"),
         (name = "customers", description = "Customers (客户): profiles, lifecycle, timeline, follow-ups"),
         (name = "tags", description = "Tag groups and tags (标签)"),
         (name = "segments", description = "Segments (人群), live counts and RFM (客户价值分层)"),
@@ -74,5 +76,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(merges::router())
         .merge(admin::router())
         .merge(commerce::router())
+        .merge(acquisition::router())
         .merge(crate::wecom::api::router())
 }

@@ -114,6 +114,7 @@ const TEMPLATES: &[(&str, &str)] = embed!(
     "mall_group.html",
     "mall_bargains.html",
     "mall_bargain.html",
+    "landing.html",
 );
 
 const CSS: &str = include_str!("../../assets/static/console.css");

@@ -147,7 +147,7 @@ fn not_found(lang: Lang) -> Response {
     crate::console::error_page(lang, StatusCode::NOT_FOUND, "error.not_found", "mall.not_found", None)
 }
 
-fn fail(lang: Lang, e: ApiError) -> Response {
+pub(crate) fn fail(lang: Lang, e: ApiError) -> Response {
     match e {
         ApiError::NotFound => not_found(lang),
         ApiError::Conflict { code, message, .. } => {

@@ -23,11 +23,12 @@ impl Gateway {
     /// `failed`, so nothing half-made takes scans.
     pub async fn open_live_code(&self, actor: &Actor, input: &LiveCodeInput) -> Result<LiveCode, SyncError> {
         let tenant = actor.tenant_id;
-        let app = self.store().list_wecom_apps(tenant).await?.into_iter().next().ok_or_else(|| StoreError::Rejected {
-            code: "wecom_not_connected",
-            field: None,
-            message: "connect a WeCom app first (企业微信 settings)".into(),
-        })?;
+        let app =
+            self.store().list_wecom_apps(tenant).await?.into_iter().next().ok_or_else(|| StoreError::Rejected {
+                code: "wecom_not_connected",
+                field: None,
+                message: "connect a WeCom app first (企业微信 settings)".into(),
+            })?;
         let code = self.store().create_live_code(actor, app.id, input).await?;
         let client = self.client(tenant, app.id).await?;
         let mut made: Vec<LiveCodeMember> = Vec::new();
@@ -112,7 +113,9 @@ impl Gateway {
                             Err(WecomError::Api { code: 41096, .. }) if store.now() < deadline => {
                                 tokio::time::sleep(Duration::from_millis(500)).await;
                             }
-                            Err(e) => break format!("failed: {}", e.code().map_or_else(|| e.to_string(), |c| c.to_string())),
+                            Err(e) => {
+                                break format!("failed: {}", e.code().map_or_else(|| e.to_string(), |c| c.to_string()))
+                            }
                         }
                     }
                 }
