@@ -330,28 +330,48 @@ impl Store {
         .await?)
         .into_iter()
         .collect();
-        let active: std::collections::HashSet<String> =
-            on_read!(self, |p| {
-                sqlx::query_scalar::<_, String>(
+        let active: std::collections::HashSet<String> = on_read!(self, |p| {
+            sqlx::query_scalar::<_, String>(
             "SELECT wecom_userid FROM staff WHERE tenant_id = $1 AND status = 'active' AND wecom_userid IS NOT NULL"
         )
         .bind(tenant.0)
         .fetch_all(p)
         .await?
-            })
-            .into_iter()
-            .collect();
+        })
+        .into_iter()
+        .collect();
         let with_code = |u: &str| active.contains(u) && code.members.iter().any(|m| m.userid == u);
         let order = exact_order(&on_duty, &c.backup, &c.fallback, &with_code, &used, c.daily_cap, rotation);
         let reservation = Uuid::now_v7();
+        // The counter rows exist before the transaction, so it needs only conditional UPDATEs:
+        // on PostgreSQL a refused UPDATE keeps no lock (a refused upsert would, and scans trying
+        // members in different orders would deadlock). A transaction then holds at most the
+        // code's row and one member's, always in that order.
+        let mut rows: Vec<&str> = order.iter().map(|(u, _)| u.as_str()).collect();
+        if c.code_cap.is_some() {
+            rows.push("");
+        }
+        for who in rows {
+            on_write!(self, |p| {
+                sqlx::query(
+                "INSERT INTO live_code_days (tenant_id, code_id, userid, day) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING"
+            )
+            .bind(tenant.0)
+            .bind(id.0)
+            .bind(who)
+            .bind(day)
+            .execute(p)
+            .await?
+            .rows_affected()
+            });
+        }
         // `None`: the code's own cap is reached (nothing was written).
         let took: Option<Option<(String, Tier)>> = in_tx!(self, |tx| {
             let mut open = true;
             if let Some(cap) = c.code_cap {
                 let n = sqlx::query(
-                    "INSERT INTO live_code_days (tenant_id, code_id, userid, day, used) VALUES ($1, $2, '', $3, 1) \
-                     ON CONFLICT (tenant_id, code_id, userid, day) DO UPDATE SET used = live_code_days.used + 1 \
-                     WHERE live_code_days.used < $4",
+                    "UPDATE live_code_days SET used = used + 1 WHERE tenant_id = $1 AND code_id = $2 AND userid = '' \
+                     AND day = $3 AND used < $4",
                 )
                 .bind(tenant.0)
                 .bind(id.0)
@@ -367,9 +387,8 @@ impl Store {
                 // The fallback takes the scan whatever their count (A-2 step 3).
                 let cap = if *tier == Tier::Fallback { i64::MAX } else { c.daily_cap };
                 let n = sqlx::query(
-                    "INSERT INTO live_code_days (tenant_id, code_id, userid, day, used) VALUES ($1, $2, $3, $4, 1) \
-                     ON CONFLICT (tenant_id, code_id, userid, day) DO UPDATE SET used = live_code_days.used + 1 \
-                     WHERE live_code_days.used < $5",
+                    "UPDATE live_code_days SET used = used + 1 WHERE tenant_id = $1 AND code_id = $2 AND userid = $3 \
+                     AND day = $4 AND used < $5",
                 )
                 .bind(tenant.0)
                 .bind(id.0)
@@ -432,7 +451,7 @@ impl Store {
                 .await?
                 .rows_affected();
                 if n == 1 {
-                    for who in [userid.as_str(), ""] {
+                    for who in ["", userid.as_str()] {
                         sqlx::query(
                             "UPDATE live_code_days SET used = used - 1 WHERE tenant_id = $1 AND code_id = $2 AND userid = $3 \
                              AND day = $4 AND used > 0",
@@ -491,8 +510,20 @@ impl Store {
             if fresh == 0 {
                 (false, false)
             } else {
-                // The member's counter row first: concurrent adds for one member queue here,
-                // so each takes a different reservation.
+                // Rows are locked in the order scans lock them (the code's, then the member's).
+                if code.config.code_cap.is_some() {
+                    sqlx::query(
+                        "INSERT INTO live_code_days (tenant_id, code_id, userid, day) VALUES ($1, $2, '', $3) \
+                         ON CONFLICT (tenant_id, code_id, userid, day) DO UPDATE SET used = live_code_days.used",
+                    )
+                    .bind(tenant.0)
+                    .bind(id)
+                    .bind(day)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                // Concurrent adds for one member queue on its row, so each takes a different
+                // reservation.
                 sqlx::query(
                     "INSERT INTO live_code_days (tenant_id, code_id, userid, day) VALUES ($1, $2, $3, $4) \
                      ON CONFLICT (tenant_id, code_id, userid, day) DO UPDATE SET adds = live_code_days.adds",
@@ -539,8 +570,8 @@ impl Store {
                     .await?;
                     if code.config.code_cap.is_some() {
                         sqlx::query(
-                            "INSERT INTO live_code_days (tenant_id, code_id, userid, day, used) VALUES ($1, $2, '', $3, 1) \
-                             ON CONFLICT (tenant_id, code_id, userid, day) DO UPDATE SET used = live_code_days.used + 1",
+                            "UPDATE live_code_days SET used = used + 1 WHERE tenant_id = $1 AND code_id = $2 AND userid = '' \
+                             AND day = $3",
                         )
                         .bind(tenant.0)
                         .bind(id)

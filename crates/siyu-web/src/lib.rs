@@ -27,6 +27,7 @@ pub mod mall;
 pub mod middleware;
 pub mod ops;
 pub mod pay;
+pub mod qr;
 pub mod sheets;
 pub mod wecom;
 

@@ -275,3 +275,55 @@ both!(a_code_cap_exhausts_the_code_and_a_late_add_is_marked_over_cap, |w| async 
     let r = reqwest::get(w.app.url(code["landing_path"].as_str().unwrap())).await.unwrap();
     assert_eq!(r.status(), 410);
 });
+
+both!(the_console_opens_pauses_and_prints_live_codes, |w| async move {
+    let owner = w.app.session("lc", "owner").await;
+    let post = |path: &str, form: Vec<(&str, &str)>| {
+        let mut f: Vec<(String, String)> = vec![("_csrf".into(), owner.csrf.clone())];
+        f.extend(form.into_iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        owner.client.post(w.app.url(path)).form(&f).send()
+    };
+    // Nothing chosen: the form comes back with an error beside each field.
+    let r = post("/console/live-codes", vec![("name", ""), ("daily_cap", "0")]).await.unwrap();
+    assert_eq!(r.status(), 422);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("has-error") && page.contains("id=\"f-staff\""), "{page}");
+    let r = post(
+        "/console/live-codes",
+        vec![
+            ("name", "门店海报"),
+            ("staff", "zhangsan"),
+            ("staff", "lisi"),
+            ("backup", "wangwu"),
+            ("fallback", "boss"),
+            ("daily_cap", "30"),
+            ("welcome", "你好，我是{staff_name}"),
+            ("skip_verify", "1"),
+        ],
+    )
+    .await
+    .unwrap();
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("门店海报") && page.contains("张三（主接待）已分配 0") && page.contains("店长（兜底）"),
+        "{page}"
+    );
+    let code = &w.app.store.live_codes(w.seed.tenant).await.unwrap()[0];
+    assert_eq!((code.config.daily_cap, code.members.len()), (30, 4));
+    // The landing page's QR, to print.
+    let svg = owner.client.get(w.app.url(&format!("/console/live-codes/{}/qr.svg", code.id))).send().await.unwrap();
+    assert_eq!(svg.headers()["content-type"], "image/svg+xml");
+    assert!(svg.text().await.unwrap().contains("<svg"));
+    let png = owner.client.get(w.app.url(&format!("/console/live-codes/{}/qr.png", code.id))).send().await.unwrap();
+    assert_eq!(png.headers()["content-type"], "image/png");
+    assert!(png.bytes().await.unwrap().starts_with(b"\x89PNG"));
+    // A scan shows up in today's counts; pausing and resuming from the list.
+    reqwest::get(w.app.url(&format!("/l/lc/{}", code.id))).await.unwrap();
+    let r = post(&format!("/console/live-codes/{}/pause", code.id), vec![]).await.unwrap();
+    let page = r.text().await.unwrap();
+    assert!(page.contains("已暂停") && page.contains("扫码 1"), "{page}");
+    let r = post(&format!("/console/live-codes/{}/resume", code.id), vec![]).await.unwrap();
+    assert!(r.text().await.unwrap().contains("使用中"));
+    let nav = owner.client.get(w.app.url("/console")).send().await.unwrap().text().await.unwrap();
+    assert!(nav.contains("data-nav=\"live_codes\""), "the console's navigation leads to live codes");
+});

@@ -38,6 +38,7 @@ mod customers;
 mod discounts;
 mod flash;
 mod imports;
+mod live_codes;
 mod orders;
 mod org;
 mod plays;
@@ -115,6 +116,7 @@ const TEMPLATES: &[(&str, &str)] = embed!(
     "mall_bargains.html",
     "mall_bargain.html",
     "landing.html",
+    "live_codes.html",
 );
 
 const CSS: &str = include_str!("../../assets/static/console.css");
@@ -180,6 +182,7 @@ pub fn router() -> Router<AppState> {
         .merge(presales::router())
         .merge(discounts::router())
         .merge(flash::router())
+        .merge(live_codes::router())
         .merge(plays::router())
         .merge(orders::router())
         .merge(admin::router())
@@ -472,7 +475,7 @@ const fn soon(area: &'static str, href: &'static str) -> NavItem {
 
 /// Navigation for every area of the domain. Areas not built yet are listed and say so.
 fn nav(ctx: &Ctx) -> serde_json::Value {
-    let groups: [(&str, Vec<NavItem>); 5] = [
+    let groups: [(&str, Vec<NavItem>); 6] = [
         ("", vec![item("nav.overview", "/console", "home", None)]),
         (
             "area.customers",
@@ -482,6 +485,10 @@ fn nav(ctx: &Ctx) -> serde_json::Value {
                 item("segments.title", "/console/segments", "segments", Some(Scope::CustomersRead)),
                 item("transfers.title", "/console/transfers", "transfers", Some(Scope::CustomersTransfer)),
             ],
+        ),
+        (
+            "area.acquisition",
+            vec![item("live_codes.title", "/console/live-codes", "live_codes", Some(Scope::CustomersRead))],
         ),
         (
             "area.commerce",
@@ -502,7 +509,6 @@ fn nav(ctx: &Ctx) -> serde_json::Value {
         (
             "",
             vec![
-                soon("area.acquisition", "/console/areas/acquisition"),
                 soon("area.engagement", "/console/areas/engagement"),
                 soon("area.fission", "/console/areas/fission"),
                 soon("area.loyalty", "/console/areas/loyalty"),

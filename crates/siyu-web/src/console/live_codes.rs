@@ -1,0 +1,204 @@
+//! Console page for channel live codes (渠道活码): open a code over staff members with a daily
+//! cap, backups and a fallback, tags and a welcome; watch today's capacity per member and the
+//! last week's scans and adds; pause and resume; print the landing page's QR (SVG or PNG).
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
+
+use siyu_core::acquisition::live_code::LiveCodeDraft;
+use siyu_core::auth::Scope;
+use siyu_core::LiveCodeId;
+
+use super::{Ctx, FormData};
+use crate::error::ApiError;
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/console/live-codes", get(page).post(create))
+        .route("/console/live-codes/{id}/pause", post(pause))
+        .route("/console/live-codes/{id}/resume", post(resume))
+        .route("/console/live-codes/{id}/qr.svg", get(qr_svg))
+        .route("/console/live-codes/{id}/qr.png", get(qr_png))
+}
+
+async fn view(
+    s: &AppState,
+    ctx: &Ctx,
+    values: Value,
+    errors: Map<String, Value>,
+    msg: Option<String>,
+    status: StatusCode,
+) -> Response {
+    let tenant = ctx.tenant.id;
+    let codes = match s.store.live_codes(tenant).await {
+        Ok(c) => c,
+        Err(e) => return ctx.fail(e),
+    };
+    let offset = siyu_core::time::zone_offset_hours(&ctx.tenant.timezone).unwrap_or(8);
+    let today = s.store.now().local_day(offset);
+    let staff = s.store.all_staff(tenant).await.unwrap_or_default();
+    let name_of =
+        |u: &str| staff.iter().find(|m| m.wecom_userid.as_deref() == Some(u)).map_or(u.to_string(), |m| m.name.clone());
+    let mut rows = Vec::new();
+    for c in codes {
+        let members = s.store.live_code_day(tenant, c.id, today).await.unwrap_or_default();
+        let week = s.store.live_code_days(tenant, c.id, today, 7).await.unwrap_or_default();
+        let cap = c.config.daily_cap;
+        let people: Vec<Value> = c
+            .config
+            .members()
+            .iter()
+            .map(|u| {
+                let d = members.iter().find(|m| &m.userid == u);
+                let used = d.map_or(0, |m| m.used);
+                let role = if c.config.staff.contains(u) {
+                    "primary"
+                } else if c.config.backup.contains(u) {
+                    "backup"
+                } else {
+                    "fallback"
+                };
+                json!({"name": name_of(u), "role": ctx.t(&format!("live_codes.role.{role}")), "used": used,
+                    "adds": d.map_or(0, |m| m.adds), "over": d.map_or(0, |m| m.over_cap),
+                    "left": if role == "fallback" { "∞".to_string() } else { (cap - used).max(0).to_string() }})
+            })
+            .collect();
+        rows.push(json!({"id": c.id.to_string(), "name": c.name, "state": c.state,
+            "status": c.status, "status_label": ctx.t(&format!("live_codes.status.{}", c.status)),
+            "cap": cap, "landing": format!("/l/{}/{}", ctx.tenant.slug, c.id), "people": people,
+            "scans": week.iter().map(|d| d.scans).sum::<i64>(), "adds": week.iter().map(|d| d.adds).sum::<i64>()}));
+    }
+    let options: Vec<Value> = staff
+        .iter()
+        .filter(|m| m.status == siyu_core::org::StaffStatus::Active)
+        .filter_map(|m| m.wecom_userid.as_ref().map(|u| json!({"value": u, "label": format!("{}（{u}）", m.name)})))
+        .collect();
+    let mut m = ctx.base("live_codes", "live_codes.title");
+    m.insert("rows".into(), json!(rows));
+    m.insert("staff".into(), json!(options));
+    m.insert("values".into(), values);
+    m.insert("errors".into(), json!(errors));
+    m.insert("error".into(), json!(msg));
+    m.insert("can_write".into(), json!(ctx.can(Scope::CustomersWrite)));
+    ctx.render_with(status, "live_codes.html", m)
+}
+
+async fn page(State(s): State<AppState>, ctx: Ctx, Query(q): Query<HashMap<String, String>>) -> Response {
+    if let Some(r) = ctx.require(Scope::CustomersRead) {
+        return r;
+    }
+    let msg = super::flag(&q, "saved").then(|| ctx.t("common.saved"));
+    view(&s, &ctx, json!({"daily_cap": "100", "skip_verify": "1"}), Map::new(), msg, StatusCode::OK).await
+}
+
+async fn create(State(s): State<AppState>, ctx: Ctx, body: Bytes) -> Response {
+    let f = FormData::parse(&body);
+    if let Some(r) = ctx.deny(&f, Scope::CustomersWrite) {
+        return r;
+    }
+    let res = async {
+        let num = |k: &str| f.opt(k).map(str::trim).filter(|v| !v.is_empty()).map(|v| v.parse::<i64>().unwrap_or(-1));
+        let draft = LiveCodeDraft {
+            name: f.get("name").into(),
+            staff: f.all("staff").into_iter().map(str::to_string).collect(),
+            backup: f.all("backup").into_iter().map(str::to_string).collect(),
+            fallback: f.opt("fallback").map(str::to_string),
+            daily_cap: num("daily_cap"),
+            code_cap: num("code_cap"),
+            schedule: Vec::new(),
+            tag_ids: Vec::new(),
+            welcome: f.opt("welcome").map(str::to_string),
+            skip_verify: Some(f.checked("skip_verify")),
+            expires_at: None,
+        };
+        let input = draft.validate(s.store.now())?;
+        s.gateway.open_live_code(&ctx.actor, &input).await?;
+        Ok::<(), ApiError>(())
+    }
+    .await;
+    match res {
+        Ok(()) => Redirect::to("/console/live-codes?saved=1").into_response(),
+        Err(e) => match ctx.form_error(e) {
+            Ok((errors, msg)) => view(&s, &ctx, f.values(), errors, msg, StatusCode::UNPROCESSABLE_ENTITY).await,
+            Err(r) => *r,
+        },
+    }
+}
+
+async fn set_status(s: &AppState, ctx: &Ctx, body: &Bytes, id: Uuid, status: &str) -> Response {
+    let f = FormData::parse(body);
+    if let Some(r) = ctx.deny(&f, Scope::CustomersWrite) {
+        return r;
+    }
+    match s.store.set_live_code_status(&ctx.actor, LiveCodeId(id), status).await {
+        Ok(_) => Redirect::to("/console/live-codes?saved=1").into_response(),
+        Err(e) => ctx.fail(e),
+    }
+}
+
+async fn pause(State(s): State<AppState>, ctx: Ctx, Path(id): Path<Uuid>, body: Bytes) -> Response {
+    set_status(&s, &ctx, &body, id, "paused").await
+}
+
+async fn resume(State(s): State<AppState>, ctx: Ctx, Path(id): Path<Uuid>, body: Bytes) -> Response {
+    set_status(&s, &ctx, &body, id, "active").await
+}
+
+/// The landing page's absolute URL, as this request reached siyu.
+async fn landing_url(s: &AppState, ctx: &Ctx, headers: &HeaderMap, id: Uuid) -> Result<String, Response> {
+    s.store.live_code(ctx.tenant.id, LiveCodeId(id)).await.map_err(|e| ctx.fail(e))?;
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    let scheme = if s.config.secure_cookies { "https" } else { "http" };
+    Ok(format!("{scheme}://{host}/l/{}/{id}", ctx.tenant.slug))
+}
+
+async fn qr_svg(State(s): State<AppState>, ctx: Ctx, Path(id): Path<Uuid>, headers: HeaderMap) -> Response {
+    if let Some(r) = ctx.require(Scope::CustomersRead) {
+        return r;
+    }
+    let url = match landing_url(&s, &ctx, &headers, id).await {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    match crate::qr::svg(&url) {
+        Ok(svg) => (
+            [
+                (header::CONTENT_TYPE, "image/svg+xml"),
+                (header::CONTENT_DISPOSITION, "attachment; filename=\"live-code.svg\""),
+            ],
+            svg,
+        )
+            .into_response(),
+        Err(e) => ctx.fail(e),
+    }
+}
+
+async fn qr_png(State(s): State<AppState>, ctx: Ctx, Path(id): Path<Uuid>, headers: HeaderMap) -> Response {
+    if let Some(r) = ctx.require(Scope::CustomersRead) {
+        return r;
+    }
+    let url = match landing_url(&s, &ctx, &headers, id).await {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    match crate::qr::png(&url) {
+        Ok(png) => (
+            [
+                (header::CONTENT_TYPE, "image/png"),
+                (header::CONTENT_DISPOSITION, "attachment; filename=\"live-code.png\""),
+            ],
+            png,
+        )
+            .into_response(),
+        Err(e) => ctx.fail(e),
+    }
+}
