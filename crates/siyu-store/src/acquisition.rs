@@ -7,6 +7,8 @@
 //! code, member and local day (`used < cap`), and the code's own row (empty userid) when it
 //! has a daily cap, in the same transaction as the reservation and the scan record.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 use sqlx::types::Json;
 use uuid::Uuid;
@@ -58,6 +60,9 @@ pub enum Scan {
         userid: String,
         tier: Tier,
         qr_code: String,
+        /// The member's name in siyu's staff records.
+        staff_name: String,
+        code_name: String,
     },
     Paused,
     Expired,
@@ -268,20 +273,42 @@ impl Store {
 
     /// A scan of the landing page: picks the member (A-2, A-8) and reserves one unit of their
     /// capacity for today (A-7), or says why not; every scan is recorded with its source and
-    /// user agent. `rotation` spreads concurrent scans over members with equal loads.
+    /// user agent. `offset_hours` is the tenant's zone (R-4); `rotation` spreads concurrent
+    /// scans over members with equal loads. The hot path: four reads and one transaction.
     pub async fn scan_live_code(
         &self,
         tenant: TenantId,
         id: LiveCodeId,
+        offset_hours: i8,
         source: Option<&str>,
         user_agent: Option<&str>,
         rotation: u64,
     ) -> Result<Scan> {
         let code = self.live_code(tenant, id).await?;
         let now = self.now();
-        let offset = self.tenant_offset(tenant).await?;
-        let day = now.local_day(offset);
+        let day = now.local_day(offset_hours);
         let c = &code.config;
+        let source = source.map(|s| s.chars().take(200).collect::<String>());
+        let user_agent = user_agent.map(|s| s.chars().take(300).collect::<String>());
+        // One statement text for both backends, so a macro rather than a closure.
+        macro_rules! scan_row {
+            ($outcome:expr, $userid:expr, $tier:expr) => {
+                sqlx::query(
+                "INSERT INTO live_code_scans (tenant_id, id, code_id, at, day, outcome, userid, tier, source, user_agent) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(tenant.0)
+            .bind(Uuid::now_v7())
+            .bind(id.0)
+            .bind(now.0)
+            .bind(day)
+            .bind($outcome)
+            .bind($userid.map(str::to_string))
+            .bind($tier.map(Tier::as_str))
+            .bind(source.clone())
+            .bind(user_agent.clone())
+            };
+        }
         let blocked = if code.status != "active" {
             Some(Scan::Paused)
         } else if c.expires_at.is_some_and(|e| e <= now) {
@@ -289,38 +316,13 @@ impl Store {
         } else {
             None
         };
-        let record = |scan: Scan| async move {
-            let (userid, tier) = match &scan {
-                Scan::Assigned { userid, tier, .. } => (Some(userid.clone()), Some(tier.as_str())),
-                _ => (None, None),
-            };
-            on_write!(self, |p| {
-                sqlx::query(
-                "INSERT INTO live_code_scans (tenant_id, id, code_id, at, day, outcome, userid, tier, source, user_agent) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-            )
-            .bind(tenant.0)
-            .bind(Uuid::now_v7())
-            .bind(id.0)
-            .bind(now.0)
-            .bind(day)
-            .bind(scan.outcome())
-            .bind(userid)
-            .bind(tier)
-            .bind(source.map(|s| s.chars().take(200).collect::<String>()))
-            .bind(user_agent.map(|s| s.chars().take(300).collect::<String>()))
-            .execute(p)
-            .await?
-            .rows_affected()
-            });
-            Ok::<Scan, StoreError>(scan)
-        };
         if let Some(b) = blocked {
-            return record(b).await;
+            on_write!(self, |p| scan_row!(b.outcome(), None::<&str>, None::<Tier>).execute(p).await?.rows_affected());
+            return Ok(b);
         }
-        let (weekday, minute) = local_weekday_minute(now, offset);
+        let (weekday, minute) = local_weekday_minute(now, offset_hours);
         let on_duty = c.on_duty(weekday, minute);
-        let used: std::collections::HashMap<String, i64> = on_read!(self, |p| sqlx::query_as::<_, (String, i64)>(
+        let used: HashMap<String, i64> = on_read!(self, |p| sqlx::query_as::<_, (String, i64)>(
             "SELECT userid, used FROM live_code_days WHERE tenant_id = $1 AND code_id = $2 AND day = $3"
         )
         .bind(tenant.0)
@@ -330,28 +332,29 @@ impl Store {
         .await?)
         .into_iter()
         .collect();
-        let active: std::collections::HashSet<String> = on_read!(self, |p| {
-            sqlx::query_scalar::<_, String>(
-            "SELECT wecom_userid FROM staff WHERE tenant_id = $1 AND status = 'active' AND wecom_userid IS NOT NULL"
+        // Members with a contact way of this code and an active staff record, with their names.
+        let active: HashMap<String, String> = on_read!(self, |p| sqlx::query_as::<_, (String, String)>(
+            "SELECT s.wecom_userid, s.name FROM live_code_members m JOIN staff s ON s.tenant_id = m.tenant_id \
+             AND s.wecom_userid = m.userid WHERE m.tenant_id = $1 AND m.code_id = $2 AND s.status = 'active'"
         )
         .bind(tenant.0)
+        .bind(id.0)
         .fetch_all(p)
-        .await?
-        })
+        .await?)
         .into_iter()
         .collect();
-        let with_code = |u: &str| active.contains(u) && code.members.iter().any(|m| m.userid == u);
+        let with_code = |u: &str| active.contains_key(u);
         let order = exact_order(&on_duty, &c.backup, &c.fallback, &with_code, &used, c.daily_cap, rotation);
-        let reservation = Uuid::now_v7();
         // The counter rows exist before the transaction, so it needs only conditional UPDATEs:
         // on PostgreSQL a refused UPDATE keeps no lock (a refused upsert would, and scans trying
         // members in different orders would deadlock). A transaction then holds at most the
-        // code's row and one member's, always in that order.
-        let mut rows: Vec<&str> = order.iter().map(|(u, _)| u.as_str()).collect();
-        if c.code_cap.is_some() {
-            rows.push("");
+        // code's row and one member's, always in that order. After a day's first scans every
+        // row exists and this writes nothing.
+        let mut missing: Vec<&str> = order.iter().map(|(u, _)| u.as_str()).filter(|u| !used.contains_key(*u)).collect();
+        if c.code_cap.is_some() && !used.contains_key("") {
+            missing.push("");
         }
-        for who in rows {
+        for who in missing {
             on_write!(self, |p| {
                 sqlx::query(
                 "INSERT INTO live_code_days (tenant_id, code_id, userid, day) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING"
@@ -365,8 +368,7 @@ impl Store {
             .rows_affected()
             });
         }
-        // `None`: the code's own cap is reached (nothing was written).
-        let took: Option<Option<(String, Tier)>> = in_tx!(self, |tx| {
+        let took: Option<(String, Tier)> = in_tx!(self, |tx| {
             let mut open = true;
             if let Some(cap) = c.code_cap {
                 let n = sqlx::query(
@@ -403,13 +405,13 @@ impl Store {
                     break;
                 }
             }
-            if let Some((userid, _)) = &took {
+            if let Some((userid, tier)) = &took {
                 sqlx::query(
                     "INSERT INTO live_code_reservations (tenant_id, id, code_id, userid, day, status, created_at, expires_at) \
                      VALUES ($1, $2, $3, $4, $5, 'live', $6, $7)",
                 )
                 .bind(tenant.0)
-                .bind(reservation)
+                .bind(Uuid::now_v7())
                 .bind(id.0)
                 .bind(userid)
                 .bind(day)
@@ -417,16 +419,16 @@ impl Store {
                 .bind(now.0 + RESERVATION_SECS * 1_000_000)
                 .execute(&mut *tx)
                 .await?;
+                scan_row!("assigned", Some(userid.as_str()), Some(*tier)).execute(&mut *tx).await?;
+            } else {
+                scan_row!("exhausted", None::<&str>, None::<Tier>).execute(&mut *tx).await?;
             }
-            open.then_some(took)
+            took
         });
-        let Some(took) = took else { return record(Scan::Exhausted).await };
-        let Some((userid, tier)) = took else {
-            // The fallback never refuses, so only a fallback without a contact way lands here.
-            return Err(StoreError::Conflict(format!("live code {id} has no member to give the scan to")));
-        };
+        let Some((userid, tier)) = took else { return Ok(Scan::Exhausted) };
         let qr_code = code.members.iter().find(|m| m.userid == userid).map(|m| m.qr_code.clone()).unwrap_or_default();
-        record(Scan::Assigned { userid, tier, qr_code }).await
+        let staff_name = active.get(&userid).cloned().unwrap_or_else(|| userid.clone());
+        Ok(Scan::Assigned { userid, tier, qr_code, staff_name, code_name: code.name })
     }
 
     /// Reservations whose add never came give their unit back, once each. Returns how many.

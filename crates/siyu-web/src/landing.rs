@@ -51,19 +51,15 @@ async fn land(
         Err(e) => return crate::mall::pages::fail(lang, e.into()),
     };
     let ua = headers.get("user-agent").and_then(|v| v.to_str().ok());
-    let scan = s.store.scan_live_code(tenant.id, code, query.as_deref(), ua, rand::random()).await;
+    let offset = siyu_core::time::zone_offset_hours(&tenant.timezone).unwrap_or(8);
+    let scan = s.store.scan_live_code(tenant.id, code, offset, query.as_deref(), ua, rand::random()).await;
     let in_wechat = ua.is_some_and(|u| u.contains("MicroMessenger"));
     match scan {
-        Ok(Scan::Assigned { userid, qr_code, .. }) => {
-            let staff = s.store.staff_by_wecom_userid(tenant.id, &userid).await.ok().flatten().map(|m| m.name);
-            let name = s.store.live_code(tenant.id, code).await.map(|c| c.name).unwrap_or_default();
-            page(
-                lang,
-                StatusCode::OK,
-                json!({"title": name, "brand": tenant.name, "qr": qr_code, "staff": staff.unwrap_or(userid),
-                    "in_wechat": in_wechat}),
-            )
-        }
+        Ok(Scan::Assigned { qr_code, staff_name, code_name, .. }) => page(
+            lang,
+            StatusCode::OK,
+            json!({"title": code_name, "brand": tenant.name, "qr": qr_code, "staff": staff_name, "in_wechat": in_wechat}),
+        ),
         Ok(Scan::Paused) => notice(lang, StatusCode::OK, &tenant.name, "landing.paused"),
         Ok(Scan::Exhausted) => notice(lang, StatusCode::OK, &tenant.name, "landing.exhausted"),
         Ok(Scan::Expired) => notice(lang, StatusCode::GONE, &tenant.name, "landing.expired"),

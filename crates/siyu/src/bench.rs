@@ -185,11 +185,14 @@ pub async fn run(a: BenchArgs) -> Result<()> {
                 "bargain-help" => rows.extend(
                     bargain_help(&a, backend, &pg_url).await.with_context(|| format!("bargain-help on {b}"))?,
                 ),
+                "scan-landing" => rows.extend(
+                    scan_landing(&a, backend, &pg_url).await.with_context(|| format!("scan-landing on {b}"))?,
+                ),
                 "bill-reconcile" => rows.extend(
                     bill_reconcile(&a, backend, &pg_url).await.with_context(|| format!("bill-reconcile on {b}"))?,
                 ),
                 other => bail!(
-                    "unknown scenario {other}: use http-get, bulk-insert, wecom-callbacks, segment-count, transfer-plan, group-transfer, customer-import, rule-tags, order-create, flash-sale, bargain-help or bill-reconcile"
+                    "unknown scenario {other}: use http-get, bulk-insert, wecom-callbacks, segment-count, transfer-plan, group-transfer, customer-import, rule-tags, order-create, flash-sale, bargain-help, scan-landing or bill-reconcile"
                 ),
             }
         }
@@ -277,7 +280,8 @@ async fn load(client: &reqwest::Client, url: &str, token: Option<&str>, n: usize
                 let res = req.send().await?;
                 let status = res.status();
                 let _ = res.bytes().await?;
-                if !status.is_success() {
+                // A redirect is an answer too (the nginx baseline of scan-landing is a 302).
+                if !status.is_success() && !status.is_redirection() {
                     anyhow::bail!("{url} answered {status}");
                 }
                 lat.push(t.elapsed().as_micros() as u64);
@@ -1437,6 +1441,163 @@ mod tempdir {
         fn drop(&mut self) {
             let _ = std::fs::remove_dir_all(&self.0);
         }
+    }
+}
+
+/// 渠道活码 landing (A-7): every GET of a code's landing page picks a member under the caps,
+/// reserves a unit of their day and records the scan, beside nginx answering a static 302 on
+/// the same machine in the same run (`--requests` each, `--concurrency` clients). Then 200
+/// scanners at once on a code with caps of 50: the run fails unless no member exceeds the cap.
+async fn scan_landing(a: &BenchArgs, backend: Backend, pg_url: &str) -> Result<Vec<Row>> {
+    use siyu_core::acquisition::live_code::LiveCodeDraft;
+    use siyu_store::acquisition::LiveCodeMember;
+    let (cfg, _cleanup) = fresh_config_at(backend, pg_url).await;
+    let store = Store::connect(&cfg).await?;
+    store.migrate().await?;
+    let tenant = store.create_tenant("bench", "Bench", "Asia/Shanghai").await?;
+    let actor = Actor::system(tenant.id);
+    let users = ["zhang", "li", "wang", "boss"];
+    for u in users {
+        let s = siyu_core::org::StaffInput::validate(u, Some(u), None, None, None, None)
+            .map_err(|v| anyhow::anyhow!("{v:?}"))?;
+        store.create_staff(&actor, &s).await?;
+    }
+    let open = |cap: i64| {
+        let (store, actor) = (store.clone(), actor.clone());
+        async move {
+            let input = LiveCodeDraft {
+                name: "门店海报".into(),
+                staff: vec!["zhang".into(), "li".into()],
+                backup: vec!["wang".into()],
+                fallback: Some("boss".into()),
+                daily_cap: Some(cap),
+                ..Default::default()
+            }
+            .validate(store.now())
+            .map_err(|v| anyhow::anyhow!("{v:?}"))?;
+            let code = store.create_live_code(&actor, siyu_core::WecomAppId::new(), &input).await?;
+            let members: Vec<LiveCodeMember> = users
+                .iter()
+                .map(|u| LiveCodeMember {
+                    userid: u.to_string(),
+                    config_id: format!("cfg-{u}"),
+                    qr_code: format!("https://wework.qpic.cn/wwpic/bench-{u}/0"),
+                })
+                .collect();
+            Ok::<_, anyhow::Error>(store.attach_live_code_members(tenant.id, code.id, &members, "active").await?.id)
+        }
+    };
+    let roomy = open(siyu_core::acquisition::live_code::MAX_DAILY_CAP).await?;
+    let nginx = Nginx::start()?;
+    let (base, server) = serve_in_process(siyu_web::AppState::new(store.clone(), Default::default())).await?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(a.concurrency)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    nginx.ready(&client).await?;
+    let landing = format!("{base}/l/bench/{roomy}?src=bench");
+    let warm = (a.requests / 10).max(100);
+    load(&client, &landing, None, warm, a.concurrency).await?;
+    load(&client, &nginx.url, None, warm, a.concurrency).await?;
+    // Interleaved, so drift in the machine's load hits both alike.
+    let half = a.requests / 2;
+    let n1 = load(&client, &nginx.url, None, half, a.concurrency).await?;
+    let s1 = load(&client, &landing, None, half, a.concurrency).await?;
+    let s2 = load(&client, &landing, None, half, a.concurrency).await?;
+    let n2 = load(&client, &nginx.url, None, half, a.concurrency).await?;
+
+    // Exact caps under 200 concurrent scanners.
+    let tight = open(50).await?;
+    let url = format!("{base}/l/bench/{tight}");
+    let scans = futures::future::join_all((0..200).map(|_| {
+        let (client, url) = (client.clone(), url.clone());
+        async move { client.get(&url).send().await.map(|r| r.status().as_u16()) }
+    }))
+    .await;
+    if let Some(bad) = scans.iter().find(|r| !matches!(r, Ok(200))) {
+        bail!("a scan answered {bad:?}");
+    }
+    let day = store.now().local_day(8);
+    let counts = store.live_code_day(tenant.id, tight, day).await?;
+    let over: Vec<_> = counts.iter().filter(|m| m.userid != "boss" && m.used > 50).collect();
+    let total: i64 = counts.iter().map(|m| m.used).sum();
+    if !over.is_empty() || total != 200 {
+        bail!("caps broken under 200 concurrent scanners: {counts:?}");
+    }
+    server.abort();
+    store.close().await;
+    let avg = |x: &Load, y: &Load, f: fn(&Load) -> f64| (f(x) + f(y)) / 2.0;
+    let mk = |metric: &str, unit: &'static str, siyu: f64, base: f64| Row {
+        scenario: "scan-landing".into(),
+        backend: backend.as_str().to_string(),
+        metric: metric.into(),
+        siyu: Figure { value: siyu, unit },
+        baseline_name: "nginx static 302".into(),
+        baseline: Figure { value: base, unit },
+        ratio: if base > 0.0 { siyu / base } else { f64::NAN },
+    };
+    Ok(vec![
+        mk(
+            &format!("throughput, {} clients", a.concurrency),
+            "r/s",
+            avg(&s1, &s2, |l| l.rps),
+            avg(&n1, &n2, |l| l.rps),
+        ),
+        mk("p99 latency", "ms", avg(&s1, &s2, |l| l.p99_ms), avg(&n1, &n2, |l| l.p99_ms)),
+    ])
+}
+
+/// nginx answering every request with a static 302, on a free loopback port, killed on drop.
+struct Nginx {
+    url: String,
+    child: std::process::Child,
+    _dir: tempdir::Dir,
+}
+
+impl Nginx {
+    fn start() -> Result<Nginx> {
+        let bin = ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/local/nginx/sbin/nginx"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .context("nginx is not installed: scripts/bench installs it (apt-get install nginx-light)")?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let dir = tempdir::Dir::new()?;
+        let d = dir.0.display();
+        let conf = format!(
+            "worker_processes auto;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+             events {{ worker_connections 4096; }}\n\
+             http {{ access_log off; client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_temp_path {d}; \
+             uwsgi_temp_path {d}; scgi_temp_path {d}; \
+             server {{ listen 127.0.0.1:{port}; location / {{ return 302 https://work.weixin.qq.com/; }} }} }}\n"
+        );
+        std::fs::write(dir.0.join("nginx.conf"), conf)?;
+        let child = std::process::Command::new(bin)
+            .args(["-p", &dir.0.display().to_string(), "-c", &dir.0.join("nginx.conf").display().to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .context("starting nginx")?;
+        Ok(Nginx { url: format!("http://127.0.0.1:{port}/l/bench/x"), child, _dir: dir })
+    }
+
+    async fn ready(&self, client: &reqwest::Client) -> Result<()> {
+        for _ in 0..100 {
+            if let Ok(r) = client.get(&self.url).send().await {
+                if r.status() == reqwest::StatusCode::FOUND {
+                    return Ok(());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bail!("nginx did not answer at {}", self.url)
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
