@@ -38,6 +38,9 @@ pub struct Config {
     /// `serve --demo` only: the UCI Online Retail file (`online_retail.csv.gz`) whose customers
     /// and purchases populate the demo tenant. Unset: the conventional dataset folders.
     pub demo_dataset: Option<String>,
+    /// `serve --demo` only: seconds between the demo's simulated customers scanning its live
+    /// code (most then add the member they were shown); 0 stops the stream.
+    pub demo_activity_secs: u64,
     /// `redis://[:PASSWORD@]HOST:PORT[/DB]`: flash sales admit buyers in Redis first (Lua
     /// pre-deduction, reconciled with the database). Unset: the database alone.
     pub redis_url: Option<String>,
@@ -80,6 +83,7 @@ impl Default for Config {
             secret_key_file: "siyu-data/secret.key".into(),
             wecom_callback_window_secs: siyu_web::DEFAULT_CALLBACK_WINDOW_SECS,
             demo_dataset: None,
+            demo_activity_secs: 30,
             redis_url: None,
             flash_attempts_per_sec: siyu_web::DEFAULT_FLASH_ATTEMPTS_PER_SEC,
             jobs: JobsConfig::default(),
@@ -101,6 +105,7 @@ impl fmt::Debug for Config {
             .field("secret_key_file", &self.secret_key_file)
             .field("wecom_callback_window_secs", &self.wecom_callback_window_secs)
             .field("demo_dataset", &self.demo_dataset)
+            .field("demo_activity_secs", &self.demo_activity_secs)
             .field("redis_url", &self.redis_url.as_deref().map(siyu_store::redact_url))
             .field("flash_attempts_per_sec", &self.flash_attempts_per_sec)
             .field("jobs", &self.jobs)

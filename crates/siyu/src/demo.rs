@@ -120,7 +120,7 @@ pub mod wecom {
 
     /// What WeCom would do once the app is connected: verify the callback URL, then a few
     /// customers scan a channel code, producing callbacks the inbox processes.
-    pub async fn simulate(store: Store, sb: Arc<Sandbox>) {
+    pub async fn simulate(store: Store, sb: Arc<Sandbox>, every_secs: u64) {
         if let Err(e) = sb.verify_callback_url().await {
             tracing::warn!(error = %e, "demo: the sandbox could not verify the callback URL");
             return;
@@ -148,6 +148,108 @@ pub mod wecom {
         sb.add_group_chat("wangfang", "鹿野咖啡 VIP 1 群");
         if let Err(e) = gw.schedule_reconcile(tenant.id, app.id, true).await {
             tracing::warn!(error = %e, "demo: could not schedule the first sync");
+        }
+        match live_code(&store, &gw, &client, tenant.id).await {
+            Ok(code) if every_secs > 0 => scans(store, sb, tenant, code, every_secs).await,
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "demo: the live code could not be opened"),
+        }
+    }
+
+    const LIVE_CODE: &str = "门店海报活码";
+
+    /// The demo's channel live code: opened on first start; on later starts its members'
+    /// contact ways are made again, since the sandbox forgets them with the process.
+    async fn live_code(
+        store: &Store,
+        gw: &siyu_web::wecom::Gateway,
+        client: &siyu_wecom::Client,
+        tenant: siyu_core::TenantId,
+    ) -> Result<siyu_core::LiveCodeId, String> {
+        use siyu_core::acquisition::live_code::{LiveCodeDraft, SlotDraft};
+        use siyu_store::acquisition::LiveCodeMember;
+        let existing =
+            store.live_codes(tenant).await.map_err(|e| e.to_string())?.into_iter().find(|c| c.name == LIVE_CODE);
+        if let Some(code) = existing {
+            let mut members = Vec::new();
+            for userid in code.config.members() {
+                let way = ContactWay {
+                    kind: 1,
+                    scene: 2,
+                    skip_verify: code.config.skip_verify,
+                    state: Some(code.state.clone()),
+                    user: vec![userid.clone()],
+                    ..Default::default()
+                };
+                let w = client.add_contact_way(&way).await.map_err(|e| e.to_string())?;
+                members.push(LiveCodeMember { userid, config_id: w.config_id, qr_code: w.qr_code });
+            }
+            let status = if code.status == "paused" { "paused" } else { "active" };
+            store.attach_live_code_members(tenant, code.id, &members, status).await.map_err(|e| e.to_string())?;
+            return Ok(code.id);
+        }
+        let input = LiveCodeDraft {
+            name: LIVE_CODE.into(),
+            staff: vec!["wangfang".into(), "zhangwei".into()],
+            backup: vec!["liuyang".into()],
+            fallback: Some("lina".into()),
+            daily_cap: Some(40),
+            schedule: vec![SlotDraft {
+                weekdays: (1..=7).collect(),
+                from: "08:00".into(),
+                to: "22:00".into(),
+                staff: vec![],
+            }],
+            welcome: Some(
+                "{customer_name}您好，我是鹿野咖啡的{staff_name}，新人专享券已放入您的账户，有任何问题随时找我～"
+                    .into(),
+            ),
+            skip_verify: Some(true),
+            ..Default::default()
+        }
+        .validate(store.now())
+        .map_err(|v| format!("{v:?}"))?;
+        let code = gw.open_live_code(&Actor::system(tenant), &input).await.map_err(|e| e.to_string())?;
+        Ok(code.id)
+    }
+
+    /// A stream of customers scanning the poster: most add the member they were shown, within
+    /// seconds, so the console's counts, welcomes and channel statistics move.
+    async fn scans(
+        store: Store,
+        sb: Arc<Sandbox>,
+        tenant: siyu_core::org::Tenant,
+        code: siyu_core::LiveCodeId,
+        every_secs: u64,
+    ) {
+        const NAMES: [&str; 12] =
+            ["周杰", "吴敏", "郑爽", "孙悦", "马超", "朱丽", "胡军", "郭静", "何炅", "高圆", "罗琳", "梁晨"];
+        let offset = siyu_core::time::zone_offset_hours(&tenant.timezone).unwrap_or(8);
+        let mut n = 0usize;
+        loop {
+            let pause = every_secs / 2 + rand::random::<u64>() % every_secs;
+            tokio::time::sleep(std::time::Duration::from_secs(pause)).await;
+            let scan = store
+                .scan_live_code(
+                    tenant.id,
+                    code,
+                    offset,
+                    Some("src=demo-poster"),
+                    Some("MicroMessenger"),
+                    rand::random(),
+                )
+                .await;
+            let Ok(siyu_store::acquisition::Scan::Assigned { userid, .. }) = scan else { continue };
+            if rand::random::<u8>() % 10 >= 7 {
+                continue;
+            }
+            let Ok(c) = store.live_code(tenant.id, code).await else { continue };
+            let Some(m) = c.members.iter().find(|m| m.userid == userid) else { continue };
+            let ext = sb.add_external_user(NAMES[n % NAMES.len()], None);
+            n += 1;
+            if let Err(e) = sb.scan_contact_way(&m.config_id, &ext).await {
+                tracing::warn!(error = %e, "demo: a simulated add failed");
+            }
         }
     }
 }

@@ -280,7 +280,7 @@ async fn serve(cfg: Config, demo: bool) -> Result<()> {
         let app = siyu_web::app(gated(siyu_web::AppState::with_sandbox(store.clone(), web, sb.clone())))
             .nest(demo::wecom::MOUNT, sb.router())
             .nest(demo::pay::MOUNT, pay.router());
-        tokio::spawn(demo::wecom::simulate(store.clone(), sb));
+        tokio::spawn(demo::wecom::simulate(store.clone(), sb, cfg.demo_activity_secs));
         app
     } else {
         siyu_web::app(gated(siyu_web::AppState::new(store.clone(), web)))

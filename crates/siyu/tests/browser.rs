@@ -169,7 +169,8 @@ impl Walk {
 
 async fn console_walk(backend: Backend) {
     let (cfg, _cleanup) = fresh_config(backend).await;
-    let server = common::Server::start(&url_for_child(&cfg), &["--demo"], &[]);
+    // The demo's stream of simulated customers would add callbacks the steps below count.
+    let server = common::Server::start(&url_for_child(&cfg), &["--demo"], &[("SIYU_DEMO_ACTIVITY_SECS", "0")]);
     let (c, _driver) = browser().await;
     let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
     std::fs::create_dir_all(&shots).unwrap();
@@ -296,6 +297,19 @@ async fn console_walk(backend: Backend) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(w.count("#inbox-table tbody tr").await, 4);
+
+    // Acquisition: the demo's channel live code, opened against the sandbox with a contact
+    // way per member, with its landing page and QR downloads.
+    for _ in 0..100 {
+        w.go("/console/live-codes").await;
+        if w.count("#live-codes-table tbody tr").await == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let codes = w.text("#live-codes-table").await;
+    assert!(codes.contains("门店海报活码") && codes.contains("王芳（主接待）") && codes.contains("使用中"), "{codes}");
+    w.shot("live-codes").await;
 
     // Jobs: a probe runs in the serve process's runner.
     w.go("/console/jobs").await;
