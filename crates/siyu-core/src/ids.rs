@@ -108,6 +108,8 @@ id_type!(
     BargainRecordId,
     /// A channel live code (渠道活码).
     LiveCodeId,
+    /// A short link (短链).
+    ShortLinkId,
 );
 
 #[cfg(test)]

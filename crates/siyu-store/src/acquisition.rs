@@ -6,6 +6,8 @@
 //! Caps hold exactly because every unit is taken by a conditional update of a counter row per
 //! code, member and local day (`used < cap`), and the code's own row (empty userid) when it
 //! has a daily cap, in the same transaction as the reservation and the scan record.
+//!
+//! Short links (短链) live here too: codes, hits, PV and UV.
 
 use std::collections::HashMap;
 
@@ -16,8 +18,9 @@ use uuid::Uuid;
 use siyu_core::acquisition::live_code::{
     exact_order, local_weekday_minute, state_for, LiveCodeInput, Tier, RESERVATION_SECS,
 };
+use siyu_core::acquisition::short_link::{code_from, ShortLinkInput};
 use siyu_core::auth::Actor;
-use siyu_core::{LiveCodeId, TenantId, Timestamp, WecomAppId};
+use siyu_core::{LiveCodeId, ShortLinkId, TenantId, Timestamp, WecomAppId};
 
 use crate::audit::snapshot;
 use crate::{audit, in_tx, on_read, on_write, Result, Store, StoreError};
@@ -724,6 +727,194 @@ impl Store {
                 day,
                 scans: scans.iter().find(|s| s.0 == day).map_or(0, |s| s.1),
                 adds: adds.iter().find(|s| s.0 == day).map_or(0, |s| s.1),
+            })
+            .collect())
+    }
+}
+
+/// A short link (短链) with its totals.
+#[derive(Clone, Debug, Serialize)]
+pub struct ShortLink {
+    pub id: ShortLinkId,
+    pub tenant_id: TenantId,
+    pub code: String,
+    pub name: String,
+    pub config: ShortLinkInput,
+    /// `active` or `disabled`.
+    pub status: String,
+    pub pv: i64,
+    /// Distinct visitors per day, summed over days (A-41).
+    pub uv: i64,
+    pub created_at: Timestamp,
+}
+
+/// Hits of a link on one local day.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct LinkDay {
+    pub day: i64,
+    pub pv: i64,
+    pub uv: i64,
+}
+
+type LinkRow = (Uuid, Uuid, String, String, Json<ShortLinkInput>, String, i64, i64, i64);
+
+const LINK_COLS: &str = "l.id, l.tenant_id, l.code, l.name, l.config, l.status, \
+    CAST((SELECT COUNT(*) FROM short_link_hits h WHERE h.tenant_id = l.tenant_id AND h.link_id = l.id) AS BIGINT), \
+    CAST((SELECT COUNT(*) FROM (SELECT DISTINCT h.day, h.visitor FROM short_link_hits h \
+      WHERE h.tenant_id = l.tenant_id AND h.link_id = l.id) v) AS BIGINT), l.created_at";
+
+fn link_of(r: LinkRow) -> ShortLink {
+    ShortLink {
+        id: ShortLinkId(r.0),
+        tenant_id: TenantId(r.1),
+        code: r.2,
+        name: r.3,
+        config: r.4 .0,
+        status: r.5,
+        pv: r.6,
+        uv: r.7,
+        created_at: Timestamp(r.8),
+    }
+}
+
+impl Store {
+    /// Creates a link under a fresh random code (drawn again on the rare collision).
+    pub async fn create_short_link(&self, actor: &Actor, input: &ShortLinkInput) -> Result<ShortLink> {
+        let tenant = actor.tenant_id;
+        let id = ShortLinkId::new();
+        let now = self.now();
+        for _ in 0..5 {
+            let code = code_from(rand::random());
+            let made = in_tx!(self, |tx| {
+                let r = sqlx::query(
+                    "INSERT INTO short_links (tenant_id, id, code, name, config, status, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, 'active', $6, $6)",
+                )
+                .bind(tenant.0)
+                .bind(id.0)
+                .bind(&code)
+                .bind(&input.name)
+                .bind(Json(input))
+                .bind(now.0)
+                .execute(&mut *tx)
+                .await;
+                match r {
+                    Ok(_) => {
+                        audit!(tx, self, actor, "short_link.create", "short_link", id, None, snapshot(input));
+                        true
+                    }
+                    Err(e) => match StoreError::constraint(e, "code") {
+                        StoreError::Duplicate(_) => false,
+                        other => return Err(other),
+                    },
+                }
+            });
+            if made {
+                return self.short_link(tenant, id).await;
+            }
+        }
+        Err(StoreError::Conflict("could not draw a free short-link code".into()))
+    }
+
+    pub async fn short_link(&self, tenant: TenantId, id: ShortLinkId) -> Result<ShortLink> {
+        let sql = format!("SELECT {LINK_COLS} FROM short_links l WHERE l.tenant_id = $1 AND l.id = $2");
+        let r: Option<LinkRow> =
+            on_read!(self, |p| sqlx::query_as(&sql).bind(tenant.0).bind(id.0).fetch_optional(p).await?);
+        r.map(link_of).ok_or(StoreError::NotFound)
+    }
+
+    /// Links, newest first (at most 200).
+    pub async fn short_links(&self, tenant: TenantId) -> Result<Vec<ShortLink>> {
+        let sql = format!("SELECT {LINK_COLS} FROM short_links l WHERE l.tenant_id = $1 ORDER BY l.id DESC LIMIT 200");
+        let rows: Vec<LinkRow> = on_read!(self, |p| sqlx::query_as(&sql).bind(tenant.0).fetch_all(p).await?);
+        Ok(rows.into_iter().map(link_of).collect())
+    }
+
+    /// The link behind a public code, whatever its tenant.
+    pub async fn short_link_by_code(&self, code: &str) -> Result<Option<ShortLink>> {
+        let sql = format!("SELECT {LINK_COLS} FROM short_links l WHERE l.code = $1");
+        let r: Option<LinkRow> = on_read!(self, |p| sqlx::query_as(&sql).bind(code).fetch_optional(p).await?);
+        Ok(r.map(link_of))
+    }
+
+    /// Records a hit; `visitor` is already a keyed hash (no address is stored).
+    pub async fn record_short_link_hit(
+        &self,
+        tenant: TenantId,
+        link: ShortLinkId,
+        day: i64,
+        client: &str,
+        referrer: Option<&str>,
+        visitor: &str,
+    ) -> Result<()> {
+        on_write!(self, |p| sqlx::query(
+            "INSERT INTO short_link_hits (tenant_id, id, link_id, at, day, client, referrer, visitor) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        )
+        .bind(tenant.0)
+        .bind(Uuid::now_v7())
+        .bind(link.0)
+        .bind(self.now().0)
+        .bind(day)
+        .bind(client)
+        .bind(referrer.map(|r| r.chars().take(300).collect::<String>()))
+        .bind(visitor)
+        .execute(p)
+        .await?
+        .rows_affected());
+        Ok(())
+    }
+
+    /// Disables (`disabled`) or re-enables (`active`) a link.
+    pub async fn set_short_link_status(&self, actor: &Actor, id: ShortLinkId, status: &str) -> Result<ShortLink> {
+        let tenant = actor.tenant_id;
+        self.short_link(tenant, id).await?;
+        let now = self.now();
+        in_tx!(self, |tx| {
+            sqlx::query("UPDATE short_links SET status = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant.0)
+                .bind(id.0)
+                .bind(status)
+                .bind(now.0)
+                .execute(&mut *tx)
+                .await?;
+            audit!(
+                tx,
+                self,
+                actor,
+                &format!("short_link.{status}"),
+                "short_link",
+                id,
+                None,
+                Some(serde_json::json!({"status": status}))
+            );
+        });
+        self.short_link(tenant, id).await
+    }
+
+    /// PV and UV per local day, the last `days` days up to `today`.
+    pub async fn short_link_days(
+        &self,
+        tenant: TenantId,
+        id: ShortLinkId,
+        today: i64,
+        days: i64,
+    ) -> Result<Vec<LinkDay>> {
+        let from = today - days + 1;
+        let rows: Vec<(i64, i64, i64)> = on_read!(self, |p| sqlx::query_as(
+            "SELECT day, CAST(COUNT(*) AS BIGINT), CAST(COUNT(DISTINCT visitor) AS BIGINT) FROM short_link_hits \
+             WHERE tenant_id = $1 AND link_id = $2 AND day BETWEEN $3 AND $4 GROUP BY day"
+        )
+        .bind(tenant.0)
+        .bind(id.0)
+        .bind(from)
+        .bind(today)
+        .fetch_all(p)
+        .await?);
+        Ok((from..=today)
+            .map(|day| {
+                let r = rows.iter().find(|r| r.0 == day);
+                LinkDay { day, pv: r.map_or(0, |r| r.1), uv: r.map_or(0, |r| r.2) }
             })
             .collect())
     }

@@ -20,7 +20,49 @@ use crate::i18n::{t, Lang};
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/l/{tenant}/{code}", get(land))
+    Router::new().route("/l/{tenant}/{code}", get(land)).route("/s/{code}", get(short))
+}
+
+/// A short link (A-40..A-43): the hit is recorded (client class, referrer, and the visitor as
+/// a keyed hash of address and day, never the address), then a 302 to the tenant's own page
+/// with the link's code and parameters. Disabled or expired: 410 with a page that says so.
+async fn short(
+    State(s): State<AppState>,
+    Path(code): Path<String>,
+    headers: HeaderMap,
+    peer: crate::extract::PeerIp,
+) -> Response {
+    use siyu_core::acquisition::short_link::{client_class, is_code};
+    let lang = crate::console::lang_from(&headers).unwrap_or(Lang::Zh);
+    let missing = || notice(lang, StatusCode::NOT_FOUND, &t(lang, "landing.missing.title"), "landing.missing");
+    if !is_code(&code) {
+        return missing();
+    }
+    let link = match s.store.short_link_by_code(&code).await {
+        Ok(Some(l)) => l,
+        Ok(None) => return missing(),
+        Err(e) => return crate::mall::pages::fail(lang, e.into()),
+    };
+    let now = s.store.now();
+    if link.status != "active" || link.config.expires_at.is_some_and(|e| e <= now) {
+        return notice(lang, StatusCode::GONE, &link.name, "landing.link_gone");
+    }
+    let offset = match s.store.tenant(link.tenant_id).await {
+        Ok(t) => siyu_core::time::zone_offset_hours(&t.timezone).unwrap_or(8),
+        Err(e) => return crate::mall::pages::fail(lang, e.into()),
+    };
+    let day = now.local_day(offset);
+    let ua = headers.get("user-agent").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let referrer = headers.get("referer").and_then(|v| v.to_str().ok());
+    let ip = crate::api::auth::client_ip(&s, &headers, peer.0).map(|ip| ip.to_string()).unwrap_or_default();
+    let visitor = s.store.sealer().blind_index("short_link.visitor", &format!("{day}|{ip}|{ua}"));
+    if let Err(e) =
+        s.store.record_short_link_hit(link.tenant_id, link.id, day, client_class(ua), referrer, &visitor).await
+    {
+        // A lost hit must not lose the visitor: the redirect goes out regardless.
+        tracing::warn!(error = %e, code, "short link: the hit could not be recorded");
+    }
+    (StatusCode::FOUND, [(axum::http::header::LOCATION, link.config.location(&link.code))]).into_response()
 }
 
 fn page(lang: Lang, status: StatusCode, ctx: serde_json::Value) -> Response {

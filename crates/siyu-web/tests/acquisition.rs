@@ -327,3 +327,75 @@ both!(the_console_opens_pauses_and_prints_live_codes, |w| async move {
     let nav = owner.client.get(w.app.url("/console")).send().await.unwrap().text().await.unwrap();
     assert!(nav.contains("data-nav=\"live_codes\""), "the console's navigation leads to live codes");
 });
+
+both!(short_links_count_visits_and_carry_their_source_into_the_scan, |w| async move {
+    let code = w
+        .json(
+            Method::POST,
+            "/api/v1/live-codes",
+            Some(&json!({"name": "包裹卡", "staff": ["zhangsan"], "fallback": "boss"})),
+        )
+        .await;
+    let landing = code["landing_path"].as_str().unwrap().to_string();
+    // Anything but this tenant's own pages is refused: no open redirect.
+    for target in ["https://evil.example.com/", "//evil.example.com", "/l/other/x", "/console"] {
+        let r = bearer(
+            &w.app,
+            &w.seed.token,
+            Method::POST,
+            "/api/v1/short-links",
+            Some(&json!({"name": "坏", "target": target})),
+        )
+        .await;
+        assert_eq!(problem(r, 422).await["errors"][0]["field"], "target", "{target}");
+    }
+    let link = w
+        .json(
+            Method::POST,
+            "/api/v1/short-links",
+            Some(&json!({"name": "双11短信", "target": landing, "params": [["utm_source", "sms"]]})),
+        )
+        .await;
+    let code_str = link["code"].as_str().unwrap().to_string();
+    assert!(code_str.len() >= 6 && code_str.chars().all(|c| c.is_ascii_alphanumeric()));
+    let no_redirect = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let hit = |ua: &'static str| {
+        let (c, url) = (no_redirect.clone(), w.app.url(link["path"].as_str().unwrap()));
+        async move { c.get(url).header("user-agent", ua).send().await.unwrap() }
+    };
+    let r = hit("Mozilla/5.0 MicroMessenger/8.0").await;
+    assert_eq!(r.status(), 302);
+    let to = r.headers()["location"].to_str().unwrap().to_string();
+    assert_eq!(to, format!("{landing}?sl={code_str}&utm_source=sms"));
+    hit("Mozilla/5.0 MicroMessenger/8.0").await;
+    hit("curl/8").await;
+    let got = w.json(Method::GET, &format!("/api/v1/short-links/{}", link["id"].as_str().unwrap()), None).await;
+    assert_eq!((got["pv"].as_i64(), got["uv"].as_i64()), (Some(3), Some(2)), "{got}");
+    assert_eq!(got["days"].as_array().unwrap().last().unwrap()["uv"], 2);
+    // Following the link, the scan records where it came from.
+    let page = reqwest::get(w.app.url(&to)).await.unwrap().text().await.unwrap();
+    assert!(page.contains("landing-qr"));
+    let source: Option<String> = {
+        let sql = "SELECT source FROM live_code_scans ORDER BY at DESC LIMIT 1";
+        match w.app.store.store.db() {
+            siyu_store::Db::Sqlite { read, .. } => sqlx::query_scalar(sql).fetch_one(read).await.unwrap(),
+            siyu_store::Db::Postgres(p) => sqlx::query_scalar(sql).fetch_one(p).await.unwrap(),
+        }
+    };
+    assert_eq!(source.as_deref(), Some(format!("sl={code_str}&utm_source=sms").as_str()));
+    // Disabled: 410 and nothing recorded.
+    w.json(Method::POST, &format!("/api/v1/short-links/{}/disable", link["id"].as_str().unwrap()), None).await;
+    assert_eq!(hit("curl/8").await.status(), 410);
+    assert_eq!(no_redirect.get(w.app.url("/s/nope!!")).send().await.unwrap().status(), 404);
+    let got = w.json(Method::GET, "/api/v1/short-links", None).await;
+    assert_eq!((got[0]["pv"].as_i64(), got[0]["status"].as_str()), (Some(3), Some("disabled")));
+    // The console lists it and makes another.
+    let owner = w.app.session("lc", "owner").await;
+    let form = [("_csrf", owner.csrf.as_str()), ("name", "包裹卡"), ("target", "/m/lc"), ("utm_source", "card")];
+    let page =
+        owner.client.post(w.app.url("/console/short-links")).form(&form).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("双11短信") && page.contains("3 / 2") && page.contains("utm_source=card"), "{page}");
+    let bad = [("_csrf", owner.csrf.as_str()), ("name", "x"), ("target", "https://evil.example.com")];
+    let r = owner.client.post(w.app.url("/console/short-links")).form(&bad).send().await.unwrap();
+    assert_eq!(r.status(), 422);
+});

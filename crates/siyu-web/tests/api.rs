@@ -258,7 +258,10 @@ both!(every_tenant_path_is_404_with_another_tenants_credentials, |app| async mov
         let c = app.store.create_live_code(&sys, app_id, &input).await.unwrap();
         app.store.attach_live_code_members(a.tenant, c.id, &[], "active").await.unwrap().id
     };
+    let short_link: Value =
+        post("/api/v1/short-links", json!({"name": "短信", "target": format!("/l/tenant-a/{live_code}")})).await;
     let fixtures: HashMap<&str, String> = HashMap::from([
+        ("short_link_id", short_link["id"].as_str().unwrap().to_string()),
         ("live_code_id", live_code.to_string()),
         ("group_buy_id", group_buy["id"].as_str().unwrap().to_string()),
         ("bargain_id", bargain["id"].as_str().unwrap().to_string()),

@@ -1,6 +1,7 @@
 //! Channel live codes (渠道活码) for operators: open a code (siyu creates its members' WeCom
 //! contact ways), read it with today's capacity per member and its recent days, pause and
-//! resume it. Customers meet it at its landing page, `/l/{tenant}/{id}`.
+//! resume it. Customers meet it at its landing page, `/l/{tenant}/{id}`. Short links (短链)
+//! to the tenant's own pages, with page views and unique visitors, are here too.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -11,8 +12,9 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use siyu_core::acquisition::live_code::{LiveCodeDraft, SlotDraft};
+use siyu_core::acquisition::short_link::ShortLinkDraft;
 use siyu_core::auth::Scope;
-use siyu_core::LiveCodeId;
+use siyu_core::{LiveCodeId, ShortLinkId};
 use siyu_store::acquisition::{CodeDay, LiveCode, MemberDay};
 
 use crate::api::dto::{rfc3339, ts};
@@ -262,10 +264,132 @@ async fn resume(State(s): State<AppState>, auth: Auth, Path(id): Path<Uuid>) -> 
     Ok(axum::Json(detail(&s, auth.tenant_id, LiveCodeId(id)).await?))
 }
 
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"name": "双11短信", "target": "/m/acme", "params": [["utm_source", "sms"]]}))]
+pub struct ShortLinkIn {
+    pub name: String,
+    /// A path on siyu of this tenant: `/l/{tenant}/{live_code_id}` or `/m/{tenant}…`.
+    pub target: String,
+    /// Attribution parameters added to the target, as `[name, value]` pairs.
+    #[serde(default)]
+    pub params: Vec<(String, String)>,
+    /// RFC 3339.
+    pub expires_at: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LinkDayOut {
+    pub day: String,
+    pub pv: i64,
+    pub uv: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ShortLinkOut {
+    pub id: Uuid,
+    /// Case-sensitive; the public address is `/s/{code}`.
+    pub code: String,
+    pub path: String,
+    pub name: String,
+    pub target: String,
+    pub params: Vec<(String, String)>,
+    pub expires_at: Option<String>,
+    /// `active` or `disabled`.
+    pub status: String,
+    pub pv: i64,
+    pub uv: i64,
+    pub created_at: String,
+    /// The last 30 days (detail only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub days: Option<Vec<LinkDayOut>>,
+}
+
+impl From<siyu_store::acquisition::ShortLink> for ShortLinkOut {
+    fn from(l: siyu_store::acquisition::ShortLink) -> Self {
+        ShortLinkOut {
+            id: l.id.0,
+            path: format!("/s/{}", l.code),
+            code: l.code,
+            name: l.name,
+            target: l.config.target,
+            params: l.config.params,
+            expires_at: l.config.expires_at.map(ts),
+            status: l.status,
+            pv: l.pv,
+            uv: l.uv,
+            created_at: ts(l.created_at),
+            days: None,
+        }
+    }
+}
+
+async fn link_detail(s: &AppState, tenant: siyu_core::TenantId, id: ShortLinkId) -> ApiResult<ShortLinkOut> {
+    let l = s.store.short_link(tenant, id).await?;
+    let t = s.store.tenant(tenant).await?;
+    let today = s.store.now().local_day(siyu_core::time::zone_offset_hours(&t.timezone).unwrap_or(8));
+    let days = s.store.short_link_days(tenant, id, today, 30).await?;
+    let mut out: ShortLinkOut = l.into();
+    out.days = Some(
+        days.into_iter().map(|d| LinkDayOut { day: siyu_core::time::format_day(d.day), pv: d.pv, uv: d.uv }).collect(),
+    );
+    Ok(out)
+}
+
+/// Create a short link to one of this tenant's own pages (a live code's landing page or the
+/// mall); any other target is refused, so a link is never an open redirect.
+#[utoipa::path(post, path = "/api/v1/short-links", tag = "acquisition", request_body = ShortLinkIn,
+    security(("bearer" = []), ("session" = [])), responses((status = 201, body = ShortLinkOut), (status = 422, body = Problem)))]
+async fn create_link(State(s): State<AppState>, auth: Auth, Json(b): Json<ShortLinkIn>) -> ApiResult<Response> {
+    auth.require(Scope::CustomersWrite)?;
+    let slug = s.store.tenant(auth.tenant_id).await?.slug;
+    let draft = ShortLinkDraft {
+        name: b.name,
+        target: b.target,
+        params: b.params,
+        expires_at: b.expires_at.as_deref().map(|e| rfc3339("expires_at", e)).transpose()?,
+    };
+    let input = draft.validate(&slug, s.store.now())?;
+    let l = s.store.create_short_link(&auth, &input).await?;
+    let out = link_detail(&s, auth.tenant_id, l.id).await?;
+    Ok((StatusCode::CREATED, axum::Json(out)).into_response())
+}
+
+/// Short links, newest first, with their page views and unique visitors.
+#[utoipa::path(get, path = "/api/v1/short-links", tag = "acquisition", security(("bearer" = []), ("session" = [])),
+    responses((status = 200, body = Vec<ShortLinkOut>)))]
+async fn list_links(State(s): State<AppState>, auth: Auth) -> ApiResult<axum::Json<Vec<ShortLinkOut>>> {
+    auth.require(Scope::CustomersRead)?;
+    Ok(axum::Json(s.store.short_links(auth.tenant_id).await?.into_iter().map(Into::into).collect()))
+}
+
+/// A short link with 30 days of page views and unique visitors.
+#[utoipa::path(get, path = "/api/v1/short-links/{short_link_id}", tag = "acquisition", params(("short_link_id" = Uuid, Path)),
+    security(("bearer" = []), ("session" = [])), responses((status = 200, body = ShortLinkOut), (status = 404, body = Problem)))]
+async fn get_link(State(s): State<AppState>, auth: Auth, Path(id): Path<Uuid>) -> ApiResult<axum::Json<ShortLinkOut>> {
+    auth.require(Scope::CustomersRead)?;
+    Ok(axum::Json(link_detail(&s, auth.tenant_id, ShortLinkId(id)).await?))
+}
+
+/// Disable a link: it answers 410 from now on.
+#[utoipa::path(post, path = "/api/v1/short-links/{short_link_id}/disable", tag = "acquisition", params(("short_link_id" = Uuid, Path)),
+    security(("bearer" = []), ("session" = [])), responses((status = 200, body = ShortLinkOut), (status = 404, body = Problem)))]
+async fn disable_link(
+    State(s): State<AppState>,
+    auth: Auth,
+    Path(id): Path<Uuid>,
+) -> ApiResult<axum::Json<ShortLinkOut>> {
+    auth.require(Scope::CustomersWrite)?;
+    s.store.set_short_link_status(&auth, ShortLinkId(id), "disabled").await?;
+    Ok(axum::Json(link_detail(&s, auth.tenant_id, ShortLinkId(id)).await?))
+}
+
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create, list))
         .routes(routes!(get_one))
         .routes(routes!(pause))
         .routes(routes!(resume))
+        .routes(routes!(create_link, list_links))
+        .routes(routes!(get_link))
+        .routes(routes!(disable_link))
 }

@@ -1,6 +1,7 @@
 //! Console page for channel live codes (渠道活码): open a code over staff members with a daily
 //! cap, backups and a fallback, tags and a welcome; watch today's capacity per member and the
 //! last week's scans and adds; pause and resume; print the landing page's QR (SVG or PNG).
+//! Short links (短链) to the tenant's own pages, with PV and UV, have their page here too.
 
 use std::collections::HashMap;
 
@@ -14,6 +15,7 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use siyu_core::acquisition::live_code::LiveCodeDraft;
+use siyu_core::acquisition::short_link::ShortLinkDraft;
 use siyu_core::auth::Scope;
 use siyu_core::LiveCodeId;
 
@@ -28,6 +30,91 @@ pub fn router() -> Router<AppState> {
         .route("/console/live-codes/{id}/resume", post(resume))
         .route("/console/live-codes/{id}/qr.svg", get(qr_svg))
         .route("/console/live-codes/{id}/qr.png", get(qr_png))
+        .route("/console/short-links", get(links_page).post(create_link))
+        .route("/console/short-links/{id}/disable", post(disable_link))
+}
+
+async fn links_view(
+    s: &AppState,
+    ctx: &Ctx,
+    values: Value,
+    errors: Map<String, Value>,
+    msg: Option<String>,
+    status: StatusCode,
+) -> Response {
+    let tenant = ctx.tenant.id;
+    let links = match s.store.short_links(tenant).await {
+        Ok(l) => l,
+        Err(e) => return ctx.fail(e),
+    };
+    let now = s.store.now();
+    let rows: Vec<Value> = links
+        .iter()
+        .map(|l| {
+            let gone = l.status != "active" || l.config.expires_at.is_some_and(|e| e <= now);
+            json!({"id": l.id.to_string(), "name": l.name, "path": format!("/s/{}", l.code), "target": l.config.target,
+                "params": l.config.params.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&"),
+                "pv": l.pv, "uv": l.uv, "active": !gone,
+                "status": ctx.t(if gone { "short_links.status.gone" } else { "short_links.status.active" })})
+        })
+        .collect();
+    let mut targets =
+        vec![json!({"value": format!("/m/{}", ctx.tenant.slug), "label": ctx.t("short_links.target.mall")})];
+    for c in s.store.live_codes(tenant).await.unwrap_or_default() {
+        targets.push(json!({"value": format!("/l/{}/{}", ctx.tenant.slug, c.id),
+            "label": crate::i18n::tf(ctx.lang, "short_links.target.code", &[("n", &c.name)])}));
+    }
+    let mut m = ctx.base("short_links", "short_links.title");
+    m.insert("rows".into(), json!(rows));
+    m.insert("targets".into(), json!(targets));
+    m.insert("values".into(), values);
+    m.insert("errors".into(), json!(errors));
+    m.insert("error".into(), json!(msg));
+    m.insert("can_write".into(), json!(ctx.can(Scope::CustomersWrite)));
+    ctx.render_with(status, "short_links.html", m)
+}
+
+async fn links_page(State(s): State<AppState>, ctx: Ctx, Query(q): Query<HashMap<String, String>>) -> Response {
+    if let Some(r) = ctx.require(Scope::CustomersRead) {
+        return r;
+    }
+    let msg = super::flag(&q, "saved").then(|| ctx.t("common.saved"));
+    links_view(&s, &ctx, json!({"utm_source": "sms"}), Map::new(), msg, StatusCode::OK).await
+}
+
+async fn create_link(State(s): State<AppState>, ctx: Ctx, body: Bytes) -> Response {
+    let f = FormData::parse(&body);
+    if let Some(r) = ctx.deny(&f, Scope::CustomersWrite) {
+        return r;
+    }
+    let params: Vec<(String, String)> = ["utm_source", "utm_campaign"]
+        .iter()
+        .filter_map(|k| f.opt(k).map(str::trim).filter(|v| !v.is_empty()).map(|v| (k.to_string(), v.to_string())))
+        .collect();
+    let draft = ShortLinkDraft { name: f.get("name").into(), target: f.get("target").into(), params, expires_at: None };
+    let res = match draft.validate(&ctx.tenant.slug, s.store.now()) {
+        Ok(input) => s.store.create_short_link(&ctx.actor, &input).await.map(|_| ()).map_err(ApiError::from),
+        Err(v) => Err(ApiError::Validation(v)),
+    };
+    let res = res.map_err(|e| super::rename_fields(e, &[("params", "utm_campaign")]));
+    match res {
+        Ok(()) => Redirect::to("/console/short-links?saved=1").into_response(),
+        Err(e) => match ctx.form_error(e) {
+            Ok((errors, msg)) => links_view(&s, &ctx, f.values(), errors, msg, StatusCode::UNPROCESSABLE_ENTITY).await,
+            Err(r) => *r,
+        },
+    }
+}
+
+async fn disable_link(State(s): State<AppState>, ctx: Ctx, Path(id): Path<Uuid>, body: Bytes) -> Response {
+    let f = FormData::parse(&body);
+    if let Some(r) = ctx.deny(&f, Scope::CustomersWrite) {
+        return r;
+    }
+    match s.store.set_short_link_status(&ctx.actor, siyu_core::ShortLinkId(id), "disabled").await {
+        Ok(_) => Redirect::to("/console/short-links?saved=1").into_response(),
+        Err(e) => ctx.fail(e),
+    }
 }
 
 async fn view(

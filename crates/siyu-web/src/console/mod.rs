@@ -117,6 +117,7 @@ const TEMPLATES: &[(&str, &str)] = embed!(
     "mall_bargain.html",
     "landing.html",
     "live_codes.html",
+    "short_links.html",
 );
 
 const CSS: &str = include_str!("../../assets/static/console.css");
@@ -488,7 +489,10 @@ fn nav(ctx: &Ctx) -> serde_json::Value {
         ),
         (
             "area.acquisition",
-            vec![item("live_codes.title", "/console/live-codes", "live_codes", Some(Scope::CustomersRead))],
+            vec![
+                item("live_codes.title", "/console/live-codes", "live_codes", Some(Scope::CustomersRead)),
+                item("short_links.title", "/console/short-links", "short_links", Some(Scope::CustomersRead)),
+            ],
         ),
         (
             "area.commerce",
