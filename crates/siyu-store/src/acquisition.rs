@@ -101,6 +101,9 @@ pub struct CodeDay {
     pub day: i64,
     pub scans: i64,
     pub adds: i64,
+    /// Of that day's adds, relationships since deleted (by the customer or the member): the
+    /// day's net adds are `adds - lost`.
+    pub lost: i64,
 }
 
 type CodeRow = (Uuid, String, String, Uuid, Json<LiveCodeInput>, String, i64);
@@ -712,21 +715,26 @@ impl Store {
         .bind(today)
         .fetch_all(p)
         .await?);
-        let adds: Vec<(i64, i64)> = on_read!(self, |p| sqlx::query_as(
-            "SELECT day, CAST(COUNT(*) AS BIGINT) FROM live_code_adds WHERE tenant_id = $1 AND code_id = $2 \
-             AND day BETWEEN $3 AND $4 GROUP BY day"
+        let adds: Vec<(i64, i64, i64)> = on_read!(self, |p| {
+            sqlx::query_as(
+            "SELECT a.day, CAST(COUNT(*) AS BIGINT), CAST(COALESCE(SUM(CASE WHEN r.status IN \
+             ('deleted_by_customer', 'deleted_by_staff') THEN 1 ELSE 0 END), 0) AS BIGINT) FROM live_code_adds a \
+             LEFT JOIN wecom_relationships r ON r.tenant_id = a.tenant_id AND r.external_userid = a.external_userid \
+             AND r.userid = a.userid WHERE a.tenant_id = $1 AND a.code_id = $2 AND a.day BETWEEN $3 AND $4 GROUP BY a.day"
         )
         .bind(tenant.0)
         .bind(id.0)
         .bind(from)
         .bind(today)
         .fetch_all(p)
-        .await?);
+        .await?
+        });
         Ok((from..=today)
             .map(|day| CodeDay {
                 day,
                 scans: scans.iter().find(|s| s.0 == day).map_or(0, |s| s.1),
                 adds: adds.iter().find(|s| s.0 == day).map_or(0, |s| s.1),
+                lost: adds.iter().find(|s| s.0 == day).map_or(0, |s| s.2),
             })
             .collect())
     }

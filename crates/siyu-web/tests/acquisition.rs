@@ -192,6 +192,12 @@ both!(a_live_code_gives_scans_out_exactly_and_welcomes_each_add, |w| async move 
     assert_eq!(welcomes.len(), 1);
     assert_eq!(welcomes[0].text.as_deref(), Some("韩梅梅您好，我是张三"));
     assert_eq!(w.sb.relationship_tags(&ext, "zhangsan"), vec![tag_id.clone()]);
+    let notes = w.sb.app_messages();
+    assert_eq!(notes.len(), 1, "the member is told once: {notes:?}");
+    assert!(
+        notes[0].0.contains("zhangsan") && notes[0].1.contains("韩梅梅") && notes[0].1.contains("门店海报"),
+        "{notes:?}"
+    );
     let count = w.json(Method::POST, "/api/v1/segments/count", Some(&json!({"expr": {"channel": state}}))).await;
     assert_eq!(count["count"], 1);
     let got = w.json(Method::GET, &format!("/api/v1/live-codes/{id}"), None).await;
@@ -203,6 +209,7 @@ both!(a_live_code_gives_scans_out_exactly_and_welcomes_each_add, |w| async move 
     // The same callbacks again change nothing and send nothing (A-5, idempotent).
     w.process_all(w.seed.tenant).await;
     assert_eq!(w.sb.welcomes().len(), 1);
+    assert_eq!(w.sb.app_messages().len(), 1);
     let again = w.json(Method::GET, &format!("/api/v1/live-codes/{id}"), None).await;
     assert_eq!(member(&again, "zhangsan")["adds"], 1);
 
@@ -228,6 +235,13 @@ both!(a_live_code_gives_scans_out_exactly_and_welcomes_each_add, |w| async move 
         .await
         .unwrap();
     assert_eq!(outcome.as_deref(), Some("expired"));
+
+    // Net adds: a customer who deletes the member no longer counts as kept.
+    w.sb.customer_deletes(&ext, "zhangsan").await.unwrap();
+    w.process_all(w.seed.tenant).await;
+    let got = w.json(Method::GET, &format!("/api/v1/live-codes/{id}"), None).await;
+    let today = got["days"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!((today["adds"].as_i64(), today["net_adds"].as_i64()), (Some(2), Some(1)), "{today}");
 
     // Paused, the page says so and gives nobody out; resumed, it works again.
     w.json(Method::POST, &format!("/api/v1/live-codes/{id}/pause"), None).await;
@@ -267,6 +281,9 @@ both!(a_code_cap_exhausts_the_code_and_a_late_add_is_marked_over_cap, |w| async 
     let got = w.json(Method::GET, &format!("/api/v1/live-codes/{id}"), None).await;
     let z = member(&got, "zhangsan");
     assert_eq!((z["used"].as_i64(), z["adds"].as_i64(), z["over_cap"].as_i64()), (Some(3), Some(3), Some(1)));
+    let notes = w.sb.app_messages();
+    assert_eq!(notes.len(), 3);
+    assert_eq!(notes.iter().filter(|n| n.1.contains("超上限")).count(), 1, "{notes:?}");
     // Expired codes answer 410.
     let expiring = json!({"name": "限时", "staff": ["lisi"], "fallback": "boss",
         "expires_at": Timestamp(w.clock.now().0 + 60_000_000).to_rfc3339(8)});
@@ -321,7 +338,11 @@ both!(the_console_opens_pauses_and_prints_live_codes, |w| async move {
     reqwest::get(w.app.url(&format!("/l/lc/{}", code.id))).await.unwrap();
     let r = post(&format!("/console/live-codes/{}/pause", code.id), vec![]).await.unwrap();
     let page = r.text().await.unwrap();
-    assert!(page.contains("已暂停") && page.contains("扫码 1"), "{page}");
+    assert!(page.contains("已暂停") && page.contains("扫码 1 · 添加 0 · 净增 0"), "{page}");
+    assert!(
+        page.contains("class=\"live-code-chart\"") && page.contains("扫码 1，添加 0，净增 0"),
+        "the day's bar: {page}"
+    );
     let r = post(&format!("/console/live-codes/{}/resume", code.id), vec![]).await.unwrap();
     assert!(r.text().await.unwrap().contains("使用中"));
     let nav = owner.client.get(w.app.url("/console")).send().await.unwrap().text().await.unwrap();

@@ -86,7 +86,10 @@ pub struct CodeDayOut {
     /// `YYYY-MM-DD`, tenant's zone.
     pub day: String,
     pub scans: i64,
+    /// Customers added through the code that day (each once per member).
     pub adds: i64,
+    /// Adds of that day kept: not deleted since by the customer or the member.
+    pub net_adds: i64,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -173,7 +176,12 @@ impl LiveCodeOut {
         );
         self.days = Some(
             days.into_iter()
-                .map(|d| CodeDayOut { day: siyu_core::time::format_day(d.day), scans: d.scans, adds: d.adds })
+                .map(|d| CodeDayOut {
+                    day: siyu_core::time::format_day(d.day),
+                    scans: d.scans,
+                    adds: d.adds,
+                    net_adds: d.adds - d.lost,
+                })
                 .collect(),
         );
         self

@@ -138,7 +138,19 @@ async fn view(
     let mut rows = Vec::new();
     for c in codes {
         let members = s.store.live_code_day(tenant, c.id, today).await.unwrap_or_default();
-        let week = s.store.live_code_days(tenant, c.id, today, 7).await.unwrap_or_default();
+        let fortnight = s.store.live_code_days(tenant, c.id, today, 14).await.unwrap_or_default();
+        let week = &fortnight[fortnight.len().saturating_sub(7)..];
+        // Bars of scans and adds per day, scaled to the fortnight's busiest day.
+        let top = fortnight.iter().map(|d| d.scans.max(d.adds)).max().unwrap_or(0).max(1);
+        let bars: Vec<Value> = fortnight
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                json!({"x": i * 12, "scans": d.scans * 40 / top, "adds": d.adds * 40 / top,
+                    "tip": crate::i18n::tf(ctx.lang, "live_codes.bar", &[("d", &siyu_core::time::format_day(d.day)),
+                        ("s", &d.scans.to_string()), ("a", &d.adds.to_string()), ("n", &(d.adds - d.lost).to_string())])})
+            })
+            .collect();
         let cap = c.config.daily_cap;
         let people: Vec<Value> = c
             .config
@@ -162,7 +174,8 @@ async fn view(
         rows.push(json!({"id": c.id.to_string(), "name": c.name, "state": c.state,
             "status": c.status, "status_label": ctx.t(&format!("live_codes.status.{}", c.status)),
             "cap": cap, "landing": format!("/l/{}/{}", ctx.tenant.slug, c.id), "people": people,
-            "scans": week.iter().map(|d| d.scans).sum::<i64>(), "adds": week.iter().map(|d| d.adds).sum::<i64>()}));
+            "scans": week.iter().map(|d| d.scans).sum::<i64>(), "adds": week.iter().map(|d| d.adds).sum::<i64>(),
+            "net": week.iter().map(|d| d.adds - d.lost).sum::<i64>(), "bars": bars}));
     }
     let options: Vec<Value> = staff
         .iter()

@@ -1,6 +1,7 @@
 //! Channel live codes against WeCom: opening a code creates one single-member contact way per
 //! member, carrying the code's state (exact mode, A-7); an add carrying the state gets the
-//! code's tags and its welcome inside WeCom's 20-second window.
+//! code's tags and its welcome inside WeCom's 20-second window, and the
+//! member gets an app message about the new customer.
 
 use std::time::Duration;
 
@@ -90,6 +91,19 @@ impl Gateway {
                     tracing::warn!(code = %code.id, "live code: a configured tag no longer exists in WeCom");
                 }
                 Err(e) => return Err(e.into()),
+            }
+        }
+        if added.counted {
+            // The member hears of the new customer in WeCom (best effort: a missed note is
+            // logged, not retried, so a retry of the event never notifies twice).
+            let name = store.wecom_contact_name(tenant, external).await?.unwrap_or_default();
+            let agent = store.wecom_app(tenant, app).await?.agent_id;
+            let mut text = format!("新客户「{name}」通过渠道活码「{}」添加了你。", code.name);
+            if added.over_cap {
+                text.push_str("（今日接待已超上限）");
+            }
+            if let Err(e) = client.send_text(&agent, &[userid.to_string()], &text).await {
+                tracing::warn!(error = %e, code = %code.id, userid, "live code: could not notify the member");
             }
         }
         if store.live_code_welcome(tenant, code.id, userid, external, added.day).await?.is_some() {
