@@ -308,6 +308,23 @@ both!(the_console_opens_pauses_and_prints_live_codes, |w| async move {
     let r = post(
         "/console/live-codes",
         vec![
+            ("name", "夜班"),
+            ("staff", "zhangsan"),
+            ("fallback", "boss"),
+            ("daily_cap", "10"),
+            ("weekdays", "1"),
+            ("from", "18:00"),
+            ("to", "09:00"),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 422, "a window that ends before it starts");
+    let page = r.text().await.unwrap();
+    assert!(page.contains("id=\"f-schedule\"") && page.contains("value=\"1\" checked"), "the choices stay: {page}");
+    let r = post(
+        "/console/live-codes",
+        vec![
             ("name", "门店海报"),
             ("staff", "zhangsan"),
             ("staff", "lisi"),
@@ -316,6 +333,10 @@ both!(the_console_opens_pauses_and_prints_live_codes, |w| async move {
             ("daily_cap", "30"),
             ("welcome", "你好，我是{staff_name}"),
             ("skip_verify", "1"),
+            ("weekdays", "6"),
+            ("weekdays", "7"),
+            ("from", "00:00"),
+            ("to", "24:00"),
         ],
     )
     .await
@@ -327,6 +348,8 @@ both!(the_console_opens_pauses_and_prints_live_codes, |w| async move {
     );
     let code = &w.app.store.live_codes(w.seed.tenant).await.unwrap()[0];
     assert_eq!((code.config.daily_cap, code.members.len()), (30, 4));
+    let slot = &code.config.schedule[0];
+    assert_eq!((slot.weekdays.clone(), slot.from_minute, slot.to_minute), (vec![6, 7], 0, 1440));
     // The landing page's QR, to print.
     let svg = owner.client.get(w.app.url(&format!("/console/live-codes/{}/qr.svg", code.id))).send().await.unwrap();
     assert_eq!(svg.headers()["content-type"], "image/svg+xml");

@@ -14,7 +14,7 @@ use axum::Router;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use siyu_core::acquisition::live_code::LiveCodeDraft;
+use siyu_core::acquisition::live_code::{LiveCodeDraft, SlotDraft};
 use siyu_core::acquisition::short_link::ShortLinkDraft;
 use siyu_core::auth::Scope;
 use siyu_core::LiveCodeId;
@@ -182,8 +182,26 @@ async fn view(
         .filter(|m| m.status == siyu_core::org::StaffStatus::Active)
         .filter_map(|m| m.wecom_userid.as_ref().map(|u| json!({"value": u, "label": format!("{}（{u}）", m.name)})))
         .collect();
+    let tags: Vec<Value> = s
+        .store
+        .wecom_corp_tags(tenant)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|t| json!({"value": t.id, "label": format!("{} / {}", t.group_name, t.name)}))
+        .collect();
+    let chosen = |k: &str| values.get(k).and_then(|v| v.as_array()).cloned().unwrap_or_default();
     let mut m = ctx.base("live_codes", "live_codes.title");
+    m.insert("chosen_tags".into(), json!(chosen("tag_ids")));
+    m.insert("chosen_days".into(), json!(chosen("weekdays")));
     m.insert("rows".into(), json!(rows));
+    m.insert("tags".into(), json!(tags));
+    m.insert(
+        "weekdays".into(),
+        json!((1..=7)
+            .map(|d| json!({"value": d.to_string(), "label": ctx.t(&format!("live_codes.weekday.{d}"))}))
+            .collect::<Vec<_>>()),
+    );
     m.insert("staff".into(), json!(options));
     m.insert("values".into(), values);
     m.insert("errors".into(), json!(errors));
@@ -214,8 +232,18 @@ async fn create(State(s): State<AppState>, ctx: Ctx, body: Bytes) -> Response {
             fallback: f.opt("fallback").map(str::to_string),
             daily_cap: num("daily_cap"),
             code_cap: num("code_cap"),
-            schedule: Vec::new(),
-            tag_ids: Vec::new(),
+            // One window on the chosen weekdays, when the form gives one; none: always on duty.
+            schedule: if f.get("from").trim().is_empty() && f.get("to").trim().is_empty() {
+                Vec::new()
+            } else {
+                vec![SlotDraft {
+                    weekdays: f.all("weekdays").into_iter().filter_map(|d| d.parse().ok()).collect(),
+                    from: f.get("from").into(),
+                    to: f.get("to").into(),
+                    staff: Vec::new(),
+                }]
+            },
+            tag_ids: f.all("tag_ids").into_iter().map(str::to_string).collect(),
             welcome: f.opt("welcome").map(str::to_string),
             skip_verify: Some(f.checked("skip_verify")),
             expires_at: None,
@@ -227,10 +255,21 @@ async fn create(State(s): State<AppState>, ctx: Ctx, body: Bytes) -> Response {
     .await;
     match res {
         Ok(()) => Redirect::to("/console/live-codes?saved=1").into_response(),
-        Err(e) => match ctx.form_error(e) {
-            Ok((errors, msg)) => view(&s, &ctx, f.values(), errors, msg, StatusCode::UNPROCESSABLE_ENTITY).await,
-            Err(r) => *r,
-        },
+        Err(e) => {
+            let e = super::rename_fields(
+                e,
+                &[("schedule.0.weekdays", "weekdays"), ("schedule.0.from", "from"), ("schedule.0.to", "to")],
+            );
+            match ctx.form_error(e) {
+                Ok((errors, msg)) => {
+                    let mut values = f.values();
+                    values["tag_ids"] = json!(f.all("tag_ids"));
+                    values["weekdays"] = json!(f.all("weekdays"));
+                    view(&s, &ctx, values, errors, msg, StatusCode::UNPROCESSABLE_ENTITY).await
+                }
+                Err(r) => *r,
+            }
+        }
     }
 }
 
