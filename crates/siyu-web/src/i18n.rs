@@ -1164,6 +1164,8 @@ const TABLE: &[(&str, &str, &str)] = &[
     ("live_codes.weekday.5", "周五", "Fri"),
     ("live_codes.weekday.6", "周六", "Sat"),
     ("live_codes.weekday.7", "周日", "Sun"),
+    ("live_codes.overflow", "兜底接待中", "Overflowing"),
+    ("live_codes.overflow.hint", "今日主接待与备用员工已满额或不在接待时间，新客户正由兜底员工承接；可提高上限或增加员工。", "Today every primary and backup member is full or off duty, so new customers go to the fallback; raise the caps or add members."),
     ("live_codes.chart", "近 14 天每日扫码（浅）与添加（深）", "Scans (light) and adds (dark) per day, last 14 days"),
     ("live_codes.bar", "{d}：扫码 {s}，添加 {a}，净增 {n}", "{d}: {s} scans, {a} adds, {n} net"),
     ("live_codes.member", "{n}（{r}）已分配 {u} · 已添加 {a} · 剩余 {l}", "{n} ({r}): {u} given · {a} added · {l} left"),

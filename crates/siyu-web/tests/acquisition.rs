@@ -178,6 +178,10 @@ both!(a_live_code_gives_scans_out_exactly_and_welcomes_each_add, |w| async move 
         assert_eq!(member(&got, u)["used"], n, "{u}: {got}");
     }
     assert_eq!(member(&got, "zhangsan")["left"], 0);
+    assert_eq!(got["overflow"], true, "the fallback took scans today");
+    let owner = w.app.session("lc", "owner").await;
+    let page = owner.client.get(w.app.url("/console/live-codes")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains(&format!("id=\"overflow-{id}\"")), "the console flags the overflow");
     assert_eq!(got["days"].as_array().unwrap().last().unwrap()["scans"], 200);
 
     // The customer adds the member whose QR they were shown: one customer, with the channel,
@@ -362,6 +366,7 @@ both!(the_console_opens_pauses_and_prints_live_codes, |w| async move {
     let r = post(&format!("/console/live-codes/{}/pause", code.id), vec![]).await.unwrap();
     let page = r.text().await.unwrap();
     assert!(page.contains("已暂停") && page.contains("扫码 1 · 添加 0 · 净增 0"), "{page}");
+    assert!(!page.contains("id=\"overflow-"), "a backup took the scan, not the fallback");
     assert!(
         page.contains("class=\"live-code-chart\"") && page.contains("扫码 1，添加 0，净增 0"),
         "the day's bar: {page}"

@@ -120,6 +120,10 @@ pub struct LiveCodeOut {
     /// The last 30 days (detail only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub days: Option<Vec<CodeDayOut>>,
+    /// Today the fallback member has taken scans: everyone else was full or off duty (A-2
+    /// step 3; detail only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub overflow: Option<bool>,
 }
 
 fn hhmm(m: u16) -> String {
@@ -158,10 +162,12 @@ impl LiveCodeOut {
             created_at: ts(c.created_at),
             today: None,
             days: None,
+            overflow: None,
         }
     }
 
     pub fn with_stats(mut self, cap: i64, today: Vec<MemberDay>, days: Vec<CodeDay>) -> LiveCodeOut {
+        self.overflow = Some(today.iter().any(|m| m.userid == self.fallback && m.used > 0));
         self.today = Some(
             today
                 .into_iter()

@@ -174,6 +174,7 @@ async fn view(
         rows.push(json!({"id": c.id.to_string(), "name": c.name, "state": c.state,
             "status": c.status, "status_label": ctx.t(&format!("live_codes.status.{}", c.status)),
             "cap": cap, "landing": format!("/l/{}/{}", ctx.tenant.slug, c.id), "people": people,
+            "overflow": members.iter().any(|m| m.userid == c.config.fallback && m.used > 0),
             "scans": week.iter().map(|d| d.scans).sum::<i64>(), "adds": week.iter().map(|d| d.adds).sum::<i64>(),
             "net": week.iter().map(|d| d.adds - d.lost).sum::<i64>(), "bars": bars}));
     }
