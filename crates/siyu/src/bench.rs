@@ -311,14 +311,11 @@ async fn http_get(a: &BenchArgs, backend: Backend, pg_url: &str) -> Result<Vec<R
         store.create_store(&actor, &input).await?;
     }
     let (_, token) = store.create_token(&actor, "bench", &[Scope::StoresRead], None).await?;
-    let app = siyu_web::app(siyu_web::AppState::new(store.clone(), Default::default()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let (base, server) = serve_in_process(siyu_web::AppState::new(store.clone(), Default::default())).await?;
     let client =
         reqwest::Client::builder().pool_max_idle_per_host(a.concurrency).timeout(Duration::from_secs(30)).build()?;
-    let api = format!("http://{addr}/api/v1/stores?limit=20");
-    let stat = format!("http://{addr}/healthz");
+    let api = format!("{base}/api/v1/stores?limit=20");
+    let stat = format!("{base}/healthz");
     let warm = (a.requests / 10).max(100);
     load(&client, &api, Some(&token), warm, a.concurrency).await?;
     load(&client, &stat, None, warm, a.concurrency).await?;
@@ -434,11 +431,8 @@ async fn wecom_callbacks(a: &BenchArgs, backend: Backend, pg_url: &str) -> Resul
     }
     let bare = encs.len() as f64 / started.elapsed().as_secs_f64();
 
-    let app_router = siyu_web::app(siyu_web::AppState::new(store.clone(), Default::default()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let server = tokio::spawn(async move { axum::serve(listener, app_router).await });
-    let url = format!("http://{addr}/wecom/callback/{}/{}", tenant.id, app.id);
+    let (base, server) = serve_in_process(siyu_web::AppState::new(store.clone(), Default::default())).await?;
+    let url = format!("{base}/wecom/callback/{}/{}", tenant.id, app.id);
     let client = reqwest::Client::builder().pool_max_idle_per_host(a.concurrency).build()?;
     let bodies = Arc::new(bodies);
     let next = Arc::new(AtomicUsize::new(0));
@@ -993,12 +987,9 @@ async fn order_create(a: &BenchArgs, backend: Backend, pg_url: &str) -> Result<V
         let b = store.buyer_for_openid(tenant.id, &format!("o-bench-{i}"), None).await?;
         sessions.push(store.create_mall_session(tenant.id, b.id).await?);
     }
-    let app = siyu_web::app(siyu_web::AppState::new(store.clone(), Default::default()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let (base, server) = serve_in_process(siyu_web::AppState::new(store.clone(), Default::default())).await?;
     let client = reqwest::Client::builder().pool_max_idle_per_host(c).timeout(Duration::from_secs(60)).build()?;
-    let url = format!("http://{addr}/mall/bench/api/orders");
+    let url = format!("{base}/mall/bench/api/orders");
     let body = serde_json::json!({"items": [{"sku_id": hot_sku, "qty": 1}]});
 
     let next = Arc::new(AtomicUsize::new(0));
@@ -1699,13 +1690,10 @@ async fn bargain_help(a: &BenchArgs, backend: Backend, pg_url: &str) -> Result<V
         let b = store.buyer_for_openid(tenant.id, &format!("o-helper-{i}"), None).await?;
         sessions.push(store.create_mall_session(tenant.id, b.id).await?);
     }
-    let app = siyu_web::app(siyu_web::AppState::new(store.clone(), Default::default()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let (base, server) = serve_in_process(siyu_web::AppState::new(store.clone(), Default::default())).await?;
     let client = reqwest::Client::builder().pool_max_idle_per_host(c).timeout(Duration::from_secs(60)).build()?;
     let urls: Arc<Vec<String>> =
-        Arc::new(ids.iter().map(|r| format!("http://{addr}/mall/bench/api/bargain-records/{r}/help")).collect());
+        Arc::new(ids.iter().map(|r| format!("{base}/mall/bench/api/bargain-records/{r}/help")).collect());
     let helped = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
