@@ -2057,7 +2057,7 @@ both!(a_flash_sale_through_redis_survives_a_restart, start_with_redis, |w| async
     };
     let (crashed, lost): (BuyerId, BuyerId) = (buyer_id("o-redis-1").await, buyer_id("o-redis-2").await);
     let item = CartItem { sku_id: sku2_id, qty: 1 };
-    let adm = gate.admit(w.seed.tenant, crashed, sale2, item, "crashed-1").await.unwrap();
+    let adm = gate.admit(crashed, sale2, item, "crashed-1").await.unwrap();
     assert!(matches!(adm, Admission::Admitted { .. }), "{adm:?}");
     assert_eq!(gate.cached_stock(sale2, sku2_id).await.unwrap(), Some(3));
     let rep = gate.reconcile().await.unwrap();
@@ -2077,7 +2077,7 @@ both!(a_flash_sale_through_redis_survives_a_restart, start_with_redis, |w| async
     assert_eq!(r.status(), 201, "the buyer's retry finds the order the consumer wrote");
     assert_eq!(gate.cached_stock(sale2, sku2_id).await.unwrap(), Some(3));
     // ...or gives the units back when the order can no longer be written.
-    let adm = gate.admit(w.seed.tenant, lost, sale2, item, "crashed-2").await.unwrap();
+    let adm = gate.admit(lost, sale2, item, "crashed-2").await.unwrap();
     assert!(matches!(adm, Admission::Admitted { .. }), "{adm:?}");
     assert_eq!(gate.cached_stock(sale2, sku2_id).await.unwrap(), Some(2));
     w.clock.advance(Duration::from_secs(1800));

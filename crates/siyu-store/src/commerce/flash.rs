@@ -49,6 +49,36 @@ pub struct FlashSale {
 
 type Row = (Uuid, String, i64, i64, i64, i64, i64, i64, String);
 
+/// Why a flash-sale order is refused, worded alike whichever path refused it: the database,
+/// or Redis in front of it (`flash_gate`).
+pub(crate) enum Refusal {
+    SaleNotOpen,
+    SkuNotInSale,
+    SoldOut,
+    /// Units one order may take.
+    OverOrderLimit(i64),
+    /// Units one buyer may hold in the sale.
+    OverUserLimit(i64),
+}
+
+impl From<Refusal> for StoreError {
+    fn from(r: Refusal) -> StoreError {
+        match r {
+            Refusal::SaleNotOpen => rejected("sale_not_open", None, "the sale is not on now"),
+            Refusal::SkuNotInSale => {
+                rejected("sku_not_in_sale", Some("items.0.sku_id"), "this item is not in the sale")
+            }
+            Refusal::SoldOut => rejected("sold_out", Some("items.0.sku_id"), "sold out"),
+            Refusal::OverOrderLimit(n) => {
+                rejected("over_order_limit", Some("items.0.qty"), format!("an order takes at most {n}"))
+            }
+            Refusal::OverUserLimit(n) => {
+                rejected("over_user_limit", Some("items.0.qty"), format!("each buyer may take {n} in this sale"))
+            }
+        }
+    }
+}
+
 /// A running sale as the database holds it, for loading and checking Redis.
 pub(crate) struct GateState {
     pub sale: FlashSale,
@@ -263,24 +293,16 @@ impl Store {
             }
         }
         let s = self.flash_sale(tenant, sale).await?;
-        let terms = s
-            .skus
-            .iter()
-            .find(|k| k.sku_id == item.sku_id)
-            .ok_or_else(|| rejected("sku_not_in_sale", Some("items.0.sku_id"), "this item is not in the sale"))?;
+        let terms = s.skus.iter().find(|k| k.sku_id == item.sku_id).ok_or(Refusal::SkuNotInSale)?;
         let qty = i64::from(item.qty);
         // An empty pool answers at once (FS-8.4's sold-out flag, read rather than cached): most
         // of a hot sale's requests arrive after it sold out. A unit a cancel returns later is
         // found by the next request.
         if terms.remaining < qty {
-            return Err(rejected("sold_out", Some("items.0.sku_id"), "sold out"));
+            return Err(Refusal::SoldOut.into());
         }
         if qty < 1 || qty > s.per_order {
-            return Err(rejected(
-                "over_order_limit",
-                Some("items.0.qty"),
-                format!("an order takes at most {}", s.per_order),
-            ));
+            return Err(Refusal::OverOrderLimit(s.per_order).into());
         }
         let priced = self
             .price_cart(
@@ -314,7 +336,7 @@ impl Store {
             .await?;
             let Some(timeout) = open else {
                 tx.rollback().await?;
-                return Err(rejected("sale_not_open", None, "the sale is not on now"));
+                return Err(Refusal::SaleNotOpen.into());
             };
             let inserted = sqlx::query(
                 "INSERT INTO orders (tenant_id, id, no, buyer_id, customer_id, kind, status, list_fen, goods_fen, \
@@ -371,11 +393,7 @@ impl Store {
             .rows_affected();
             if counted == 0 || qty > s.per_user {
                 tx.rollback().await?;
-                return Err(rejected(
-                    "over_user_limit",
-                    Some("items.0.qty"),
-                    format!("each buyer may take {} in this sale", s.per_user),
-                ));
+                return Err(Refusal::OverUserLimit(s.per_user).into());
             }
             let mut taken = None;
             for b in probe_order(start, s.buckets as u32) {
@@ -398,7 +416,7 @@ impl Store {
             }
             let Some(bucket) = taken else {
                 tx.rollback().await?;
-                return Err(rejected("sold_out", Some("items.0.sku_id"), "sold out"));
+                return Err(Refusal::SoldOut.into());
             };
             sqlx::query(
                 "INSERT INTO order_lines (tenant_id, order_id, line_no, sku_id, product_id, title, spec, qty, \

@@ -38,8 +38,8 @@ use uuid::Uuid;
 
 use siyu_core::{BuyerId, FlashSaleId, OrderId, SkuId, TenantId, Timestamp};
 
+use super::flash::Refusal;
 use super::orders::{CartItem, Order};
-use super::rejected;
 use crate::{Store, StoreError};
 
 static RESERVE: LazyLock<Script> = LazyLock::new(|| {
@@ -174,7 +174,7 @@ return 1
     )
 });
 
-/// Times a request waits 20 ms for another process to load its sale.
+/// Times a request tries to load its sale, or waits 20 ms for another process loading it.
 const LOAD_WAITS: u32 = 50;
 
 enum Load {
@@ -307,13 +307,15 @@ impl FlashGate {
             None => format!("fs-{}", Uuid::now_v7().simple()),
         };
         let k = self.keys(sale);
+        // The database path, safe on its own, for whatever Redis cannot answer.
+        let alone = || self.store.create_flash_order(tenant, buyer, sale, item, Some(&key));
         let mut waits = 0;
         loop {
-            let answer = match self.admit(tenant, buyer, sale, item, &key).await {
+            let answer = match self.admit(buyer, sale, item, &key).await {
                 Ok(a) => a,
                 Err(e) => {
                     tracing::warn!(error = %e, %sale, "flash: Redis did not answer; the database admits alone");
-                    return self.store.create_flash_order(tenant, buyer, sale, item, Some(&key)).await;
+                    return alone().await;
                 }
             };
             return match answer {
@@ -329,21 +331,25 @@ impl FlashGate {
                     _ => Err(StoreError::Config(format!("flash request {rid} has state {state}"))),
                 },
                 Admission::Refused(e) => Err(e),
-                Admission::NotLoaded => match self.load(tenant, sale).await {
-                    Ok(Load::Loaded) => continue,
-                    // Someone else is loading it: the crowd at a sale's start waits for Redis
-                    // rather than falling on the database, up to a second.
-                    Ok(Load::Busy) if waits < LOAD_WAITS => {
-                        waits += 1;
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                        continue;
+                // Bounded, so a Redis that keeps losing the sale cannot hold a request forever.
+                Admission::NotLoaded if waits < LOAD_WAITS => {
+                    waits += 1;
+                    match self.load(tenant, sale).await {
+                        Ok(Load::Loaded) => continue,
+                        // Someone else is loading it: the crowd at a sale's start waits for
+                        // Redis rather than falling on the database, up to a second.
+                        Ok(Load::Busy) => {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            continue;
+                        }
+                        Ok(Load::Inactive) => alone().await,
+                        Err(e) => {
+                            tracing::warn!(error = %e, %sale, "flash: loading the sale into Redis failed");
+                            alone().await
+                        }
                     }
-                    Ok(_) => self.store.create_flash_order(tenant, buyer, sale, item, Some(&key)).await,
-                    Err(e) => {
-                        tracing::warn!(error = %e, %sale, "flash: loading the sale into Redis failed");
-                        self.store.create_flash_order(tenant, buyer, sale, item, Some(&key)).await
-                    }
-                },
+                }
+                Admission::NotLoaded => alone().await,
             };
         }
     }
@@ -354,7 +360,6 @@ impl FlashGate {
     #[doc(hidden)]
     pub async fn admit(
         &self,
-        _tenant: TenantId,
         buyer: BuyerId,
         sale: FlashSaleId,
         item: CartItem,
@@ -379,27 +384,20 @@ impl FlashGate {
             .await?;
         let first = r.first().map(String::as_str).unwrap_or_default();
         let second = r.get(1).cloned().unwrap_or_default();
-        Ok(match first {
-            "ok" => Admission::Admitted { rid, entry: second },
-            "seen" => Admission::Seen { rid, state: second },
-            "not_loaded" => Admission::NotLoaded,
-            "sale_not_open" => Admission::Refused(rejected("sale_not_open", None, "the sale is not on now")),
-            "sku_not_in_sale" => {
-                Admission::Refused(rejected("sku_not_in_sale", Some("items.0.sku_id"), "this item is not in the sale"))
-            }
-            "over_order_limit" => Admission::Refused(rejected(
-                "over_order_limit",
-                Some("items.0.qty"),
-                format!("an order takes at most {second}"),
-            )),
-            "sold_out" => Admission::Refused(rejected("sold_out", Some("items.0.sku_id"), "sold out")),
-            "over_user_limit" => Admission::Refused(rejected(
-                "over_user_limit",
-                Some("items.0.qty"),
-                format!("each buyer may take {second} in this sale"),
-            )),
+        let limit =
+            || second.parse::<i64>().map_err(|_| GateError::Malformed(format!("{first} with limit {second:?}")));
+        let refusal = match first {
+            "ok" => return Ok(Admission::Admitted { rid, entry: second }),
+            "seen" => return Ok(Admission::Seen { rid, state: second }),
+            "not_loaded" => return Ok(Admission::NotLoaded),
+            "sale_not_open" => Refusal::SaleNotOpen,
+            "sku_not_in_sale" => Refusal::SkuNotInSale,
+            "sold_out" => Refusal::SoldOut,
+            "over_order_limit" => Refusal::OverOrderLimit(limit()?),
+            "over_user_limit" => Refusal::OverUserLimit(limit()?),
             other => return Err(GateError::Malformed(format!("reserve answered {other:?}"))),
-        })
+        };
+        Ok(Admission::Refused(refusal.into()))
     }
 
     /// Writes the admitted request's order, then settles the request (ordered) or releases it
