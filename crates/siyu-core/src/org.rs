@@ -23,6 +23,14 @@ pub struct Tenant {
     pub updated_at: Timestamp,
 }
 
+impl Tenant {
+    /// The zone's UTC offset in hours, for local days and wall-clock rules. Validation
+    /// admits only known zones; a stored one siyu no longer knows counts as Asia/Shanghai.
+    pub fn offset_hours(&self) -> i8 {
+        crate::time::zone_offset_hours(&self.timezone).unwrap_or(8)
+    }
+}
+
 /// Validated tenant settings, as edited on the settings page.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TenantSettings {
@@ -239,6 +247,23 @@ pub fn validate_tenant(slug: &str, name: &str, timezone: &str) -> Result<(String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tenant_offset_comes_from_its_zone_and_defaults_to_shanghai() {
+        let t = |zone: &str| Tenant {
+            id: TenantId::new(),
+            slug: "t".into(),
+            name: "T".into(),
+            timezone: zone.into(),
+            default_locale: "zh-CN".into(),
+            contact_email: None,
+            created_at: Timestamp(0),
+            updated_at: Timestamp(0),
+        };
+        assert_eq!(t("Asia/Tokyo").offset_hours(), 9);
+        assert_eq!(t("Asia/Shanghai").offset_hours(), 8);
+        assert_eq!(t("Mars/Olympus").offset_hours(), 8);
+    }
 
     #[test]
     fn store_input_names_each_bad_field() {

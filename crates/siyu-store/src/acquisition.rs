@@ -110,7 +110,7 @@ type CodeRow = (Uuid, String, String, Uuid, Json<LiveCodeInput>, String, i64);
 
 impl Store {
     async fn tenant_offset(&self, tenant: TenantId) -> Result<i8> {
-        Ok(siyu_core::time::zone_offset_hours(&self.tenant(tenant).await?.timezone).unwrap_or(8))
+        Ok(self.tenant(tenant).await?.offset_hours())
     }
 
     /// Records a new code with its never-reused state, in `syncing` until its members'

@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 
 use siyu_core::customers::profile::CustomerInput;
 use siyu_core::customers::segment::{self, Expr, ExprError};
-use siyu_core::time::zone_offset_hours;
 use siyu_core::validate::Violation;
 use siyu_core::{SegmentId, StaffId, StoreId, TenantId};
 use siyu_store::customers::Customer;
@@ -17,7 +16,7 @@ use crate::AppState;
 /// The tenant's local day number now, and its UTC offset in hours.
 pub async fn today(s: &AppState, tenant: TenantId) -> ApiResult<(i64, i8)> {
     let t = s.store.tenant(tenant).await?;
-    let off = zone_offset_hours(&t.timezone).unwrap_or(8);
+    let off = t.offset_hours();
     Ok((s.store.now().local_day(off), off))
 }
 

@@ -48,7 +48,7 @@ async fn short(
         return notice(lang, StatusCode::GONE, &link.name, "landing.link_gone");
     }
     let offset = match s.store.tenant(link.tenant_id).await {
-        Ok(t) => siyu_core::time::zone_offset_hours(&t.timezone).unwrap_or(8),
+        Ok(t) => t.offset_hours(),
         Err(e) => return crate::mall::pages::fail(lang, e.into()),
     };
     let day = now.local_day(offset);
@@ -93,7 +93,7 @@ async fn land(
         Err(e) => return crate::mall::pages::fail(lang, e.into()),
     };
     let ua = headers.get("user-agent").and_then(|v| v.to_str().ok());
-    let offset = siyu_core::time::zone_offset_hours(&tenant.timezone).unwrap_or(8);
+    let offset = tenant.offset_hours();
     let scan = s.store.scan_live_code(tenant.id, code, offset, query.as_deref(), ua, rand::random()).await;
     let in_wechat = ua.is_some_and(|u| u.contains("MicroMessenger"));
     match scan {

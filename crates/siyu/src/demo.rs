@@ -224,7 +224,7 @@ pub mod wecom {
     ) {
         const NAMES: [&str; 12] =
             ["周杰", "吴敏", "郑爽", "孙悦", "马超", "朱丽", "胡军", "郭静", "何炅", "高圆", "罗琳", "梁晨"];
-        let offset = siyu_core::time::zone_offset_hours(&tenant.timezone).unwrap_or(8);
+        let offset = tenant.offset_hours();
         let mut n = 0usize;
         loop {
             let pause = every_secs / 2 + rand::random::<u64>() % every_secs;

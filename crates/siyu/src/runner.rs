@@ -334,7 +334,7 @@ pub const CUSTOMER_METRICS_JOB: &str = "customers.metrics";
 async fn customer_metrics(ctx: JobCtx) -> Result<(), String> {
     let tenant = ctx.job.tenant_id.ok_or("customers.metrics job without a tenant")?;
     let t = ctx.store.tenant(tenant).await.map_err(|e| e.to_string())?;
-    let off = siyu_core::time::zone_offset_hours(&t.timezone).unwrap_or(8);
+    let off = t.offset_hours();
     let settings = ctx.store.rfm_settings(tenant).await.map_err(|e| e.to_string())?;
     let params = settings.params(ctx.store.now().local_day(off));
     let sum = ctx
@@ -357,7 +357,7 @@ async fn customer_metrics(ctx: JobCtx) -> Result<(), String> {
 pub async fn schedule_customer_metrics(store: &Store) -> Result<u64, siyu_store::StoreError> {
     let mut n = 0;
     for t in store.list_tenants().await? {
-        let off = siyu_core::time::zone_offset_hours(&t.timezone).unwrap_or(8);
+        let off = t.offset_hours();
         let day = store.now().local_day(off);
         let job = siyu_store::jobs::NewJob::new(CUSTOMER_METRICS_JOB, serde_json::json!({}))
             .tenant(t.id)

@@ -166,7 +166,8 @@ impl LiveCodeOut {
         }
     }
 
-    pub fn with_stats(mut self, cap: i64, today: Vec<MemberDay>, days: Vec<CodeDay>) -> LiveCodeOut {
+    pub fn with_stats(mut self, today: Vec<MemberDay>, days: Vec<CodeDay>) -> LiveCodeOut {
+        let cap = self.daily_cap;
         self.overflow = Some(today.iter().any(|m| m.userid == self.fallback && m.used > 0));
         self.today = Some(
             today
@@ -220,11 +221,10 @@ impl LiveCodeIn {
 pub async fn detail(s: &AppState, tenant: siyu_core::TenantId, id: LiveCodeId) -> ApiResult<LiveCodeOut> {
     let c = s.store.live_code(tenant, id).await?;
     let t = s.store.tenant(tenant).await?;
-    let today = s.store.now().local_day(siyu_core::time::zone_offset_hours(&t.timezone).unwrap_or(8));
-    let cap = c.config.daily_cap;
+    let today = s.store.now().local_day(t.offset_hours());
     let members = s.store.live_code_day(tenant, id, today).await?;
     let days = s.store.live_code_days(tenant, id, today, 30).await?;
-    Ok(LiveCodeOut::of(c, &t.slug).with_stats(cap, members, days))
+    Ok(LiveCodeOut::of(c, &t.slug).with_stats(members, days))
 }
 
 /// Open a channel live code: siyu records it and creates one WeCom contact way per member,
@@ -339,8 +339,7 @@ impl From<siyu_store::acquisition::ShortLink> for ShortLinkOut {
 
 async fn link_detail(s: &AppState, tenant: siyu_core::TenantId, id: ShortLinkId) -> ApiResult<ShortLinkOut> {
     let l = s.store.short_link(tenant, id).await?;
-    let t = s.store.tenant(tenant).await?;
-    let today = s.store.now().local_day(siyu_core::time::zone_offset_hours(&t.timezone).unwrap_or(8));
+    let (today, _) = crate::customers::today(s, tenant).await?;
     let days = s.store.short_link_days(tenant, id, today, 30).await?;
     let mut out: ShortLinkOut = l.into();
     out.days = Some(

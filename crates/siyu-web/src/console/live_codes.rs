@@ -130,8 +130,7 @@ async fn view(
         Ok(c) => c,
         Err(e) => return ctx.fail(e),
     };
-    let offset = siyu_core::time::zone_offset_hours(&ctx.tenant.timezone).unwrap_or(8);
-    let today = s.store.now().local_day(offset);
+    let today = s.store.now().local_day(ctx.offset());
     let staff = s.store.all_staff(tenant).await.unwrap_or_default();
     let name_of =
         |u: &str| staff.iter().find(|m| m.wecom_userid.as_deref() == Some(u)).map_or(u.to_string(), |m| m.name.clone());
@@ -302,41 +301,33 @@ async fn landing_url(s: &AppState, ctx: &Ctx, headers: &HeaderMap, id: Uuid) -> 
 }
 
 async fn qr_svg(State(s): State<AppState>, ctx: Ctx, Path(id): Path<Uuid>, headers: HeaderMap) -> Response {
-    if let Some(r) = ctx.require(Scope::CustomersRead) {
-        return r;
-    }
-    let url = match landing_url(&s, &ctx, &headers, id).await {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
-    match crate::qr::svg(&url) {
-        Ok(svg) => (
-            [
-                (header::CONTENT_TYPE, "image/svg+xml"),
-                (header::CONTENT_DISPOSITION, "attachment; filename=\"live-code.svg\""),
-            ],
-            svg,
-        )
-            .into_response(),
-        Err(e) => ctx.fail(e),
-    }
+    qr(&s, &ctx, &headers, id, "svg").await
 }
 
 async fn qr_png(State(s): State<AppState>, ctx: Ctx, Path(id): Path<Uuid>, headers: HeaderMap) -> Response {
+    qr(&s, &ctx, &headers, id, "png").await
+}
+
+/// The landing page's QR as a download: `svg` for designers, `png` for everyone else.
+async fn qr(s: &AppState, ctx: &Ctx, headers: &HeaderMap, id: Uuid, ext: &str) -> Response {
     if let Some(r) = ctx.require(Scope::CustomersRead) {
         return r;
     }
-    let url = match landing_url(&s, &ctx, &headers, id).await {
+    let url = match landing_url(s, ctx, headers, id).await {
         Ok(u) => u,
         Err(r) => return r,
     };
-    match crate::qr::png(&url) {
-        Ok(png) => (
+    let (image, mime) = match ext {
+        "svg" => (crate::qr::svg(&url).map(String::into_bytes), "image/svg+xml"),
+        _ => (crate::qr::png(&url), "image/png"),
+    };
+    match image {
+        Ok(bytes) => (
             [
-                (header::CONTENT_TYPE, "image/png"),
-                (header::CONTENT_DISPOSITION, "attachment; filename=\"live-code.png\""),
+                (header::CONTENT_TYPE, mime.to_string()),
+                (header::CONTENT_DISPOSITION, format!("attachment; filename=\"live-code.{ext}\"")),
             ],
-            png,
+            bytes,
         )
             .into_response(),
         Err(e) => ctx.fail(e),

@@ -21,7 +21,6 @@ use subtle::ConstantTimeEq;
 
 use siyu_core::auth::{Actor, Role, Scope};
 use siyu_core::org::{Tenant, User};
-use siyu_core::time::zone_offset_hours;
 use siyu_core::validate::Violation;
 use siyu_core::Timestamp;
 
@@ -256,7 +255,7 @@ impl Ctx {
     }
 
     pub fn offset(&self) -> i8 {
-        zone_offset_hours(&self.tenant.timezone).unwrap_or(8)
+        self.tenant.offset_hours()
     }
 
     pub fn when(&self, t: Timestamp) -> String {

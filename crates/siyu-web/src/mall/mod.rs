@@ -437,7 +437,7 @@ async fn coupons(
 
 /// The tenant's zone offset, for "N days" validity.
 pub async fn offset_of(s: &AppState, t: TenantId) -> ApiResult<i8> {
-    Ok(siyu_core::time::zone_offset_hours(&s.store.tenant(t).await?.timezone).unwrap_or(8))
+    Ok(s.store.tenant(t).await?.offset_hours())
 }
 
 async fn claim(

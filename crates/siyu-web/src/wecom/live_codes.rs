@@ -93,12 +93,47 @@ impl Gateway {
                 Err(e) => return Err(e.into()),
             }
         }
+        // The customer's name as the projection just read it, for the welcome and the note.
+        let name = store.wecom_contact_name(tenant, external).await?;
+        // The welcome first: WeCom's code for it expires 20 s after the event.
+        if store.live_code_welcome(tenant, code.id, userid, external, added.day).await?.is_none() {
+            let outcome = match (welcome_code, &code.config.welcome) {
+                (_, None) => "none".to_string(),
+                (None, Some(_)) => "no_welcome_code".to_string(),
+                (Some(wc), Some(text)) => {
+                    let deadline = event_at.plus(WELCOME_WINDOW);
+                    if store.now() >= deadline {
+                        "expired".to_string()
+                    } else {
+                        let staff =
+                            store.staff_by_wecom_userid(tenant, userid).await?.map(|s| s.name).unwrap_or_default();
+                        let text = render_welcome(text, name.as_deref(), &staff);
+                        loop {
+                            match client.send_welcome_msg(wc, Some(&text), &[]).await {
+                                Ok(()) => break "sent".to_string(),
+                                // 41096: not ready yet; worth retrying until the code expires.
+                                Err(WecomError::Api { code: 41096, .. }) if store.now() < deadline => {
+                                    tokio::time::sleep(Duration::from_millis(500)).await;
+                                }
+                                Err(e) => {
+                                    break format!(
+                                        "failed: {}",
+                                        e.code().map_or_else(|| e.to_string(), |c| c.to_string())
+                                    )
+                                }
+                            }
+                        }
+                    }
+                }
+            };
+            store.set_live_code_welcome(tenant, code.id, userid, external, added.day, &outcome).await?;
+        }
         if added.counted {
             // The member hears of the new customer in WeCom (best effort: a missed note is
             // logged, not retried, so a retry of the event never notifies twice).
-            let name = store.wecom_contact_name(tenant, external).await?.unwrap_or_default();
             let agent = store.wecom_app(tenant, app).await?.agent_id;
-            let mut text = format!("新客户「{name}」通过渠道活码「{}」添加了你。", code.name);
+            let mut text =
+                format!("新客户「{}」通过渠道活码「{}」添加了你。", name.as_deref().unwrap_or_default(), code.name);
             if added.over_cap {
                 text.push_str("（今日接待已超上限）");
             }
@@ -106,36 +141,6 @@ impl Gateway {
                 tracing::warn!(error = %e, code = %code.id, userid, "live code: could not notify the member");
             }
         }
-        if store.live_code_welcome(tenant, code.id, userid, external, added.day).await?.is_some() {
-            return Ok(());
-        }
-        let outcome = match (welcome_code, &code.config.welcome) {
-            (_, None) => "none".to_string(),
-            (None, Some(_)) => "no_welcome_code".to_string(),
-            (Some(wc), Some(text)) => {
-                let deadline = event_at.plus(WELCOME_WINDOW);
-                if store.now() >= deadline {
-                    "expired".to_string()
-                } else {
-                    let name = store.wecom_contact_name(tenant, external).await?;
-                    let staff = store.staff_by_wecom_userid(tenant, userid).await?.map(|s| s.name).unwrap_or_default();
-                    let text = render_welcome(text, name.as_deref(), &staff);
-                    loop {
-                        match client.send_welcome_msg(wc, Some(&text), &[]).await {
-                            Ok(()) => break "sent".to_string(),
-                            // 41096: not ready yet; worth retrying until the code expires.
-                            Err(WecomError::Api { code: 41096, .. }) if store.now() < deadline => {
-                                tokio::time::sleep(Duration::from_millis(500)).await;
-                            }
-                            Err(e) => {
-                                break format!("failed: {}", e.code().map_or_else(|| e.to_string(), |c| c.to_string()))
-                            }
-                        }
-                    }
-                }
-            }
-        };
-        store.set_live_code_welcome(tenant, code.id, userid, external, added.day, &outcome).await?;
         Ok(())
     }
 }

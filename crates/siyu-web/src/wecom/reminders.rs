@@ -31,7 +31,7 @@ impl Gateway {
         let Some(app) = store.list_wecom_apps(tenant).await?.into_iter().next() else { return Ok(Sent::default()) };
         let client = self.client(tenant, app.id).await?;
         let t = store.tenant(tenant).await?;
-        let off = siyu_core::time::zone_offset_hours(&t.timezone).unwrap_or(8);
+        let off = t.offset_hours();
         let now = store.now();
         let mut sent = Sent::default();
         for d in store.follow_ups_due(tenant, Step::Remind, now, BATCH).await? {
